@@ -1,0 +1,273 @@
+// Locating buggy neurons (STAR.md §3: attribution scores and the dense / global /
+// layer selection modes) and the per-row quantities of the STAR step (STAR.md §4
+// and §5: gathering Z, the exact gradient of the located rows, sign alignment).
+// Layouts from the runtime: z_l is [T, m], dL/dh_l is [T, d], both row-major.
+
+import { LinalgError, assertFinite } from './linalg';
+import type { Matrix } from './linalg';
+
+export type SelectMode = 'dense' | 'global' | 'layer';
+
+export interface NeuronScore {
+  layer: number;
+  neuron: number;
+  score: number;
+}
+
+/** Read access to the value vectors (rows of W_l, m x d) whatever the stored layout. */
+export interface DownProjection {
+  m: number;
+  d: number;
+  /** Value vector of neuron i (length d). May be a view into the weights: do not modify. */
+  row(i: number): Float32Array | Float64Array;
+}
+
+function checkSizes(m: number, d: number): void {
+  if (!Number.isInteger(m) || m <= 0 || !Number.isInteger(d) || d <= 0) {
+    throw new LinalgError('shape', `m and d must be positive integers, got m=${m}, d=${d}`);
+  }
+}
+
+function checkLength(what: string, arr: ArrayLike<number>, expected: number, shape: string): void {
+  if (arr.length !== expected) {
+    throw new LinalgError('shape', `${what} must be ${shape} = ${expected} values, got ${arr.length}`);
+  }
+}
+
+function checkNeuron(i: number, m: number): void {
+  if (!Number.isInteger(i) || i < 0 || i >= m) {
+    throw new LinalgError('invalid-argument', `neuron index ${i} is outside [0, ${m})`);
+  }
+}
+
+/** W stored as [m, d] (rows = neurons, e.g. GPT-2 Conv1D c_proj). Rows are zero-copy views. */
+export function fromRowsMajor(data: Float32Array | Float64Array, m: number, d: number): DownProjection {
+  checkSizes(m, d);
+  checkLength('down projection', data, m * d, `[m, d] = ${m}x${d}`);
+  return { m, d, row: (i) => { checkNeuron(i, m); return data.subarray(i * d, i * d + d); } };
+}
+
+/** W stored as [d, m] (HF nn.Linear down_proj.weight): row i is column i, gathered on each call. */
+export function fromLinear(data: Float32Array | Float64Array, m: number, d: number): DownProjection {
+  checkSizes(m, d);
+  checkLength('down projection', data, m * d, `[d, m] = ${d}x${m}`);
+  return {
+    m, d,
+    row: (i) => {
+      checkNeuron(i, m);
+      const out = new Float64Array(d);
+      for (let k = 0; k < d; k++) out[k] = data[k * m + i];
+      return out;
+    },
+  };
+}
+
+/**
+ * STAR.md §3 for one layer and one loss: score_i = sqrt(Σ_t (z_{t,i} · (dPdh_t · W_i))^2).
+ * dPdh = -P · dL/dh; the sign and the factor P only matter when summing several
+ * positions' scores (batch mode: the caller adds the returned arrays).
+ * Cost T·m·d multiply-adds.
+ */
+export function attributionScores(z: Float32Array, dPdh: Float32Array, down: DownProjection, T: number): Float64Array {
+  const { m, d } = down;
+  checkSizes(m, d);
+  if (!Number.isInteger(T) || T <= 0) throw new LinalgError('shape', `T must be a positive integer, got ${T}`);
+  checkLength('z', z, T * m, `[T, m] = ${T}x${m}`);
+  checkLength('dPdh', dPdh, T * d, `[T, d] = ${T}x${d}`);
+  assertFinite('dPdh', dPdh);
+  const scores = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    const w = down.row(i);
+    if (w.length !== d) throw new LinalgError('shape', `down.row(${i}) has length ${w.length}, expected d = ${d}`);
+    let sumSq = 0;
+    for (let t = 0; t < T; t++) {
+      const zti = z[t * m + i];
+      if (zti === 0) continue;
+      let g = 0;
+      const o = t * d;
+      for (let k = 0; k < d; k++) g += dPdh[o + k] * w[k];
+      const a = zti * g;
+      sumSq += a * a;
+    }
+    scores[i] = Math.sqrt(sumSq);
+  }
+  assertFinite('attribution scores', scores);
+  return scores;
+}
+
+/** Better-first order: higher score, then lower layer, then lower neuron (deterministic ties). */
+function better(a: NeuronScore, b: NeuronScore): boolean {
+  if (a.score !== b.score) return a.score > b.score;
+  if (a.layer !== b.layer) return a.layer < b.layer;
+  return a.neuron < b.neuron;
+}
+
+/**
+ * The k best neurons over the layers accepted by `layerFilter`, best first.
+ * A bounded min-heap keeps this O(total · log k) for the large totals of real models.
+ */
+export function topNeurons(scores: Float64Array[], k: number, layerFilter: (layer: number) => boolean = () => true): NeuronScore[] {
+  if (!Number.isInteger(k) || k < 1) throw new LinalgError('invalid-argument', `top-K needs an integer K >= 1, got ${k}`);
+  const heap: NeuronScore[] = []; // heap[0] is the worst kept
+  const siftDown = (i: number): void => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let w = i;
+      if (l < heap.length && better(heap[w], heap[l])) w = l;
+      if (r < heap.length && better(heap[w], heap[r])) w = r;
+      if (w === i) return;
+      [heap[i], heap[w]] = [heap[w], heap[i]];
+      i = w;
+    }
+  };
+  scores.forEach((layerScores, layer) => {
+    if (!layerFilter(layer)) return;
+    assertFinite(`scores of layer ${layer}`, layerScores);
+    for (let neuron = 0; neuron < layerScores.length; neuron++) {
+      const c: NeuronScore = { layer, neuron, score: layerScores[neuron] };
+      if (heap.length < k) {
+        heap.push(c);
+        for (let i = heap.length - 1; i > 0;) {
+          const p = (i - 1) >> 1;
+          if (!better(heap[p], heap[i])) break;
+          [heap[p], heap[i]] = [heap[i], heap[p]];
+          i = p;
+        }
+      } else if (better(c, heap[0])) {
+        heap[0] = c;
+        siftDown(0);
+      }
+    }
+  });
+  return heap.sort((a, b) => (better(a, b) ? -1 : 1));
+}
+
+function groupByLayer(chosen: NeuronScore[]): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const c of [...chosen].sort((a, b) => a.layer - b.layer || a.neuron - b.neuron)) {
+    const rows = out.get(c.layer);
+    if (rows) rows.push(c.neuron); else out.set(c.layer, [c.neuron]);
+  }
+  return out;
+}
+
+/**
+ * STAR.md §3 selection. Returns layer -> ascending neuron rows (layers ascending,
+ * layers with no row omitted).
+ * - dense: every neuron of every layer.
+ * - global: the topK best over all layers.
+ * - layer: in opts.layer (chosen by the caller from zero-ablation, see
+ *   mostHarmfulLayer), the top ceil(fraction·m) neurons, or topK if given instead.
+ * Ties are broken toward lower layer then lower neuron.
+ */
+export function selectNeurons(
+  scores: Float64Array[],
+  mode: SelectMode,
+  opts: { topK?: number; layer?: number; fraction?: number },
+): Map<number, number[]> {
+  if (scores.length === 0) throw new LinalgError('invalid-argument', 'selectNeurons needs the scores of at least one layer');
+  switch (mode) {
+    case 'dense': {
+      const out = new Map<number, number[]>();
+      scores.forEach((s, layer) => { if (s.length > 0) out.set(layer, Array.from({ length: s.length }, (_, i) => i)); });
+      return out;
+    }
+    case 'global': {
+      if (opts.topK === undefined) throw new LinalgError('invalid-argument', "'global' selection needs opts.topK");
+      return groupByLayer(topNeurons(scores, opts.topK));
+    }
+    case 'layer': {
+      const layer = opts.layer;
+      if (layer === undefined || !Number.isInteger(layer) || layer < 0 || layer >= scores.length) {
+        throw new LinalgError('invalid-argument', `'layer' selection needs opts.layer in [0, ${scores.length}), got ${layer}`);
+      }
+      const m = scores[layer].length;
+      let k: number;
+      if (opts.fraction !== undefined) {
+        if (opts.topK !== undefined) throw new LinalgError('invalid-argument', "'layer' selection takes opts.fraction or opts.topK, not both");
+        const rho = opts.fraction;
+        if (!(rho > 0 && rho <= 1)) throw new LinalgError('invalid-argument', `opts.fraction must be in (0, 1], got ${rho}`);
+        // The small tolerance stops float noise (0.1·30 = 3.0000000000000004) from adding a row.
+        k = Math.max(1, Math.ceil(rho * m - 1e-9));
+      } else if (opts.topK !== undefined) {
+        k = opts.topK;
+      } else {
+        throw new LinalgError('invalid-argument', "'layer' selection needs opts.fraction (or opts.topK)");
+      }
+      return groupByLayer(topNeurons(scores, k, (l) => l === layer));
+    }
+    default: {
+      const never: never = mode;
+      throw new LinalgError('invalid-argument', `unknown selection mode ${String(never)}; use dense, global or layer`);
+    }
+  }
+}
+
+/** The layer whose zero-ablation gives the highest loss (index into the runtime's ablated losses). */
+export function mostHarmfulLayer(ablatedLosses: ArrayLike<number>): number {
+  if (ablatedLosses.length === 0) throw new LinalgError('invalid-argument', 'mostHarmfulLayer needs at least one layer');
+  assertFinite('ablated losses', ablatedLosses);
+  let best = 0;
+  for (let l = 1; l < ablatedLosses.length; l++) if (ablatedLosses[l] > ablatedLosses[best]) best = l;
+  return best;
+}
+
+/**
+ * STAR.md §4: Z = activations of the located rows at the chosen positions,
+ * an N x |rows| matrix (N = positions.length), from z_l [T, m].
+ */
+export function gatherActivations(z: Float32Array, T: number, m: number, positions: number[], rows: number[]): Matrix {
+  if (!Number.isInteger(T) || T <= 0) throw new LinalgError('shape', `T must be a positive integer, got ${T}`);
+  if (!Number.isInteger(m) || m <= 0) throw new LinalgError('shape', `m must be a positive integer, got ${m}`);
+  checkLength('z', z, T * m, `[T, m] = ${T}x${m}`);
+  for (const t of positions) {
+    if (!Number.isInteger(t) || t < 0 || t >= T) throw new LinalgError('invalid-argument', `position ${t} is outside [0, ${T})`);
+  }
+  for (const i of rows) checkNeuron(i, m);
+  const r = rows.length;
+  const data = new Float64Array(positions.length * r);
+  positions.forEach((t, n) => { for (let j = 0; j < r; j++) data[n * r + j] = z[t * m + rows[j]]; });
+  return { rows: positions.length, cols: r, data };
+}
+
+/**
+ * STAR.md §5: Gr = Σ_t z_{t,R}^T dL/dh_t, the exact gradient of the loss with
+ * respect to the located rows R of W_l (since h_t = W^T z_t). Returns [|R|, d].
+ */
+export function gradientRows(z: Float32Array, dLdh: Float32Array, rows: number[], T: number, m: number, d: number): Float64Array {
+  if (!Number.isInteger(T) || T <= 0) throw new LinalgError('shape', `T must be a positive integer, got ${T}`);
+  checkSizes(m, d);
+  checkLength('z', z, T * m, `[T, m] = ${T}x${m}`);
+  checkLength('dLdh', dLdh, T * d, `[T, d] = ${T}x${d}`);
+  for (const i of rows) checkNeuron(i, m);
+  const out = new Float64Array(rows.length * d);
+  for (let t = 0; t < T; t++) {
+    const g = t * d;
+    rows.forEach((i, r) => {
+      const zti = z[t * m + i];
+      if (zti === 0) return;
+      const o = r * d;
+      for (let k = 0; k < d; k++) out[o + k] += zti * dLdh[g + k];
+    });
+  }
+  assertFinite('row gradient', out);
+  return out;
+}
+
+/**
+ * STAR.md §5: Δ~ = |Δ| ⊙ sign(-Gr), keeping Δ where Gr is exactly zero
+ * (no gradient information there, so the analytic direction stands).
+ */
+export function signAlign(delta: Float64Array, grad: Float64Array): Float64Array {
+  if (delta.length !== grad.length) {
+    throw new LinalgError('shape', `signAlign: delta has ${delta.length} values but the gradient has ${grad.length}`);
+  }
+  assertFinite('delta', delta);
+  assertFinite('gradient', grad);
+  const out = new Float64Array(delta.length);
+  for (let i = 0; i < delta.length; i++) {
+    const g = grad[i];
+    out[i] = g === 0 ? delta[i] : g > 0 ? -Math.abs(delta[i]) : Math.abs(delta[i]);
+  }
+  return out;
+}

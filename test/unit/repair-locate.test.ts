@@ -1,0 +1,137 @@
+// Tests for src/repair/locate.ts (STAR.md §3 attribution and selection, §4 Z,
+// §5 row gradient and sign alignment): a hand-computed attribution, the row
+// gradient against an explicit double loop and finite differences of a toy loss.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LinalgError } from '../../src/repair/linalg';
+import {
+  attributionScores, fromLinear, fromRowsMajor, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, topNeurons,
+} from '../../src/repair/locate';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+const isCode = (code: string) => (e: unknown): boolean => e instanceof LinalgError && e.code === code;
+const entries = (m: Map<number, number[]>): [number, number[]][] => [...m.entries()];
+
+test('attribution on a hand-built case, same for both weight layouts', () => {
+  // W rows (value vectors): W_0 = (1, 2), W_1 = (0, -1). T = 2, m = 2, d = 2.
+  const z = new Float32Array([1, 2, 3, 0]);
+  const dPdh = new Float32Array([0.5, -1, 2, 1]);
+  // neuron 0: t0 1·(0.5 - 2) = -1.5, t1 3·(2 + 2) = 12 -> sqrt(2.25 + 144)
+  // neuron 1: t0 2·(0 + 1) = 2, t1 0 -> 2
+  const expected = [Math.sqrt(146.25), 2];
+  const rowsMajor = attributionScores(z, dPdh, fromRowsMajor(new Float32Array([1, 2, 0, -1]), 2, 2), 2);
+  const linear = attributionScores(z, dPdh, fromLinear(new Float32Array([1, 0, 2, -1]), 2, 2), 2);
+  assert.deepEqual(Array.from(rowsMajor), expected);
+  assert.deepEqual(Array.from(linear), expected);
+  assert.throws(() => attributionScores(z, dPdh, fromRowsMajor(new Float32Array(6), 3, 2), 2), isCode('shape'));
+  assert.throws(() => fromLinear(new Float32Array(5), 2, 2), isCode('shape'));
+  assert.throws(() => fromRowsMajor(new Float32Array(4), 2, 2).row(2), isCode('invalid-argument'));
+});
+
+test('fromLinear reads the transpose of the rows-major layout', () => {
+  const r = rng(21);
+  const m = 5, d = 3;
+  const rows = Float32Array.from({ length: m * d }, r);
+  const linear = new Float32Array(d * m);
+  for (let i = 0; i < m; i++) for (let k = 0; k < d; k++) linear[k * m + i] = rows[i * d + k];
+  const a = fromRowsMajor(rows, m, d), b = fromLinear(linear, m, d);
+  for (let i = 0; i < m; i++) assert.deepEqual(Array.from(b.row(i)), Array.from(a.row(i)));
+});
+
+test('gradientRows equals the explicit double loop and finite differences of a toy loss', () => {
+  const r = rng(22);
+  const T = 5, m = 7, d = 3;
+  const z = Float32Array.from({ length: T * m }, () => 2 * r());
+  const W = Float64Array.from({ length: m * d }, () => 2 * r());
+  const hOf = (w: Float64Array, t: number, k: number): number => { let h = 0; for (let i = 0; i < m; i++) h += z[t * m + i] * w[i * d + k]; return h; };
+  // Toy loss L = Σ_t Σ_k sin(h_tk) with h_t = W^T z_t, so dL/dh_tk = cos(h_tk).
+  const loss = (w: Float64Array): number => { let s = 0; for (let t = 0; t < T; t++) for (let k = 0; k < d; k++) s += Math.sin(hOf(w, t, k)); return s; };
+  const dLdh = new Float32Array(T * d);
+  for (let t = 0; t < T; t++) for (let k = 0; k < d; k++) dLdh[t * d + k] = Math.cos(hOf(W, t, k));
+  const rows = [6, 1, 3];
+  const Gr = gradientRows(z, dLdh, rows, T, m, d);
+  rows.forEach((i, ri) => {
+    for (let k = 0; k < d; k++) {
+      let loopSum = 0;
+      for (let t = 0; t < T; t++) loopSum += z[t * m + i] * dLdh[t * d + k];
+      assert.ok(Math.abs(Gr[ri * d + k] - loopSum) < 1e-12, 'double loop');
+      const eps = 1e-5;
+      const wp = Float64Array.from(W), wm = Float64Array.from(W);
+      wp[i * d + k] += eps; wm[i * d + k] -= eps;
+      const fd = (loss(wp) - loss(wm)) / (2 * eps);
+      assert.ok(Math.abs(Gr[ri * d + k] - fd) < 1e-5, `finite difference ${fd} vs ${Gr[ri * d + k]}`);
+    }
+  });
+  assert.throws(() => gradientRows(z, dLdh, [7], T, m, d), isCode('invalid-argument'));
+  assert.throws(() => gradientRows(z, dLdh.subarray(1), rows, T, m, d), isCode('shape'));
+});
+
+test('gatherActivations builds Z at the chosen positions and rows', () => {
+  const z = new Float32Array([0, 1, 2, 10, 11, 12, 20, 21, 22]); // T = 3, m = 3, z[t,i] = 10t + i
+  const Z = gatherActivations(z, 3, 3, [2, 0], [1, 2]);
+  assert.deepEqual([Z.rows, Z.cols], [2, 2]);
+  assert.deepEqual(Array.from(Z.data), [21, 22, 1, 2]);
+  assert.throws(() => gatherActivations(z, 3, 3, [3], [0]), isCode('invalid-argument'));
+});
+
+test('sign alignment: magnitudes from Δ, signs from -Gr, Δ kept where Gr is zero', () => {
+  const delta = new Float64Array([1, -2, 3, -4, 0, 5, -6, 0.5]);
+  const grad = new Float64Array([2, 2, -1, -1, 3, 0, -0, 1e-300]);
+  const out = signAlign(delta, grad);
+  const expected = [-1, -2, 3, 4, 0, 5, -6, -0.5];
+  expected.forEach((x, i) => assert.ok(out[i] === x, `index ${i}: ${out[i]} vs ${x}`));
+  assert.throws(() => signAlign(delta, new Float64Array(3)), isCode('shape'));
+  assert.throws(() => signAlign(new Float64Array([NaN]), new Float64Array([1])), isCode('non-finite'));
+});
+
+test('topNeurons and global selection pick the best K over all layers with deterministic ties', () => {
+  const scores = [new Float64Array([0.1, 5, 0.3]), new Float64Array([5, 0.2]), new Float64Array([4, 0, 9, 1])];
+  assert.deepEqual(topNeurons(scores, 3), [
+    { layer: 2, neuron: 2, score: 9 }, { layer: 0, neuron: 1, score: 5 }, { layer: 1, neuron: 0, score: 5 },
+  ]);
+  assert.deepEqual(entries(selectNeurons(scores, 'global', { topK: 4 })), [[0, [1]], [1, [0]], [2, [0, 2]]]);
+  assert.deepEqual(entries(selectNeurons(scores, 'global', { topK: 2 })), [[0, [1]], [2, [2]]]);
+  assert.equal(topNeurons(scores, 100).length, 9);
+  assert.deepEqual(topNeurons(scores, 2, (l) => l === 1).map((c) => c.neuron), [0, 1]);
+  assert.throws(() => selectNeurons(scores, 'global', {}), isCode('invalid-argument'));
+  assert.throws(() => topNeurons(scores, 0), isCode('invalid-argument'));
+  assert.throws(() => topNeurons([new Float64Array([NaN])], 1), isCode('non-finite'));
+});
+
+test('topNeurons agrees with a full sort on a large random case', () => {
+  const r = rng(23);
+  const scores = Array.from({ length: 6 }, () => Float64Array.from({ length: 500 }, () => Math.round(100 * (r() + 0.5)) / 10));
+  const all = scores.flatMap((s, layer) => Array.from(s, (score, neuron) => ({ layer, neuron, score })));
+  all.sort((a, b) => b.score - a.score || a.layer - b.layer || a.neuron - b.neuron);
+  assert.deepEqual(topNeurons(scores, 37), all.slice(0, 37));
+});
+
+test('dense and layer selection', () => {
+  const scores = [new Float64Array([1, 2]), new Float64Array(Array.from({ length: 30 }, (_, i) => (i * 7) % 30))];
+  assert.deepEqual(entries(selectNeurons(scores, 'dense', {})), [[0, [0, 1]], [1, Array.from({ length: 30 }, (_, i) => i)]]);
+  // Layer 1 scores 7i mod 30 are a permutation of 0..29: the top 10% (3 rows) have
+  // scores 29 (i = 17: 119 = 90 + 29), 28 (i = 4) and 27 (i = 21: 147 = 120 + 27).
+  const top = selectNeurons(scores, 'layer', { layer: 1, fraction: 0.1 });
+  assert.deepEqual(entries(top), [[1, [4, 17, 21]]]);
+  assert.deepEqual([...top.get(1) ?? []].map((i) => scores[1][i]).sort(), [27, 28, 29]);
+  assert.equal(selectNeurons(scores, 'layer', { layer: 1, fraction: 0.101 }).get(1)?.length, 4); // ceil(3.03)
+  assert.equal(selectNeurons(scores, 'layer', { layer: 0, fraction: 0.01 }).get(0)?.length, 1); // at least one
+  assert.equal(selectNeurons(scores, 'layer', { layer: 1, topK: 5 }).get(1)?.length, 5);
+  assert.throws(() => selectNeurons(scores, 'layer', { fraction: 0.1 }), isCode('invalid-argument'));
+  assert.throws(() => selectNeurons(scores, 'layer', { layer: 2, fraction: 0.1 }), isCode('invalid-argument'));
+  assert.throws(() => selectNeurons(scores, 'layer', { layer: 1, fraction: 0 }), isCode('invalid-argument'));
+  assert.throws(() => selectNeurons(scores, 'layer', { layer: 1, fraction: 0.1, topK: 3 }), isCode('invalid-argument'));
+  assert.equal(mostHarmfulLayer([1.5, 3.2, 3.2, 0.1]), 1);
+  assert.throws(() => mostHarmfulLayer([]), isCode('invalid-argument'));
+});
