@@ -6,9 +6,9 @@
 // that broadcasting ops know which axes to sum over in their backward rule; everything that depends
 // on a run-time size reads it with Shape at run time.
 
-import { encodeModel, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto.ts';
+import { encodeModel, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto';
 
-export type { ElemType } from './onnx-proto.ts';
+export type { ElemType } from './onnx-proto';
 export type Dim = number | string;
 export type FloatType = 'float32' | 'float64';
 
@@ -404,6 +404,11 @@ export class Graph {
   }
 
   // ---- not differentiable ----------------------------------------------------------------------
+
+  /** An elementwise op on values that never need a gradient (cos/sin of positions, say). */
+  unaryNoGrad(opType: 'Cos' | 'Sin', x: Value): Value {
+    return this.op1(opType, [x], x.dtype, x.shape);
+  }
 
   shapeOf(x: Value): Value {
     return this.op1('Shape', [x], 'int64', [x.shape.length]);

@@ -1,0 +1,272 @@
+// The decoder-only transformer, written once for both families, layer by layer:
+//   llama family (Llama, Qwen2, Mistral): RMSNorm, RoPE, grouped-query attention, SwiGLU MLP;
+//   gpt2 family (GPT-2, GPTBigCode): LayerNorm, learned positions, (multi-query) attention, GELU MLP.
+// Weights are graph inputs, not initializers, so the decode and probe sessions share one copy of
+// them in memory, and float64 gradient-check graphs take the same weights converted.
+// Every layer's MLP output is `W_down z + b + deltas^T z[rows]`: the neuron patch enters as inputs.
+
+import { Graph, type Dim, type FloatType, type Value } from '../builder';
+import type { ModelConfig } from '../../model/config';
+
+export interface WeightInput {
+  name: string;
+  shape: number[];
+}
+
+/** Names and shapes of the weight inputs a graph for `cfg` takes (see weightFeeds in runtime/). */
+export function weightInputs(cfg: ModelConfig): WeightInput[] {
+  const { hidden: d, intermediate: m, heads: H, kvHeads: KV, headDim: hd, vocab: V } = cfg;
+  const gpt2 = cfg.family === 'gpt2';
+  const out: WeightInput[] = [{ name: 'embed', shape: [V, d] }];
+  if (gpt2) out.push({ name: 'position_embed', shape: [cfg.maxPositions, d] });
+  const norm = (prefix: string) => {
+    out.push({ name: `${prefix}.weight`, shape: [d] });
+    if (gpt2) out.push({ name: `${prefix}.bias`, shape: [d] });
+  };
+  const linear = (prefix: string, o: number, i: number, bias: boolean) => {
+    out.push({ name: `${prefix}.weight`, shape: [o, i] });
+    if (bias) out.push({ name: `${prefix}.bias`, shape: [o] });
+  };
+  for (let l = 0; l < cfg.layers; l++) {
+    norm(`l${l}.attn_norm`);
+    linear(`l${l}.q`, H * hd, d, cfg.qkvBias);
+    linear(`l${l}.k`, KV * hd, d, cfg.qkvBias);
+    linear(`l${l}.v`, KV * hd, d, cfg.qkvBias);
+    linear(`l${l}.o`, d, H * hd, cfg.oBias);
+    norm(`l${l}.mlp_norm`);
+    if (!gpt2) linear(`l${l}.gate`, m, d, cfg.mlpBias);
+    linear(`l${l}.up`, m, d, cfg.mlpBias);
+    linear(`l${l}.down`, d, m, cfg.mlpBias);
+  }
+  norm('final_norm');
+  if (!cfg.tiedEmbeddings) out.push({ name: 'lm_head', shape: [V, d] });
+  return out;
+}
+
+export const patchRowsName = (layer: number) => `l${layer}.patch_rows`;
+export const patchDeltasName = (layer: number) => `l${layer}.patch_deltas`;
+export const pastName = (layer: number, kind: 'key' | 'value') => `past.${layer}.${kind}`;
+export const presentName = (layer: number, kind: 'key' | 'value') => `present.${layer}.${kind}`;
+
+interface Body {
+  /** Residual stream after the final norm, [T, d]. */
+  final: Value;
+  /** Input of each layer's down projection, [T, m]. */
+  z: Value[];
+  /** Each layer's MLP output written into the residual stream, [T, d]. */
+  h: Value[];
+  present: { key: Value; value: Value }[];
+}
+
+class DecoderBuilder {
+  readonly g: Graph;
+  private readonly cfg: ModelConfig;
+  private readonly w = new Map<string, Value>();
+  private readonly ft: FloatType;
+
+  constructor(cfg: ModelConfig, floatType: FloatType) {
+    this.cfg = cfg;
+    this.ft = floatType;
+    this.g = new Graph(floatType);
+    for (const wi of weightInputs(cfg)) this.w.set(wi.name, this.g.input(wi.name, floatType, wi.shape));
+  }
+
+  weight(name: string): Value {
+    const v = this.w.get(name);
+    if (!v) throw new Error(`internal: no weight input ${name}`);
+    return v;
+  }
+
+  private optional(name: string): Value | undefined {
+    return this.w.get(name);
+  }
+
+  private linear(x: Value, prefix: string): Value {
+    return this.g.gemm(x, this.weight(`${prefix}.weight`), this.optional(`${prefix}.bias`), true);
+  }
+
+  private norm(x: Value, prefix: string): Value {
+    const g = this.g;
+    const eps = g.scalar(this.cfg.normEps);
+    const weight = this.weight(`${prefix}.weight`);
+    if (this.cfg.family === 'llama') {
+      const ms = g.reduceMean(g.mul(x, x), [1], true);
+      return g.mul(g.mul(x, g.reciprocal(g.sqrt(g.add(ms, eps)))), weight);
+    }
+    const centred = g.sub(x, g.reduceMean(x, [1], true));
+    const variance = g.reduceMean(g.mul(centred, centred), [1], true);
+    const normed = g.mul(centred, g.reciprocal(g.sqrt(g.add(variance, eps))));
+    return g.add(g.mul(normed, weight), this.weight(`${prefix}.bias`));
+  }
+
+  private activation(x: Value): Value {
+    const g = this.g;
+    switch (this.cfg.activation) {
+      case 'silu':
+        return g.mul(x, g.sigmoid(x));
+      case 'gelu_tanh': {
+        const inner = g.mul(g.add(x, g.mul(g.scalar(0.044715), g.mul(x, g.mul(x, x)))), g.scalar(Math.sqrt(2 / Math.PI)));
+        return g.mul(g.mul(g.scalar(0.5), x), g.add(g.scalar(1), g.tanh(inner)));
+      }
+      case 'gelu':
+        return g.mul(g.mul(g.scalar(0.5), x), g.add(g.scalar(1), g.erf(g.mul(x, g.scalar(Math.SQRT1_2)))));
+    }
+  }
+
+  /** cos and sin tables [T, hd] for RoPE (Hugging Face's rotate_half convention). */
+  private rope(positions: Value): { cos: Value; sin: Value } {
+    const g = this.g;
+    const hd = this.cfg.headDim;
+    const inv = Array.from({ length: hd / 2 }, (_, j) => 1 / Math.pow(this.cfg.ropeTheta, (2 * j) / hd));
+    const pos = g.unsqueeze(g.cast(positions, this.ft), 1);
+    const freqs = g.mul(pos, g.constant(inv, [hd / 2]));
+    const emb = g.concat([freqs, freqs], 1);
+    return { cos: g.unaryNoGrad('Cos', emb), sin: g.unaryNoGrad('Sin', emb) };
+  }
+
+  private rotate(x: Value, cos: Value, sin: Value): Value {
+    const g = this.g;
+    const half = this.cfg.headDim / 2;
+    const [x1, x2] = g.split(x, 2, [half, half]);
+    const rotated = g.concat([g.neg(x2), x1], 2);
+    return g.add(g.mul(x, cos), g.mul(rotated, sin));
+  }
+
+  /** Additive causal mask [rep*T, S] (0 where visible, -1e9 where not), shared by every layer. */
+  private mask(positions: Value, keyLength: Value, T: Dim, S: Dim): Value {
+    const g = this.g;
+    const keys = g.range(g.scalar(0, 'int64'), keyLength, g.scalar(1, 'int64'), [S]);
+    const keyRow = g.unsqueeze(keys, 0);
+    const queryCol = g.unsqueeze(positions, 1);
+    let hidden = g.greater(keyRow, queryCol);
+    if (this.cfg.slidingWindow !== null) {
+      hidden = g.or(hidden, g.greater(g.sub(queryCol, keyRow), g.scalar(this.cfg.slidingWindow - 1, 'int64')));
+    }
+    const additive = g.where(hidden, g.scalar(-1e9), g.scalar(0));
+    const rep = this.cfg.heads / this.cfg.kvHeads;
+    return rep === 1 ? additive : g.tile(additive, [rep, 1], [`${rep}*${String(T)}`, S]);
+  }
+
+  /**
+   * The whole stack for token ids [T] at positions [T]; with `past`, keys/values of earlier
+   * positions ([KV, P, hd] per layer) are prepended and the extended caches returned.
+   */
+  body(ids: Value, positions: Value, past: { key: Value; value: Value }[] | null): Body {
+    const g = this.g;
+    const cfg = this.cfg;
+    const { heads: H, kvHeads: KV, headDim: hd, hidden: d } = cfg;
+    const T = ids.shape[0];
+    const S: Dim = past ? 'S' : T;
+    let x = g.gather(this.weight('embed'), ids, 0);
+    if (cfg.family === 'gpt2') x = g.add(x, g.gather(this.weight('position_embed'), positions, 0));
+    const rope = cfg.family === 'llama' ? this.rope(positions) : null;
+    let mask: Value | null = null;
+    const z: Value[] = [];
+    const h: Value[] = [];
+    const present: { key: Value; value: Value }[] = [];
+    const scale = g.scalar(1 / Math.sqrt(hd));
+
+    for (let l = 0; l < cfg.layers; l++) {
+      // Attention.
+      const xn = this.norm(x, `l${l}.attn_norm`);
+      const heads = (v: Value, n: number) => g.transpose(g.reshape(v, [0, n, hd], [T, n, hd]), [1, 0, 2]);
+      let q = heads(this.linear(xn, `l${l}.q`), H);
+      let k = heads(this.linear(xn, `l${l}.k`), KV);
+      let v = heads(this.linear(xn, `l${l}.v`), KV);
+      if (rope) {
+        q = this.rotate(q, rope.cos, rope.sin);
+        k = this.rotate(k, rope.cos, rope.sin);
+      }
+      if (past) {
+        k = g.concat([past[l].key, k], 1);
+        v = g.concat([past[l].value, v], 1);
+      }
+      present.push({ key: k, value: v });
+      if (!mask) {
+        const keyLength = g.gather(g.shapeOf(k), g.constant([1], [], 'int64'), 0);
+        mask = this.mask(positions, keyLength, T, S);
+      }
+      // Query heads that share a key/value head are stacked along the time axis: no copies of K/V.
+      const grouped = g.reshape(q, [KV, -1, hd], [KV, `${H / KV}*${String(T)}`, hd]);
+      const scores = g.add(g.mul(g.matmul(grouped, g.transposeLast2(k)), scale), mask);
+      const context = g.matmul(g.softmax(scores, -1), v);
+      const merged = g.reshape(g.transpose(g.reshape(context, [H, -1, hd], [H, T, hd]), [1, 0, 2]), [0, H * hd], [T, H * hd]);
+      x = g.add(x, this.linear(merged, `l${l}.o`));
+
+      // MLP, with the neuron patch of this layer.
+      const mn = this.norm(x, `l${l}.mlp_norm`);
+      const zl = cfg.family === 'llama' ? g.mul(this.activation(this.linear(mn, `l${l}.gate`)), this.linear(mn, `l${l}.up`)) : this.activation(this.linear(mn, `l${l}.up`));
+      const rows = g.input(patchRowsName(l), 'int64', [`k${l}`]);
+      const deltas = g.input(patchDeltasName(l), this.ft, [`k${l}`, d]);
+      const hl = g.add(this.linear(zl, `l${l}.down`), g.matmul(g.gather(zl, rows, 1), deltas));
+      z.push(zl);
+      h.push(hl);
+      x = g.add(x, hl);
+    }
+    return { final: this.norm(x, 'final_norm'), z, h, present };
+  }
+
+  logits(x: Value): Value {
+    return this.g.gemm(x, this.weight(this.cfg.tiedEmbeddings ? 'embed' : 'lm_head'), undefined, true);
+  }
+}
+
+/**
+ * Decode graph: ids [T] at positions [T] with past keys/values [KV, P, hd] per layer →
+ * `logits` [1, V] of the last position and `present.*` caches [KV, P+T, hd].
+ */
+export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32'): Uint8Array {
+  const b = new DecoderBuilder(cfg, floatType);
+  const g = b.g;
+  const ids = g.input('ids', 'int64', ['T']);
+  const positions = g.input('positions', 'int64', ['T']);
+  const past = Array.from({ length: cfg.layers }, (_, l) => ({
+    key: g.input(pastName(l, 'key'), floatType, [cfg.kvHeads, 'P', cfg.headDim]),
+    value: g.input(pastName(l, 'value'), floatType, [cfg.kvHeads, 'P', cfg.headDim]),
+  }));
+  const body = b.body(ids, positions, past);
+  const last = g.slice(body.final, 0, -1, Number.MAX_SAFE_INTEGER, [1, cfg.hidden]);
+  g.output(b.logits(last), 'logits');
+  body.present.forEach((p, l) => {
+    g.output(p.key, presentName(l, 'key'));
+    g.output(p.value, presentName(l, 'value'));
+  });
+  return g.toModel('decode');
+}
+
+export interface ProbeOptions {
+  /** Emit the backward pass and output z_l and dL/dh_l (default true); false gives a scoring graph. */
+  backward?: boolean;
+  floatType?: FloatType;
+}
+
+/**
+ * Probe graph: ids, positions, targets [T] and a float loss mask [T] →
+ * `loss` = Σ mask·CE / Σ mask, `logits` [N, V] at the N positions where mask ≠ 0, and, with the
+ * backward pass, `z.{l}` [T, m] and `dh.{l}` = dL/dh_l [T, d] for every layer.
+ */
+export function buildProbeGraph(cfg: ModelConfig, options: ProbeOptions = {}): Uint8Array {
+  const floatType = options.floatType ?? 'float32';
+  const b = new DecoderBuilder(cfg, floatType);
+  const g = b.g;
+  const ids = g.input('ids', 'int64', ['T']);
+  const positions = g.input('positions', 'int64', ['T']);
+  const targets = g.input('targets', 'int64', ['T']);
+  const mask = g.input('mask', floatType, ['T']);
+  const body = b.body(ids, positions, null);
+  // The LM head runs only where the loss looks: at 150k-token vocabularies it dominates otherwise.
+  const where = g.nonZero1d(g.greater(mask, g.scalar(0)), 'N');
+  const logits = b.logits(g.gather(body.final, where, 0));
+  const logp = g.logSoftmax(logits, 1);
+  const picked = g.squeeze(g.gatherElements(logp, g.unsqueeze(g.gather(targets, where, 0), 1), 1), 1);
+  const weights = g.gather(mask, where, 0);
+  const loss = g.div(g.neg(g.reduceSum(g.mul(picked, weights), [0], false)), g.reduceSum(weights, [0], false));
+  g.output(loss, 'loss');
+  g.output(logits, 'logits');
+  if (options.backward ?? true) {
+    const dh = g.grad(loss, body.h);
+    body.z.forEach((zl, l) => g.output(zl, `z.${l}`));
+    dh.forEach((gl, l) => g.output(gl, `dh.${l}`));
+  }
+  return g.toModel(options.backward === false ? 'score' : 'probe');
+}

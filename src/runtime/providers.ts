@@ -1,0 +1,72 @@
+// Execution-provider choice: which onnxruntime provider a session runs on, and why not another.
+// `auto` tries CUDA (only when its provider libraries are installed), then WebGPU, then CPU; every
+// provider that was tried and failed is recorded with its reason so the UI and the CLI can show it.
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+
+export type ProviderName = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+export const PROVIDERS: readonly ProviderName[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
+
+export interface Fallback {
+  provider: string;
+  reason: string;
+}
+
+export interface SessionChoice {
+  session: ort.InferenceSession;
+  provider: string;
+  fallbacks: Fallback[];
+}
+
+export interface RuntimeOptions {
+  provider?: ProviderName;
+  /** Intra-op threads; 0 or undefined lets onnxruntime decide. */
+  threads?: number;
+}
+
+function cudaInstalled(): string | null {
+  // The CUDA provider's shared libraries sit next to the binding when onnxruntime-node's install
+  // script was allowed to download them; offline installs do not have them.
+  try {
+    const binding = require.resolve('onnxruntime-node/package.json');
+    const dir = join(dirname(binding), 'bin', 'napi-v6', process.platform, process.arch);
+    return existsSync(join(dir, 'libonnxruntime_providers_cuda.so')) ? null : `libonnxruntime_providers_cuda.so is not installed in ${dir}`;
+  } catch (e) {
+    return String(e);
+  }
+}
+
+function candidates(requested: ProviderName): string[] {
+  if (requested !== 'auto') return requested === 'cpu' ? ['cpu'] : [requested, 'cpu'];
+  return ['cuda', 'webgpu', 'cpu'];
+}
+
+function platformReason(provider: string): string | null {
+  if (provider === 'cuda') return process.platform === 'darwin' ? 'CUDA is not available on macOS' : cudaInstalled();
+  if (provider === 'dml' && process.platform !== 'win32') return 'DirectML exists only on Windows';
+  if (provider === 'coreml' && process.platform !== 'darwin') return 'CoreML exists only on macOS';
+  return null;
+}
+
+/** Creates a session on the first provider that works, falling back to CPU with the reasons. */
+export async function createSession(model: Uint8Array, options: RuntimeOptions = {}, extra: ort.InferenceSession.SessionOptions = {}): Promise<SessionChoice> {
+  const fallbacks: Fallback[] = [];
+  for (const provider of candidates(options.provider ?? 'cpu')) {
+    const skip = platformReason(provider);
+    if (skip) {
+      fallbacks.push({ provider, reason: skip });
+      continue;
+    }
+    try {
+      const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [provider], graphOptimizationLevel: 'all', ...extra };
+      if (options.threads && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
+      const session = await ort.InferenceSession.create(model, sessionOptions);
+      return { session, provider, fallbacks };
+    } catch (e) {
+      fallbacks.push({ provider, reason: e instanceof Error ? e.message.split('\n')[0] : String(e) });
+    }
+  }
+  throw new Error(`no execution provider could run the model: ${fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ')}`);
+}

@@ -1,0 +1,206 @@
+// ModelRuntime: one loaded model on one execution provider. It owns the weight tensors (one copy,
+// fed to every session), the active neuron patch (fed as inputs, so applying or undoing a patch
+// never rebuilds a session), and three lazily built sessions: decode (KV cache), probe (forward +
+// exact backward) and score (forward only, for evaluation).
+
+import * as ort from 'onnxruntime-node';
+import type { FloatType } from '../graph/builder';
+import { buildDecodeGraph, buildProbeGraph, pastName, patchDeltasName, patchRowsName, presentName, weightInputs } from '../graph/architectures/decoder';
+import type { ModelConfig } from '../model/config';
+import type { CanonicalWeights } from '../model/weights';
+import { createSession, type Fallback, type RuntimeOptions } from './providers';
+
+/** One layer's neuron patch: `deltas` is row-major [rows.length, d]; rows are down-projection inputs. */
+export interface LayerPatch {
+  rows: readonly number[];
+  deltas: Float32Array;
+}
+
+export interface KvCache {
+  /** Number of positions held. */
+  readonly length: number;
+  readonly keys: readonly ort.Tensor[];
+  readonly values: readonly ort.Tensor[];
+}
+
+export interface ProbeResult {
+  loss: number;
+  /** Logits [N, V] at the positions where the mask is non-zero, in position order. */
+  logits: Float32Array;
+  /** The positions those logits belong to. */
+  positions: number[];
+  /** Input of the down projection per layer, [T, m]. */
+  z: Float32Array[];
+  /** dL/dh per layer, [T, d]. */
+  dh: Float32Array[];
+}
+
+export interface ScoreResult {
+  loss: number;
+  logits: Float32Array;
+  positions: number[];
+}
+
+type FloatArray = Float32Array | Float64Array;
+
+/** The flat name → array view of canonical weights that the graphs' weight inputs expect. */
+export function weightArrays(cfg: ModelConfig, w: CanonicalWeights): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  out.set('embed', w.embed);
+  if (w.positions) out.set('position_embed', w.positions);
+  const put = (prefix: string, p: { weight: Float32Array; bias?: Float32Array }) => {
+    out.set(`${prefix}.weight`, p.weight);
+    if (p.bias) out.set(`${prefix}.bias`, p.bias);
+  };
+  w.layers.forEach((layer, l) => {
+    put(`l${l}.attn_norm`, layer.attnNorm);
+    put(`l${l}.q`, layer.q);
+    put(`l${l}.k`, layer.k);
+    put(`l${l}.v`, layer.v);
+    put(`l${l}.o`, layer.o);
+    put(`l${l}.mlp_norm`, layer.mlpNorm);
+    if (layer.gate) put(`l${l}.gate`, layer.gate);
+    put(`l${l}.up`, layer.up);
+    put(`l${l}.down`, layer.down);
+  });
+  put('final_norm', w.finalNorm);
+  if (!cfg.tiedEmbeddings) out.set('lm_head', w.lmHead);
+  return out;
+}
+
+function argsFloat(floatType: FloatType, data: Float32Array): FloatArray {
+  return floatType === 'float64' ? Float64Array.from(data) : data;
+}
+
+export class ModelRuntime {
+  readonly config: ModelConfig;
+  readonly floatType: FloatType;
+  provider = 'cpu';
+  fallbacks: Fallback[] = [];
+  private readonly options: RuntimeOptions;
+  private readonly weightFeeds: Record<string, ort.Tensor> = {};
+  private patchFeeds: Record<string, ort.Tensor> = {};
+  private sessions = new Map<'decode' | 'probe' | 'score', Promise<ort.InferenceSession>>();
+
+  constructor(config: ModelConfig, weights: CanonicalWeights, options: RuntimeOptions & { floatType?: FloatType } = {}) {
+    this.config = config;
+    this.options = options;
+    this.floatType = options.floatType ?? 'float32';
+    const arrays = weightArrays(config, weights);
+    for (const wi of weightInputs(config)) {
+      const data = arrays.get(wi.name);
+      if (!data) throw new Error(`internal: canonical weights lack ${wi.name}`);
+      this.weightFeeds[wi.name] = new ort.Tensor(this.floatType, argsFloat(this.floatType, data), wi.shape);
+    }
+    this.setPatch(new Map());
+  }
+
+  /** Replaces the active neuron patch (layer → rows + deltas). Layers not named get k = 0. */
+  setPatch(patch: ReadonlyMap<number, LayerPatch>): void {
+    const d = this.config.hidden;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < this.config.layers; l++) {
+      const p = patch.get(l);
+      const k = p ? p.rows.length : 0;
+      if (p && p.deltas.length !== k * d) throw new Error(`patch for layer ${l}: ${p.deltas.length} delta values, expected ${k}×${d}`);
+      for (const r of p?.rows ?? []) {
+        if (!Number.isInteger(r) || r < 0 || r >= this.config.intermediate) throw new Error(`patch for layer ${l}: row ${r} is outside 0..${this.config.intermediate - 1}`);
+      }
+      feeds[patchRowsName(l)] = new ort.Tensor('int64', BigInt64Array.from((p?.rows ?? []).map(BigInt)), [k]);
+      feeds[patchDeltasName(l)] = new ort.Tensor(this.floatType, p ? argsFloat(this.floatType, p.deltas) : new (this.floatType === 'float64' ? Float64Array : Float32Array)(0), [k, d]);
+    }
+    this.patchFeeds = feeds;
+  }
+
+  private session(kind: 'decode' | 'probe' | 'score'): Promise<ort.InferenceSession> {
+    let s = this.sessions.get(kind);
+    if (!s) {
+      const bytes = kind === 'decode' ? buildDecodeGraph(this.config, this.floatType) : buildProbeGraph(this.config, { backward: kind === 'probe', floatType: this.floatType });
+      // onnxruntime's fused kernels (QuickGelu, SimplifiedLayerNorm, …) exist for float32 only.
+      const extra = this.floatType === 'float64' ? { graphOptimizationLevel: 'basic' as const } : {};
+      s = createSession(bytes, this.options, extra).then((choice) => {
+        this.provider = choice.provider;
+        this.fallbacks = choice.fallbacks;
+        return choice.session;
+      });
+      this.sessions.set(kind, s);
+      s.catch(() => this.sessions.delete(kind));
+    }
+    return s;
+  }
+
+  /** Builds and loads the sessions now instead of on first use. */
+  async warm(kinds: readonly ('decode' | 'probe' | 'score')[] = ['decode']): Promise<void> {
+    await Promise.all(kinds.map((k) => this.session(k)));
+  }
+
+  emptyCache(): KvCache {
+    const { kvHeads, headDim, layers } = this.config;
+    const empty = () => new ort.Tensor(this.floatType, new (this.floatType === 'float64' ? Float64Array : Float32Array)(0), [kvHeads, 0, headDim]);
+    return { length: 0, keys: Array.from({ length: layers }, empty), values: Array.from({ length: layers }, empty) };
+  }
+
+  /** Runs `ids` after the cached positions; returns the last position's logits [V] and the longer cache. */
+  async decode(ids: readonly number[], cache: KvCache = this.emptyCache()): Promise<{ logits: Float32Array | Float64Array; cache: KvCache }> {
+    if (ids.length === 0) throw new Error('decode needs at least one token');
+    const session = await this.session('decode');
+    const feeds: Record<string, ort.Tensor> = { ...this.weightFeeds, ...this.patchFeeds };
+    feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
+    feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
+    for (let l = 0; l < this.config.layers; l++) {
+      feeds[pastName(l, 'key')] = cache.keys[l];
+      feeds[pastName(l, 'value')] = cache.values[l];
+    }
+    const out = await session.run(feeds);
+    const keys: ort.Tensor[] = [];
+    const values: ort.Tensor[] = [];
+    for (let l = 0; l < this.config.layers; l++) {
+      keys.push(out[presentName(l, 'key')] as ort.Tensor);
+      values.push(out[presentName(l, 'value')] as ort.Tensor);
+    }
+    return { logits: out.logits.data as Float32Array | Float64Array, cache: { length: cache.length + ids.length, keys, values } };
+  }
+
+  private sequenceFeeds(ids: readonly number[], targets: readonly number[], mask: readonly number[]): Record<string, ort.Tensor> {
+    const T = ids.length;
+    if (T === 0) throw new Error('empty sequence');
+    if (targets.length !== T || mask.length !== T) throw new Error(`ids, targets and mask differ in length (${T}, ${targets.length}, ${mask.length})`);
+    if (T > this.config.maxPositions) throw new Error(`sequence of ${T} tokens is longer than the model's context (${this.config.maxPositions})`);
+    if (!mask.some((m) => m !== 0)) throw new Error('the loss mask selects no position');
+    const F = this.floatType === 'float64' ? Float64Array : Float32Array;
+    return {
+      ...this.weightFeeds,
+      ...this.patchFeeds,
+      ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [T]),
+      positions: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [T]),
+      targets: new ort.Tensor('int64', BigInt64Array.from(targets.map(BigInt)), [T]),
+      mask: new ort.Tensor(this.floatType, F.from(mask), [T]),
+    };
+  }
+
+  /** Forward + exact backward of the masked cross-entropy: loss, logits, z_l and dL/dh_l. */
+  async probe(ids: readonly number[], targets: readonly number[], mask: readonly number[]): Promise<ProbeResult> {
+    const session = await this.session('probe');
+    const out = await session.run(this.sequenceFeeds(ids, targets, mask));
+    const z: Float32Array[] = [];
+    const dh: Float32Array[] = [];
+    for (let l = 0; l < this.config.layers; l++) {
+      z.push(out[`z.${l}`].data as Float32Array);
+      dh.push(out[`dh.${l}`].data as Float32Array);
+    }
+    return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])), z, dh };
+  }
+
+  /** Forward only: loss and logits at the masked positions. */
+  async score(ids: readonly number[], targets: readonly number[], mask: readonly number[]): Promise<ScoreResult> {
+    const session = await this.session('score');
+    const out = await session.run(this.sequenceFeeds(ids, targets, mask));
+    return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])) };
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await (await s).release();
+  }
+}
