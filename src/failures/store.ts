@@ -1,0 +1,175 @@
+// FailureStore: the captured and imported failures of one model, persisted as one
+// JSON file per model fingerprint, written atomically on every change. A damaged
+// file is moved aside (nothing readable is lost) and reported through `problems`.
+import { createFailure, validateFailure, InvalidFailureError, type Failure, type FailureLimits, type NewFailureInput } from './failure';
+import { writeJsonFileAtomic } from '../store/atomic';
+import { loadDocument, InvalidDocumentError, UnsupportedStoreVersionError, type ParsedDocument } from '../store/document';
+import { storeFileFor } from '../store/fingerprint-file';
+
+const FORMAT_VERSION = 1;
+
+interface FailureDocument {
+  version: number;
+  modelFingerprint: string;
+  failures: Failure[];
+}
+
+/** The id is not in the store. */
+export class UnknownFailureError extends Error {
+  constructor(readonly id: string) {
+    super(`no failure with id ${id} in the store: it may have been removed; refresh the list`);
+    this.name = 'UnknownFailureError';
+  }
+}
+
+/** A failure with that id is already stored. */
+export class DuplicateFailureError extends Error {
+  constructor(readonly id: string) {
+    super(`a failure with id ${id} is already stored: use update() to change it`);
+    this.name = 'DuplicateFailureError';
+  }
+}
+
+/** Fields update() may change; identity, provenance and creation time stay fixed. */
+export type FailureChanges = Partial<Pick<Failure, 'status' | 'group' | 'desired' | 'prompt' | 'rejected' | 'languageId'>>;
+
+export interface FailureStoreOptions {
+  limits?: Partial<FailureLimits>;
+  now?: () => Date;
+}
+
+export interface FailureFilter {
+  status?: Failure['status'] | readonly Failure['status'][];
+  source?: Failure['source'];
+  uri?: string;
+  group?: string;
+}
+
+function parseDocument(file: string, fingerprint: string, limits: Partial<FailureLimits>) {
+  return (raw: unknown): ParsedDocument<Failure[]> => {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new InvalidDocumentError('expected a JSON object with "version" and "failures"');
+    }
+    const doc = raw as Record<string, unknown>;
+    if (typeof doc.version !== 'number') throw new InvalidDocumentError('missing numeric "version"');
+    if (doc.version > FORMAT_VERSION) throw new UnsupportedStoreVersionError(file, doc.version, FORMAT_VERSION);
+    if (doc.modelFingerprint !== fingerprint) {
+      throw new InvalidDocumentError(`"modelFingerprint" is ${JSON.stringify(doc.modelFingerprint)}, expected ${fingerprint}`);
+    }
+    if (!Array.isArray(doc.failures)) throw new InvalidDocumentError('"failures" must be an array');
+    const value: Failure[] = [];
+    const dropped: string[] = [];
+    const ids = new Set<string>();
+    doc.failures.forEach((entry: unknown, i: number) => {
+      try {
+        const f = validateFailure(entry, limits);
+        if (ids.has(f.id)) {
+          dropped.push(`failure #${i} repeats id ${f.id}`);
+          return;
+        }
+        ids.add(f.id);
+        value.push(f);
+      } catch (err) {
+        if (!(err instanceof InvalidFailureError)) throw err;
+        dropped.push(`failure #${i}: ${err.problems.join('; ')}`);
+      }
+    });
+    return { value, dropped };
+  };
+}
+
+export class FailureStore {
+  private failures: Failure[];
+  private readonly listeners = new Set<(failures: readonly Failure[]) => void>();
+
+  private constructor(
+    readonly file: string,
+    readonly modelFingerprint: string,
+    failures: Failure[],
+    /** What went wrong while loading (damaged file moved aside, entries dropped). */
+    readonly problems: readonly string[],
+    private readonly options: FailureStoreOptions,
+  ) {
+    this.failures = failures;
+  }
+
+  /**
+   * Opens (or creates on first write) the store of `modelFingerprint` in `dir`.
+   * Never throws for a damaged file: see `problems`. Throws UnsupportedStoreVersionError
+   * for a file from a newer extension and InvalidFingerprintError for a bad key.
+   */
+  static open(dir: string, modelFingerprint: string, options: FailureStoreOptions = {}): FailureStore {
+    const file = storeFileFor(dir, 'failures', modelFingerprint);
+    const loaded = loadDocument(file, parseDocument(file, modelFingerprint, options.limits ?? {}), () => [], options.now);
+    return new FailureStore(file, modelFingerprint, loaded.value, loaded.problems, options);
+  }
+
+  /** Failures in the order they were added, optionally filtered. */
+  list(filter: FailureFilter = {}): Failure[] {
+    const statuses = filter.status === undefined ? undefined : ([] as Failure['status'][]).concat(filter.status);
+    return this.failures
+      .filter((f) => (statuses === undefined || statuses.includes(f.status)) &&
+        (filter.source === undefined || f.source === filter.source) &&
+        (filter.uri === undefined || f.uri === filter.uri) &&
+        (filter.group === undefined || f.group === filter.group))
+      .map((f) => ({ ...f }));
+  }
+
+  get(id: string): Failure | undefined {
+    const f = this.failures.find((x) => x.id === id);
+    return f === undefined ? undefined : { ...f };
+  }
+
+  get size(): number {
+    return this.failures.length;
+  }
+
+  /** Adds a complete failure or creates one from the given fields; persists; returns it. */
+  add(failure: Failure | NewFailureInput): Failure {
+    const f = 'status' in failure && 'id' in failure && 'createdAt' in failure && 'source' in failure && 'languageId' in failure
+      ? validateFailure(failure, this.options.limits)
+      : createFailure(failure, this.options.limits, this.now());
+    if (this.failures.some((x) => x.id === f.id)) throw new DuplicateFailureError(f.id);
+    this.commit([...this.failures, f]);
+    return { ...f };
+  }
+
+  /** Changes some fields of a stored failure (validated); persists; returns the new record. */
+  update(id: string, changes: FailureChanges): Failure {
+    const i = this.failures.findIndex((x) => x.id === id);
+    if (i < 0) throw new UnknownFailureError(id);
+    const updated = validateFailure({ ...this.failures[i], ...changes }, this.options.limits);
+    const next = this.failures.slice();
+    next[i] = updated;
+    this.commit(next);
+    return { ...updated };
+  }
+
+  /** Removes failures by id; returns how many were removed. Unknown ids are ignored. */
+  remove(...ids: string[]): number {
+    const drop = new Set(ids);
+    const next = this.failures.filter((f) => !drop.has(f.id));
+    const removed = this.failures.length - next.length;
+    if (removed > 0) this.commit(next);
+    return removed;
+  }
+
+  /** Called after every successful change with the new list. Returns an unsubscribe function. */
+  onDidChange(listener: (failures: readonly Failure[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  // Disk first, memory second: if the write fails the store still matches the file.
+  private commit(next: Failure[]): void {
+    const doc: FailureDocument = { version: FORMAT_VERSION, modelFingerprint: this.modelFingerprint, failures: next };
+    writeJsonFileAtomic(this.file, doc);
+    this.failures = next;
+    const snapshot = this.list();
+    for (const l of this.listeners) l(snapshot);
+  }
+}
