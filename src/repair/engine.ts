@@ -1,0 +1,217 @@
+// What every repair method shares: the model under repair (runtime + base weights + the patches
+// already active), the accumulating neuron patch of the repair in progress, teacher-forced
+// assessment of examples (argmax, probability and rank of each desired token), and the semantic
+// basis of the LM head (G = UᵀU computed once per model in onnxruntime).
+
+import * as ort from 'onnxruntime-node';
+import { Graph } from '../graph/builder';
+import type { ModelConfig } from '../model/config';
+import type { CanonicalWeights } from '../model/weights';
+import type { LayerPatch, ModelRuntime } from '../runtime/runtime';
+import type { PatchLayer } from './patch';
+import { matrix } from './linalg';
+import { fromLinear, type DownProjection } from './locate';
+import { semanticBasis, type SemanticBasis } from './semantic';
+import { maskFor, RepairError, type Example } from './teacher';
+
+export interface RepairProgress {
+  method: string;
+  phase: 'assess' | 'locate' | 'step' | 'evaluate';
+  epoch: number;
+  epochs: number;
+  loss: number | null;
+  positionsFixed: number;
+  positionsTotal: number;
+}
+
+export interface RepairControl {
+  signal?: AbortSignal;
+  onProgress?: (p: RepairProgress) => void;
+}
+
+export function checkCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new RepairError('cancelled', 'the repair was cancelled; the model is unchanged');
+}
+
+/** The accumulating patch of one repair: (layer, row) → delta vector. */
+export class PatchAccumulator {
+  private readonly rows = new Map<number, Map<number, Float64Array>>();
+  constructor(readonly d: number) {}
+
+  add(layer: number, row: number, delta: ArrayLike<number>, scale = 1): void {
+    let layerRows = this.rows.get(layer);
+    if (!layerRows) this.rows.set(layer, (layerRows = new Map()));
+    let acc = layerRows.get(row);
+    if (!acc) layerRows.set(row, (acc = new Float64Array(this.d)));
+    for (let j = 0; j < this.d; j++) acc[j] += scale * delta[j];
+  }
+
+  /** The current delta of one row (zeros if untouched). */
+  get(layer: number, row: number): Float64Array {
+    return this.rows.get(layer)?.get(row) ?? new Float64Array(this.d);
+  }
+
+  remove(layer: number, row: number): void {
+    this.rows.get(layer)?.delete(row);
+  }
+
+  clone(): PatchAccumulator {
+    const c = new PatchAccumulator(this.d);
+    for (const [l, rows] of this.rows) for (const [r, v] of rows) c.add(l, r, v);
+    return c;
+  }
+
+  get neurons(): number {
+    let n = 0;
+    for (const rows of this.rows.values()) n += rows.size;
+    return n;
+  }
+
+  /** This repair's change alone, in the Patch format. */
+  toLayers(): PatchLayer[] {
+    const out: PatchLayer[] = [];
+    for (const layer of [...this.rows.keys()].sort((a, b) => a - b)) {
+      const rowMap = this.rows.get(layer)!;
+      const rows = [...rowMap.keys()].sort((a, b) => a - b);
+      if (rows.length === 0) continue;
+      const deltas = new Float32Array(rows.length * this.d);
+      rows.forEach((r, i) => deltas.set(rowMap.get(r)!, i * this.d));
+      out.push({ layer, rows, deltas });
+    }
+    return out;
+  }
+}
+
+/** Stacks `base` (active patches) and `acc` into the runtime's patch inputs. */
+export function stackPatch(base: ReadonlyMap<number, LayerPatch>, acc: PatchAccumulator | null, d: number): Map<number, LayerPatch> {
+  const sums = new Map<number, Map<number, Float64Array>>();
+  const put = (layer: number, row: number, v: ArrayLike<number>) => {
+    let m = sums.get(layer);
+    if (!m) sums.set(layer, (m = new Map()));
+    let a = m.get(row);
+    if (!a) m.set(row, (a = new Float64Array(d)));
+    for (let j = 0; j < d; j++) a[j] += v[j];
+  };
+  for (const [layer, p] of base) p.rows.forEach((r, i) => put(layer, r, p.deltas.subarray(i * d, (i + 1) * d)));
+  for (const l of acc?.toLayers() ?? []) l.rows.forEach((r, i) => put(l.layer, r, l.deltas.subarray(i * d, (i + 1) * d)));
+  const out = new Map<number, LayerPatch>();
+  for (const [layer, m] of sums) {
+    const rows = [...m.keys()].sort((a, b) => a - b);
+    const deltas = new Float32Array(rows.length * d);
+    rows.forEach((r, i) => deltas.set(m.get(r)!, i * d));
+    out.set(layer, { rows, deltas });
+  }
+  return out;
+}
+
+/** The model a repair works on. `base` is what is active before the repair starts. */
+export class RepairModel {
+  readonly runtime: ModelRuntime;
+  readonly config: ModelConfig;
+  readonly weights: CanonicalWeights;
+  base: Map<number, LayerPatch>;
+  private basisPromise: Promise<SemanticBasis> | null = null;
+
+  constructor(runtime: ModelRuntime, weights: CanonicalWeights, base: Map<number, LayerPatch> = new Map()) {
+    this.runtime = runtime;
+    this.config = runtime.config;
+    this.weights = weights;
+    this.base = base;
+    runtime.setPatch(base);
+  }
+
+  /** Makes the runtime compute with base + `acc`. */
+  apply(acc: PatchAccumulator | null): void {
+    this.runtime.setPatch(stackPatch(this.base, acc, this.config.hidden));
+  }
+
+  /** Value vectors of layer l as they are now: base weights plus the base patch plus `acc`. */
+  downProjection(layer: number, acc: PatchAccumulator | null): DownProjection {
+    const { intermediate: m, hidden: d } = this.config;
+    const plain = fromLinear(this.weights.layers[layer].down.weight, m, d);
+    const patched = new Map<number, Float32Array>();
+    const bp = this.base.get(layer);
+    bp?.rows.forEach((r, i) => patched.set(r, bp.deltas.subarray(i * d, (i + 1) * d)));
+    return {
+      m,
+      d,
+      row: (i) => {
+        const v = Float64Array.from(plain.row(i));
+        const b = patched.get(i);
+        if (b) for (let j = 0; j < d; j++) v[j] += b[j];
+        if (acc) {
+          const a = acc.get(layer, i);
+          for (let j = 0; j < d; j++) v[j] += a[j];
+        }
+        return v;
+      },
+    };
+  }
+
+  /** STAR.md §2: B = pinv(Uᵀ), from G = UᵀU computed in onnxruntime (no V×V object). */
+  basis(): Promise<SemanticBasis> {
+    if (!this.basisPromise) {
+      this.basisPromise = (async () => {
+        const { vocab: V, hidden: d } = this.config;
+        const g = new Graph('float32');
+        const u = g.input('u', 'float32', [V, d]);
+        g.output(g.matmul(g.transpose(u, [1, 0]), u), 'gram');
+        const session = await ort.InferenceSession.create(g.toModel('gram'));
+        const out = await session.run({ u: new ort.Tensor('float32', this.weights.lmHead, [V, d]) });
+        await session.release();
+        return semanticBasis(matrix(d, d, out.gram.data as Float32Array), this.weights.lmHead, d);
+      })();
+    }
+    return this.basisPromise;
+  }
+}
+
+/** Teacher-forced view of one example's desired tokens under the current weights. */
+export interface Assessment {
+  argmax: number[];
+  /** P(y_k) at each target position. */
+  pDesired: number[];
+  /** Rank of y_k (0 = top) at each target position. */
+  rankDesired: number[];
+  /** Probability of the top-1 token at each target position. */
+  pTop: number[];
+  /** Mean cross-entropy of the desired tokens. */
+  loss: number;
+  correct: boolean[];
+  allCorrect: boolean;
+  accuracy: number;
+}
+
+export function softmaxRow(logits: ArrayLike<number>, offset: number, V: number): Float64Array {
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) max = Math.max(max, logits[offset + v]);
+  const p = new Float64Array(V);
+  let sum = 0;
+  for (let v = 0; v < V; v++) sum += p[v] = Math.exp(logits[offset + v] - max);
+  for (let v = 0; v < V; v++) p[v] /= sum;
+  return p;
+}
+
+export async function assess(runtime: ModelRuntime, ex: Example): Promise<Assessment> {
+  const V = runtime.config.vocab;
+  const r = await runtime.score(ex.ids, ex.nextTokens, maskFor(ex, ex.targetPositions));
+  const out: Assessment = { argmax: [], pDesired: [], rankDesired: [], pTop: [], loss: r.loss, correct: [], allCorrect: true, accuracy: 0 };
+  ex.targetPositions.forEach((_, k) => {
+    const p = softmaxRow(r.logits, k * V, V);
+    const y = ex.desired[k];
+    let best = 0;
+    let rank = 0;
+    for (let v = 0; v < V; v++) {
+      if (p[v] > p[best]) best = v;
+      if (p[v] > p[y]) rank++;
+    }
+    out.argmax.push(best);
+    out.pDesired.push(p[y]);
+    out.rankDesired.push(rank);
+    out.pTop.push(p[best]);
+    out.correct.push(best === y);
+  });
+  out.allCorrect = out.correct.every(Boolean);
+  out.accuracy = out.correct.filter(Boolean).length / out.correct.length;
+  return out;
+}

@@ -1,0 +1,115 @@
+// The repair drivers on the random-weight fixture: teacher forcing, planted failures repaired by
+// STAR in every selection mode, SGD and MINT running on the same runtime, bad input refused.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { loadModelFolder } from '../../src/model';
+import { ModelRuntime } from '../../src/runtime/runtime';
+import { assess, PatchAccumulator, RepairModel, stackPatch } from '../../src/repair/engine';
+import { repairStar } from '../../src/repair/star';
+import { repairMint, repairSgd } from '../../src/repair/baselines';
+import { makeExample, RepairError } from '../../src/repair/teacher';
+import { argmax } from '../../src/runtime/generate';
+
+const folder = loadModelFolder(join(__dirname, '..', 'fixtures', 'models', 'llama'));
+const fresh = () => new RepairModel(new ModelRuntime(folder.config, folder.weights), folder.weights);
+const planted = () => makeExample(folder.tokenizer, 'def f(n):\n    return', ' n + 1', folder.config.maxPositions);
+
+test('teacher forcing: the prompt/target boundary and the positions that predict each desired token', () => {
+  const ex = planted();
+  const all = folder.tokenizer.encode('def f(n):\n    return n + 1');
+  assert.deepEqual([...ex.ids, ex.nextTokens[ex.nextTokens.length - 1]], all);
+  assert.deepEqual(ex.desired, all.slice(all.length - ex.desired.length));
+  assert.equal(folder.tokenizer.decode(ex.desired), ' n + 1');
+  ex.targetPositions.forEach((p, k) => assert.equal(ex.nextTokens[p], ex.desired[k]));
+});
+
+test('teacher forcing: bad failures get typed errors', () => {
+  const ctx = folder.config.maxPositions;
+  const code = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      assert.ok(e instanceof RepairError);
+      return e.code;
+    }
+    return 'no error';
+  };
+  assert.equal(code(() => makeExample(folder.tokenizer, '', 'x', ctx)), 'empty-prompt');
+  assert.equal(code(() => makeExample(folder.tokenizer, 'x = ', '', ctx)), 'empty-desired');
+  assert.equal(code(() => makeExample(folder.tokenizer, 'x = ', ' y'.repeat(ctx + 5), ctx)), 'too-long');
+  // A long prompt is cut from the left to fit the context, keeping the target whole.
+  const long = makeExample(folder.tokenizer, 'a = 1\n'.repeat(200), 'b', ctx);
+  assert.ok(long.truncated > 0 && long.ids.length <= ctx);
+});
+
+test('an already-correct failure is reported, not patched', async () => {
+  const model = fresh();
+  const prompt = 'def f(n):';
+  const ids = folder.tokenizer.encode(prompt);
+  const { logits } = await model.runtime.decode(ids);
+  const own = folder.tokenizer.decode([argmax(logits)]);
+  const ex = makeExample(folder.tokenizer, prompt, own, folder.config.maxPositions);
+  assert.ok((await assess(model.runtime, ex)).allCorrect, 'the model\'s own next token is its teacher-forced argmax');
+  await assert.rejects(repairStar(model, [ex]), (e: unknown) => e instanceof RepairError && e.code === 'already-correct');
+  await assert.rejects(repairSgd(model, [ex]), (e: unknown) => e instanceof RepairError && e.code === 'already-correct');
+});
+
+for (const select of ['global', 'dense', 'layer'] as const) {
+  test(`STAR (${select}) repairs a planted failure on the random-weight fixture`, async () => {
+    const model = fresh();
+    const ex = planted();
+    const out = await repairStar(model, [ex], { select, eta: 1, epochs: 20, fraction: 1 });
+    assert.equal(out.before[0].allCorrect, false);
+    assert.equal(out.after[0].allCorrect, true, `token accuracy after ${out.after[0].accuracy}`);
+    assert.ok(out.after[0].loss < out.before[0].loss);
+    if (select === 'layer') assert.equal(new Set(out.acc.toLayers().map((l) => l.layer)).size, 1);
+    if (select === 'global') assert.ok(out.acc.neurons <= 64);
+    // The runtime now carries the patch; the same patch stacked on a fresh runtime gives the same result.
+    const again = fresh();
+    again.runtime.setPatch(stackPatch(new Map(), out.acc, folder.config.hidden));
+    assert.equal((await assess(again.runtime, ex)).allCorrect, true);
+  });
+}
+
+test('STAR batch mode repairs two failures together; iter mode runs token by token', async () => {
+  const model = fresh();
+  const a = planted();
+  const b = makeExample(folder.tokenizer, 'def g(x):\n    return', ' x', folder.config.maxPositions);
+  const out = await repairStar(model, [a, b], { eta: 1, epochs: 20 });
+  assert.deepEqual(out.after.map((x) => x.allCorrect), [true, true]);
+  const iter = await repairStar(fresh(), [a], { mode: 'iter', eta: 0.3, epochs: 10 });
+  assert.ok(iter.after[0].accuracy > iter.before[0].accuracy);
+});
+
+test('STAR+ line search fixes the planted failure at the paper default η', async () => {
+  const out = await repairStar(fresh(), [planted()], { lineSearch: true });
+  assert.equal(out.after[0].allCorrect, true);
+});
+
+test('SGD changes every neuron and lowers the loss; MINT patches at most 10 neurons per token', async () => {
+  const sgd = await repairSgd(fresh(), [planted()], { eta: 1 });
+  assert.equal(sgd.acc.neurons, folder.config.layers * folder.config.intermediate);
+  assert.equal(sgd.after[0].allCorrect, true);
+  const mint = await repairMint(fresh(), [planted()], { f: 0.5 });
+  assert.ok(mint.acc.neurons <= 10 * planted().desired.length);
+  assert.ok(mint.after[0].loss <= mint.before[0].loss + 1e-6 || mint.acc.neurons === 0);
+});
+
+test('cancelling a repair throws a cancelled RepairError', async () => {
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(repairStar(fresh(), [planted()], { eta: 1 }, { signal: ac.signal }), (e: unknown) => e instanceof RepairError && e.code === 'cancelled');
+});
+
+test('PatchAccumulator adds deltas per (layer, row) and exports sorted rows', () => {
+  const acc = new PatchAccumulator(2);
+  acc.add(1, 5, [1, 2]);
+  acc.add(1, 3, [0, 1], 2);
+  acc.add(1, 5, [1, 1], -1);
+  const layers = acc.toLayers();
+  assert.deepEqual(layers[0].rows, [3, 5]);
+  assert.deepEqual([...layers[0].deltas], [0, 2, 0, 1]);
+  const stacked = stackPatch(new Map([[1, { rows: [5], deltas: Float32Array.from([10, 10]) }]]), acc, 2);
+  assert.deepEqual([...stacked.get(1)!.deltas], [0, 2, 10, 11]);
+});
