@@ -82,8 +82,8 @@ export class PatchAccumulator {
   }
 }
 
-/** Stacks `base` (active patches) and `acc` into the runtime's patch inputs. */
-export function stackPatch(base: ReadonlyMap<number, LayerPatch>, acc: PatchAccumulator | null, d: number): Map<number, LayerPatch> {
+/** Stacks patches (active ones, a repair in progress, …) into the runtime's patch inputs. */
+export function stackPatch(d: number, ...parts: readonly (ReadonlyMap<number, LayerPatch> | PatchAccumulator | null)[]): Map<number, LayerPatch> {
   const sums = new Map<number, Map<number, Float64Array>>();
   const put = (layer: number, row: number, v: ArrayLike<number>) => {
     let m = sums.get(layer);
@@ -92,8 +92,11 @@ export function stackPatch(base: ReadonlyMap<number, LayerPatch>, acc: PatchAccu
     if (!a) m.set(row, (a = new Float64Array(d)));
     for (let j = 0; j < d; j++) a[j] += v[j];
   };
-  for (const [layer, p] of base) p.rows.forEach((r, i) => put(layer, r, p.deltas.subarray(i * d, (i + 1) * d)));
-  for (const l of acc?.toLayers() ?? []) l.rows.forEach((r, i) => put(l.layer, r, l.deltas.subarray(i * d, (i + 1) * d)));
+  for (const part of parts) {
+    if (!part) continue;
+    const layers = part instanceof PatchAccumulator ? part.toLayers().map((l) => [l.layer, l] as const) : [...part];
+    for (const [layer, p] of layers) p.rows.forEach((r, i) => put(layer, r, p.deltas.subarray(i * d, (i + 1) * d)));
+  }
   const out = new Map<number, LayerPatch>();
   for (const [layer, m] of sums) {
     const rows = [...m.keys()].sort((a, b) => a - b);
@@ -122,7 +125,7 @@ export class RepairModel {
 
   /** Makes the runtime compute with base + `acc`. */
   apply(acc: PatchAccumulator | null): void {
-    this.runtime.setPatch(stackPatch(this.base, acc, this.config.hidden));
+    this.runtime.setPatch(stackPatch(this.config.hidden, this.base, acc));
   }
 
   /** Value vectors of layer l as they are now: base weights plus the base patch plus `acc`. */

@@ -67,7 +67,7 @@ for (const select of ['global', 'dense', 'layer'] as const) {
     if (select === 'global') assert.ok(out.acc.neurons <= 64);
     // The runtime now carries the patch; the same patch stacked on a fresh runtime gives the same result.
     const again = fresh();
-    again.runtime.setPatch(stackPatch(new Map(), out.acc, folder.config.hidden));
+    again.runtime.setPatch(stackPatch(folder.config.hidden, out.acc));
     assert.equal((await assess(again.runtime, ex)).allCorrect, true);
   });
 }
@@ -110,6 +110,6 @@ test('PatchAccumulator adds deltas per (layer, row) and exports sorted rows', ()
   const layers = acc.toLayers();
   assert.deepEqual(layers[0].rows, [3, 5]);
   assert.deepEqual([...layers[0].deltas], [0, 2, 0, 1]);
-  const stacked = stackPatch(new Map([[1, { rows: [5], deltas: Float32Array.from([10, 10]) }]]), acc, 2);
+  const stacked = stackPatch(2, new Map([[1, { rows: [5], deltas: Float32Array.from([10, 10]) }]]), acc);
   assert.deepEqual([...stacked.get(1)!.deltas], [0, 2, 10, 11]);
 });
