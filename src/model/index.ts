@@ -1,0 +1,71 @@
+// Entry point of src/model/: loads a whole Hugging Face model folder (config, tokenizer,
+// weights in canonical layout, fingerprint) and re-exports the pieces.
+import { basename, resolve } from 'node:path';
+import { loadConfig, type ModelConfig } from './config';
+import { ModelError } from './errors';
+import { fingerprint } from './fingerprint';
+import { readWeightFolder } from './safetensors';
+import { loadTokenizer, type TextTokenizer } from './tokenizer';
+import { canonicalWeights, isIgnoredTensor, type CanonicalWeights } from './weights';
+
+export * from './errors';
+export * from './config';
+export * from './safetensors';
+export * from './weights';
+export * from './tokenizer';
+export * from './fingerprint';
+
+export interface ModelFolder {
+  dir: string;
+  name: string;
+  config: ModelConfig;
+  weights: CanonicalWeights;
+  tokenizer: TextTokenizer;
+  fingerprint: string;
+  /** On-disk dtype of the weights, e.g. 'F32'; mixed files give e.g. 'BF16+F32'. */
+  dtype: string;
+  /** Number of distinct parameters (a tied LM head counted once). */
+  params: number;
+}
+
+function countParams(w: CanonicalWeights): number {
+  let n = w.embed.length + (w.positions?.length ?? 0) + w.finalNorm.weight.length + (w.finalNorm.bias?.length ?? 0);
+  if (w.lmHead !== w.embed) n += w.lmHead.length;
+  for (const l of w.layers) {
+    for (const norm of [l.attnNorm, l.mlpNorm]) n += norm.weight.length + (norm.bias?.length ?? 0);
+    for (const lin of [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]) {
+      if (lin) n += lin.weight.length + (lin.bias?.length ?? 0);
+    }
+  }
+  return n;
+}
+
+/**
+ * Loads and validates a model folder (synchronous: the tokenizer library builds from parsed JSON).
+ * Cheap checks run first (config, tokenizer) so a broken folder fails before gigabytes are read.
+ * Every problem a user can cause surfaces as a ModelError.
+ */
+export function loadModelFolder(dir: string): ModelFolder {
+  const root = resolve(dir);
+  const config = loadConfig(root);
+  const tokenizer = loadTokenizer(root);
+  if (tokenizer.vocabSize > config.vocab) {
+    throw new ModelError(
+      'tokenizer-invalid',
+      `${root}: the tokenizer knows ${tokenizer.vocabSize} tokens but config.json's vocabulary has only ${config.vocab}; tokenizer.json belongs to a different model`,
+      root,
+    );
+  }
+  const folder = readWeightFolder(root, { skip: (name) => isIgnoredTensor(config, name) });
+  const weights = canonicalWeights(config, folder.tensors, { consume: true });
+  return {
+    dir: root,
+    name: basename(root),
+    config,
+    weights,
+    tokenizer,
+    fingerprint: fingerprint(root, config),
+    dtype: folder.dtypes.join('+') || 'F32',
+    params: countParams(weights),
+  };
+}
