@@ -135,9 +135,17 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   const fd = openFile(file);
   try {
     return readHeaderFd(fd, file);
+  } catch (e) {
+    throw asModelError(e, file);
   } finally {
     closeSync(fd);
   }
+}
+
+/** I/O failures mid-read (EISDIR, EIO, ...) become typed errors too. */
+function asModelError(e: unknown, file: string): ModelError {
+  if (e instanceof ModelError) return e;
+  return new ModelError('weights-missing', `cannot read weight file ${file} (${errorText(e)})`, file, { cause: e });
 }
 
 function openFile(file: string): number {
@@ -245,6 +253,8 @@ export function readSafetensors(file: string, options: ReadOptions = {}): Map<st
     const out = new Map<string, HostTensor>();
     for (const n of names) out.set(n, readTensorFd(fd, file, header, n));
     return out;
+  } catch (e) {
+    throw asModelError(e, file);
   } finally {
     closeSync(fd);
   }

@@ -332,3 +332,9 @@ describe('model folders: single file, shards, several files', () => {
     assert.ok(!existsSync(join(dir, 'model.safetensors')));
   });
 });
+
+test('a folder where a weight file should be is a typed error', () => {
+  const dir = fresh();
+  mkdirSync(join(dir, 'model.safetensors'));
+  expectError(() => loadWeights(dir), 'weights-missing', /model\.safetensors/);
+});
