@@ -1,0 +1,96 @@
+// `star-repair info | complete | logits`: the model runtime from the command line.
+
+import { readFileSync } from 'node:fs';
+import { generate } from '../runtime/generate';
+import { openModel } from '../runtime/open';
+import { intFlag, print, UsageError, type Command } from './common';
+
+export const modelCommands: Record<string, Command> = {
+  info: {
+    summary: 'describe a model folder and the execution provider it runs on',
+    usage: 'star-repair info [<modelDir>] [--json] [--ep auto|cpu|webgpu|cuda]',
+    options: {},
+    async run(dir, flags, rt) {
+      const { folder, runtime } = openModel(dir, rt);
+      await runtime.warm(['decode']);
+      const c = folder.config;
+      const info = {
+        name: folder.name,
+        architecture: c.architecture,
+        layers: c.layers,
+        hidden: c.hidden,
+        neurons: c.intermediate,
+        vocab: c.vocab,
+        context: c.maxPositions,
+        params: folder.params,
+        dtype: folder.dtype,
+        executionProvider: runtime.provider,
+        fallbacks: runtime.fallbacks,
+        fingerprint: folder.fingerprint,
+      };
+      print(flags, info, () =>
+        [
+          `${info.name}: ${info.architecture}, ${info.layers} layers × ${info.neurons} neurons, hidden ${info.hidden}, vocab ${info.vocab}, context ${info.context}`,
+          `${(info.params / 1e6).toFixed(2)} M parameters (${info.dtype}), running on ${info.executionProvider}`,
+          ...info.fallbacks.map((f) => `  (${f.provider} not used: ${f.reason})`),
+          `fingerprint ${info.fingerprint}`,
+        ].join('\n'),
+      );
+      await runtime.release();
+      return info;
+    },
+  },
+  complete: {
+    summary: 'complete a prompt with the model (greedy unless --temperature)',
+    usage: 'star-repair complete [<modelDir>] (--prompt TEXT | --prompt-file F) [--max-tokens N] [--temperature T] [--top-p P] [--stop-line] [--json]',
+    options: { prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'stop-line': { type: 'boolean' }, seed: { type: 'string' } },
+    async run(dir, flags, rt) {
+      const prompt = typeof flags.prompt === 'string' ? flags.prompt : typeof flags['prompt-file'] === 'string' ? readFileSync(flags['prompt-file'], 'utf8') : undefined;
+      if (prompt === undefined) throw new UsageError('give the text to complete with --prompt TEXT or --prompt-file F');
+      const { folder, runtime } = openModel(dir, rt);
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      const g = await generate(runtime, folder.tokenizer, prompt, {
+        maxTokens: intFlag(flags, 'max-tokens', 32),
+        temperature: flags.temperature ? Number(flags.temperature) : 0,
+        topP: flags['top-p'] ? Number(flags['top-p']) : 1,
+        seed: intFlag(flags, 'seed', 0),
+        stop: flags['stop-line'] ? ['\n'] : [],
+        signal: abort.signal,
+      });
+      const decodeMs = g.ms - g.prefillMs;
+      const result = {
+        completion: g.text,
+        tokens: g.tokens.length,
+        promptTokens: g.promptTokens,
+        stoppedBy: g.stoppedBy,
+        ms: Math.round(g.ms),
+        prefillMs: Math.round(g.prefillMs),
+        tokensPerSecond: g.tokens.length > 1 ? (g.tokens.length - 1) / (decodeMs / 1000) : null,
+        executionProvider: runtime.provider,
+      };
+      print(flags, result, () => g.text);
+      await runtime.release();
+      return result;
+    },
+  },
+  logits: {
+    summary: 'token ids of a text and the top-K next tokens with their logits',
+    usage: 'star-repair logits [<modelDir>] --text TEXT [--top K] --json',
+    options: { text: { type: 'string' }, top: { type: 'string' } },
+    async run(dir, flags, rt) {
+      if (typeof flags.text !== 'string' || flags.text === '') throw new UsageError('give the text with --text TEXT');
+      const { folder, runtime } = openModel(dir, rt);
+      const ids = folder.tokenizer.encode(flags.text);
+      if (ids.length > folder.config.maxPositions) throw new UsageError(`the text is ${ids.length} tokens, longer than the model's context of ${folder.config.maxPositions}`);
+      const { logits } = await runtime.decode(ids);
+      const k = Math.min(intFlag(flags, 'top', 10), logits.length);
+      const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, k);
+      const result = { ids, top: order.map((id) => ({ id, token: folder.tokenizer.tokenText(id), logit: logits[id] })) };
+      print(flags, result, () => [`ids: ${ids.join(' ')}`, ...result.top.map((t) => `${t.logit.toFixed(4).padStart(10)}  ${t.id}  ${JSON.stringify(t.token)}`)].join('\n'));
+      await runtime.release();
+      return result;
+    },
+  },
+};
+
