@@ -1,0 +1,328 @@
+// The measurements of tools/eval-tiny-coder on a held-out code corpus, through the project's own
+// runtime: the held-out files (as the training tool splits them), next-token loss and top-1
+// accuracy over non-overlapping windows, and next-line exact match by greedy completion.
+// Kept apart from the command line (eval.ts) so the unit tests can run each piece on a fixture model.
+
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import type { TextTokenizer } from '../../src/model/tokenizer';
+import { argmax, generate } from '../../src/runtime/generate';
+import type { ModelRuntime } from '../../src/runtime/runtime';
+
+export class EvalError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EvalError';
+  }
+}
+
+export const REPO_ROOT = resolve(__dirname, '..', '..');
+export const TRAIN_TOOL_DIR = join(REPO_ROOT, 'tools', 'train-tiny-coder');
+
+export interface Doc {
+  /** Path relative to the stdlib root, as the training tool names it. */
+  rel: string;
+  text: string;
+}
+
+export interface HeldoutCorpus {
+  root: string;
+  modules: string[];
+  docs: Doc[];
+  /** sha256 as tools/train-tiny-coder/corpus.py `fingerprint()` computes it (rel \0 text \0 ...). */
+  sha256: string;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Top-level module of a stdlib-relative path: the same rule as corpus.py `module_of`. */
+export function moduleOf(rel: string): string {
+  const first = rel.split(sep)[0];
+  return first.endsWith('.py') ? first.slice(0, -3) : first;
+}
+
+/** The committed held-out module list (comments and blank lines dropped). */
+export function committedHeldoutModules(toolDir = TRAIN_TOOL_DIR): string[] {
+  const file = join(toolDir, 'heldout-modules.txt');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new EvalError(`cannot read the committed held-out module list ${file} (${errorText(e)}); it is written by tools/train-tiny-coder/corpus.py`, { cause: e });
+  }
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).sort();
+}
+
+export function corpusSha256(docs: readonly Doc[]): string {
+  const h = createHash('sha256');
+  for (const d of docs) h.update(Buffer.concat([Buffer.from(d.rel), Buffer.from([0]), Buffer.from(d.text, 'utf8'), Buffer.from([0])]));
+  return h.digest('hex');
+}
+
+/**
+ * The held-out files of the stdlib of `python`, listed by the training tool itself
+ * (`corpus.py --list`), so the split rule lives in one place. Refuses a listing whose modules
+ * differ from the committed heldout-modules.txt: the figures would then be about other files.
+ */
+export function heldoutCorpus(python = '/usr/bin/python3', toolDir = TRAIN_TOOL_DIR): HeldoutCorpus {
+  const script = join(toolDir, 'corpus.py');
+  let out: string;
+  try {
+    out = execFileSync(python, [script, '--list'], { encoding: 'utf8', maxBuffer: 1 << 27, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    throw new EvalError(`${python} ${script} --list failed (${errorText(e)}); run it by hand to see why (it needs the machine's Python 3 with its standard library)`, { cause: e });
+  }
+  let listing: unknown;
+  try {
+    listing = JSON.parse(out);
+  } catch (e) {
+    throw new EvalError(`${script} --list did not print JSON (${errorText(e)})`, { cause: e });
+  }
+  const l = listing as { root?: unknown; heldout?: unknown };
+  if (typeof l.root !== 'string' || !Array.isArray(l.heldout) || !l.heldout.every((r) => typeof r === 'string') || l.heldout.length === 0) {
+    throw new EvalError(`${script} --list printed no {root, heldout: [...]} listing`);
+  }
+  const rels = l.heldout as string[];
+  const modules = [...new Set(rels.map(moduleOf))].sort();
+  const committed = committedHeldoutModules(toolDir);
+  if (modules.join(',') !== committed.join(',')) {
+    throw new EvalError(`the held-out modules of this machine's stdlib (${modules.join(' ')}) differ from the committed ${join(toolDir, 'heldout-modules.txt')} (${committed.join(' ')}); the corpus changed since the model was trained`);
+  }
+  const docs = rels.map((rel) => ({ rel, text: readFileSync(join(l.root as string, rel), 'utf8') }));
+  return { root: l.root, modules, docs, sha256: corpusSha256(docs) };
+}
+
+/** Token stream of the documents, each followed by the end-of-text token (as the training tool encodes them). */
+export function tokenStream(tokenizer: TextTokenizer, docs: readonly Doc[]): number[] {
+  const out: number[] = [];
+  for (const d of docs) {
+    for (const id of tokenizer.encode(d.text)) out.push(id);
+    if (tokenizer.eosId !== null) out.push(tokenizer.eosId);
+  }
+  return out;
+}
+
+/** The training tool's own encoding of the held-out split (work/heldout.u16), or null if absent. */
+export function trainingHeldoutStream(toolDir = TRAIN_TOOL_DIR): Uint16Array | null {
+  const file = join(toolDir, 'work', 'heldout.u16');
+  if (!existsSync(file)) return null;
+  const buf = readFileSync(file);
+  return new Uint16Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+}
+
+export interface ScoreSummary {
+  /** Mean next-token cross-entropy (nats) over every predicted token. */
+  loss: number;
+  top1: number;
+  /** Predicted tokens (every token of the stream but the first). */
+  tokens: number;
+  correct: number;
+  windows: number;
+  window: number;
+  /** Largest |runtime loss − loss recomputed here from the returned logits| over the windows. */
+  maxLossDiscrepancy: number;
+}
+
+/**
+ * Next-token loss and top-1 accuracy over the stream in non-overlapping windows of `window`
+ * tokens (the last one shorter), every position scored: each window's first token is predicted
+ * from nothing before it, as in the training tool's evaluation.
+ */
+export async function scoreStream(
+  runtime: ModelRuntime,
+  stream: ArrayLike<number>,
+  window: number,
+  onWindow?: (done: number, total: number) => void,
+): Promise<ScoreSummary> {
+  if (!Number.isInteger(window) || window < 1) throw new EvalError(`window must be a positive integer, got ${window}`);
+  if (window > runtime.config.maxPositions) throw new EvalError(`window of ${window} tokens is longer than the model's context (${runtime.config.maxPositions})`);
+  const n = stream.length - 1;
+  if (n < 1) throw new EvalError('the token stream has fewer than two tokens: nothing to score');
+  const V = runtime.config.vocab;
+  const total = Math.ceil(n / window);
+  let lossSum = 0;
+  let correct = 0;
+  let maxDiscrepancy = 0;
+  for (let w = 0; w < total; w++) {
+    const start = w * window;
+    const T = Math.min(window, n - start);
+    const ids = Array.from({ length: T }, (_, i) => stream[start + i]);
+    const targets = Array.from({ length: T }, (_, i) => stream[start + i + 1]);
+    const r = await runtime.score(ids, targets, new Array<number>(T).fill(1));
+    if (r.logits.length !== T * V) throw new EvalError(`internal: score returned ${r.logits.length} logits for ${T} positions × ${V}`);
+    // Recompute the loss from the logits in float64: it checks that the logits' rows line up with
+    // the targets, which the accuracy relies on.
+    let own = 0;
+    for (let t = 0; t < T; t++) {
+      const row = r.logits.subarray(t * V, (t + 1) * V);
+      if (argmax(row) === targets[t]) correct++;
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) if (row[v] > max) max = row[v];
+      let sum = 0;
+      for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
+      own += max + Math.log(sum) - row[targets[t]];
+    }
+    own /= T;
+    if (!Number.isFinite(r.loss)) throw new EvalError(`the runtime's loss is ${r.loss} on window ${w}`);
+    maxDiscrepancy = Math.max(maxDiscrepancy, Math.abs(own - r.loss));
+    lossSum += r.loss * T;
+    onWindow?.(w + 1, total);
+  }
+  return { loss: lossSum / n, top1: correct / n, tokens: n, correct, windows: total, window, maxLossDiscrepancy: maxDiscrepancy };
+}
+
+/** A small deterministic PRNG (mulberry32), so the line sample depends only on the seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface LineSample {
+  rel: string;
+  /** 0-based line index in the file (always ≥ 1). */
+  line: number;
+  /** The file's text before the line: the preceding lines, ending with '\n'. */
+  prompt: string;
+  /** The line itself, leading indentation included, without its '\n'. */
+  target: string;
+}
+
+/** Lines that may be sampled: not a file's first line, not blank (whitespace only). */
+export function candidateLines(docs: readonly Doc[]): Array<{ doc: number; line: number }> {
+  const out: Array<{ doc: number; line: number }> = [];
+  docs.forEach((d, doc) => {
+    const lines = d.text.split('\n');
+    for (let line = 1; line < lines.length; line++) if (lines[line].trim() !== '') out.push({ doc, line });
+  });
+  return out;
+}
+
+/** `count` distinct candidate lines drawn uniformly with a seeded partial Fisher–Yates shuffle, in corpus order. */
+export function sampleLines(docs: readonly Doc[], count: number, seed: number): { samples: LineSample[]; candidates: number } {
+  const all = candidateLines(docs);
+  const k = Math.min(count, all.length);
+  const random = prng(seed);
+  const idx = all.map((_, i) => i);
+  for (let i = 0; i < k; i++) {
+    const j = i + Math.floor(random() * (idx.length - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  const chosen = idx.slice(0, k).sort((a, b) => a - b);
+  const split = new Map<number, string[]>();
+  const samples = chosen.map((i) => {
+    const { doc, line } = all[i];
+    let lines = split.get(doc);
+    if (!lines) split.set(doc, (lines = docs[doc].text.split('\n')));
+    return { rel: docs[doc].rel, line, prompt: lines.slice(0, line).join('\n') + '\n', target: lines[line] };
+  });
+  return { samples, candidates: all.length };
+}
+
+export interface LineCompletion {
+  text: string;
+  tokens: number;
+  promptTokens: number;
+  stoppedBy: string;
+}
+
+/** The plain protocol: greedy `generate()` on the preceding lines (ending with '\n'), stopped at '\n'. */
+export async function completeLine(runtime: ModelRuntime, tokenizer: TextTokenizer, sample: LineSample, maxTokens: number): Promise<LineCompletion> {
+  const g = await generate(runtime, tokenizer, sample.prompt, { maxTokens, stop: ['\n'] });
+  return { text: g.text, tokens: g.tokens.length, promptTokens: g.promptTokens, stoppedBy: g.stoppedBy };
+}
+
+/** Text of every token id below `vocab` ('' for ids the tokenizer lacks and for end-of-text). */
+export function tokenTexts(tokenizer: TextTokenizer, vocab: number): string[] {
+  return Array.from({ length: vocab }, (_, id) => (id === tokenizer.eosId || id >= tokenizer.vocabSize ? '' : tokenizer.tokenText(id)));
+}
+
+/**
+ * Token healing at the line boundary. Byte-level BPE merges a newline with the indentation (and
+ * blank lines) around it ("\n   " is one token), so a prompt that ends with a lone "\n" token is a
+ * context the model almost never saw before an indented line. Here the prompt's trailing
+ * whitespace (at least the newline) is taken off, generation is constrained to spell it back
+ * first, then greedy decoding goes on until the next newline; the completion is what lies between.
+ */
+export async function completeLineHealed(
+  runtime: ModelRuntime,
+  tokenizer: TextTokenizer,
+  sample: LineSample,
+  maxTokens: number,
+  texts: readonly string[],
+): Promise<LineCompletion> {
+  const trailing = /\s*$/.exec(sample.prompt)?.[0] ?? '';
+  const owed = trailing.endsWith('\n') ? trailing : '\n';
+  let ids = tokenizer.encode(sample.prompt.slice(0, sample.prompt.length - owed.length));
+  if (ids.length === 0) {
+    // The file opens with blank lines only: condition on a document start, as training saw it.
+    if (tokenizer.eosId === null) return { text: '', tokens: 0, promptTokens: 0, stoppedBy: 'empty-prompt' };
+    ids = [tokenizer.eosId];
+  }
+  const context = runtime.config.maxPositions;
+  const room = Math.max(1, context - maxTokens);
+  if (ids.length > room) ids = ids.slice(ids.length - room);
+  let step = await runtime.decode(ids);
+  const tokens: number[] = [];
+  let text = '';
+  for (;;) {
+    let next: number;
+    if (text.length < owed.length) {
+      // Only tokens that keep the text consistent with the whitespace taken off the prompt.
+      next = -1;
+      for (let id = 0; id < texts.length; id++) {
+        const t = texts[id];
+        if (t === '') continue;
+        const joined = text + t;
+        if (!(owed.startsWith(joined) || joined.startsWith(owed))) continue;
+        if (next < 0 || step.logits[id] > step.logits[next]) next = id;
+      }
+      if (next < 0) return { text: '', tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'no-healing-token' };
+    } else {
+      next = argmax(step.logits);
+      if (next === tokenizer.eosId) return { text: text.slice(owed.length), tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'eos' };
+    }
+    tokens.push(next);
+    text = tokenizer.decode(tokens);
+    const body = text.slice(owed.length);
+    const cut = text.length >= owed.length ? body.indexOf('\n') : -1;
+    if (cut >= 0) return { text: body.slice(0, cut), tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'stop' };
+    if (tokens.length >= maxTokens) return { text: body, tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'max-tokens' };
+    if (step.cache.length + 1 > context) return { text: body, tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'context' };
+    step = await runtime.decode([next], step.cache);
+  }
+}
+
+export interface MatchSummary {
+  lines: number;
+  matched: number;
+  exactMatch: number;
+  /** Lines that begin with whitespace, and those that do not. */
+  indented: { lines: number; matched: number };
+  unindented: { lines: number; matched: number };
+}
+
+export function summarise(samples: readonly LineSample[], outputs: readonly LineCompletion[]): MatchSummary {
+  const indented = { lines: 0, matched: 0 };
+  const unindented = { lines: 0, matched: 0 };
+  let matched = 0;
+  samples.forEach((s, i) => {
+    const hit = outputs[i].text === s.target;
+    const group = /^\s/.test(s.target) ? indented : unindented;
+    group.lines++;
+    if (hit) {
+      matched++;
+      group.matched++;
+    }
+  });
+  return { lines: samples.length, matched, exactMatch: samples.length ? matched / samples.length : 0, indented, unindented };
+}
