@@ -8,8 +8,9 @@ import { PROVIDERS, type ProviderName } from './runtime/providers';
 import { commonOptions, intFlag, UsageError, type Command, type Flags } from './cli/common';
 import { modelCommands } from './cli/model-commands';
 import { repairCommands } from './cli/repair-commands';
+import { benchCommand } from './cli/bench-command';
 
-const commands: Record<string, Command> = { ...modelCommands, ...repairCommands };
+const commands: Record<string, Command> = { ...modelCommands, ...repairCommands, bench: benchCommand };
 
 function usage(): string {
   return ['usage: star-repair <command> [<modelDir>] [options]', '', ...Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`), '', 'Every command takes --ep auto|cpu|webgpu|cuda|dml|coreml, --threads N and --json.', 'Without <modelDir> the embedded model (models/tiny-coder) is used.'].join('\n');

@@ -1,0 +1,138 @@
+// Builds the repair benchmark's data (bench/data/) from the embedded model's held-out modules:
+// line completion samples (prompt = the preceding lines of a file, desired = the real next line),
+// split into real failures of the shipped model — grouped by the wrong→right token pair at the first
+// divergence — and samples it gets right (for specificity). Deterministic; run offline:
+//   node --import tsx tools/make-bench-data/build.ts [--model DIR] [--out bench/data]
+// It asks /usr/bin/python3 for the held-out files (tools/train-tiny-coder/corpus.py --list).
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadModelFolder } from '../../src/model';
+import { assess } from '../../src/repair/engine';
+import { makeExample, RepairError } from '../../src/repair/teacher';
+import { ModelRuntime } from '../../src/runtime/runtime';
+
+const ROOT = resolve(__dirname, '..', '..');
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: join(ROOT, 'models', 'tiny-coder') },
+    out: { type: 'string', default: join(ROOT, 'bench', 'data') },
+    'lines-per-file': { type: 'string', default: '60' },
+    window: { type: 'string', default: '256' },
+  },
+});
+
+/** Budget of prompt + desired tokens: half the context, so every repair step stays cheap. */
+const WINDOW = Number(values.window);
+const LINES_PER_FILE = Number(values['lines-per-file']);
+const MIN_GROUP = 5;
+const MAX_GROUP = 12;
+const MAX_LINE_CHARS = 100;
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Sample {
+  id: string;
+  file: string;
+  line: number;
+  prompt: string;
+  desired: string;
+}
+
+async function main(): Promise<void> {
+  const listing = JSON.parse(execFileSync('/usr/bin/python3', [join(ROOT, 'tools', 'train-tiny-coder', 'corpus.py'), '--list'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { root: string; heldout: string[] };
+  const folder = loadModelFolder(values.model!);
+  const runtime = new ModelRuntime(folder.config, folder.weights, { threads: 2 });
+  const tok = folder.tokenizer;
+  const random = prng(20261124);
+
+  // Candidate lines: non-blank, not too long, not the first line, sampled evenly per file.
+  const samples: Sample[] = [];
+  for (const rel of listing.heldout) {
+    const lines = readFileSync(join(listing.root, rel), 'utf8').split('\n');
+    const candidates = lines.flatMap((l, i) => (i > 0 && l.trim() !== '' && l.length <= MAX_LINE_CHARS ? [i] : []));
+    const step = Math.max(1, Math.floor(candidates.length / LINES_PER_FILE));
+    for (let c = Math.floor(random() * step); c < candidates.length; c += step) {
+      const i = candidates[c];
+      // The preceding lines, keeping whole lines from the end that fit the window.
+      let start = i;
+      let tokens = tok.encode(lines[i]).length;
+      while (start > 0) {
+        const n = tok.encode(lines[start - 1] + '\n').length;
+        if (tokens + n > WINDOW - 1) break;
+        tokens += n;
+        start--;
+      }
+      if (start === i) continue;
+      samples.push({ id: `${rel}:${i + 1}`, file: rel, line: i + 1, prompt: lines.slice(start, i).join('\n') + '\n', desired: lines[i] });
+    }
+  }
+  process.stderr.write(`${samples.length} candidate lines from ${listing.heldout.length} held-out files\n`);
+
+  const failures: (Sample & { pair: string; firstWrong: number })[] = [];
+  const correct: Sample[] = [];
+  let n = 0;
+  for (const s of samples) {
+    if (++n % 200 === 0) process.stderr.write(`  assessed ${n}/${samples.length}\n`);
+    let ex;
+    try {
+      ex = makeExample(tok, s.prompt, s.desired, folder.config.maxPositions);
+    } catch (e) {
+      if (e instanceof RepairError) continue;
+      throw e;
+    }
+    const a = await assess(runtime, ex);
+    if (a.allCorrect) {
+      correct.push(s);
+      continue;
+    }
+    const k = a.correct.indexOf(false);
+    failures.push({ ...s, pair: `${tok.tokenText(a.argmax[k])}→${tok.tokenText(ex.desired[k])}`, firstWrong: k });
+  }
+
+  // Groups: failures with the same wrong→right token pair at the first divergence.
+  const byPair = new Map<string, typeof failures>();
+  for (const f of failures) byPair.set(f.pair, [...(byPair.get(f.pair) ?? []), f]);
+  const groups = [...byPair.entries()].filter(([, fs]) => fs.length >= MIN_GROUP).sort((a, b) => b[1].length - a[1].length || (a[0] < b[0] ? -1 : 1));
+  // Every fourth group is for validation (tuning step sizes), the rest for the test split.
+  const out: object[] = [];
+  groups.forEach(([pair, fs], g) => {
+    const members = fs.slice().sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, MAX_GROUP);
+    for (const f of members) out.push({ id: f.id, group: `g${String(g).padStart(2, '0')}`, pair, split: g % 4 === 3 ? 'validation' : 'test', prompt: f.prompt, desired: f.desired, firstWrong: f.firstWrong });
+  });
+  const right = correct.map((s, i) => ({ id: s.id, split: i % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired }));
+  mkdirSync(values.out!, { recursive: true });
+  writeFileSync(join(values.out!, 'failures.jsonl'), out.map((o) => JSON.stringify(o)).join('\n') + '\n');
+  writeFileSync(join(values.out!, 'correct.jsonl'), right.map((o) => JSON.stringify(o)).join('\n') + '\n');
+  const stats = {
+    model: folder.name,
+    modelFingerprint: folder.fingerprint,
+    heldoutFiles: listing.heldout.length,
+    candidateLines: samples.length,
+    failingLines: failures.length,
+    correctLines: correct.length,
+    groups: groups.length,
+    groupedFailures: out.length,
+    groupSizes: groups.map(([pair, fs]) => ({ pair, size: Math.min(fs.length, MAX_GROUP) })),
+    window: WINDOW,
+    linesPerFile: LINES_PER_FILE,
+  };
+  writeFileSync(join(values.out!, 'stats.json'), JSON.stringify(stats, null, 2) + '\n');
+  process.stderr.write(`${failures.length} failing, ${correct.length} correct; ${groups.length} groups of ≥ ${MIN_GROUP} holding ${out.length} failures\n`);
+  await runtime.release();
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});
