@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Graph, type Value } from '../../src/graph/builder.ts';
+import { Graph, type Value } from '../../src/graph/builder';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
