@@ -75,6 +75,15 @@ export class Graph {
     return { name, dtype, shape };
   }
 
+  /**
+   * A constant whose bytes live outside the model (ONNX external data), e.g. weights that a GPU
+   * session uploads once; the session is given `location` → bytes when it is created.
+   */
+  externalConstant(name: string, dtype: ElemType, shape: readonly number[], location: string, byteLength: number): Value {
+    this.initializers.push({ name, type: dtype, dims: shape, data: new Uint8Array(0), external: { location, offset: 0, length: byteLength } });
+    return { name, dtype, shape };
+  }
+
   /** Marks `v` as a graph output called `name`. */
   output(v: Value, name: string): Value {
     const out = v.name === name ? v : this.op('Identity', [v], [{ dtype: v.dtype, shape: v.shape, name }], {}, (_g, _op, [gy]) => [gy])[0];

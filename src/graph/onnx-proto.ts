@@ -10,7 +10,10 @@ export interface TensorData {
   name: string;
   type: ElemType;
   dims: readonly number[];
+  /** Raw values; empty when `external` names where onnxruntime finds them instead. */
   data: Float32Array | Float64Array | BigInt64Array | Uint8Array;
+  /** External data: a file name the session resolves (from disk or from SessionOptions.externalData). */
+  external?: { location: string; offset: number; length: number };
 }
 
 export type AttributeValue =
@@ -118,7 +121,16 @@ function writeTensor(w: Writer, t: TensorData): void {
   for (const dim of t.dims) w.int(1, dim);
   w.int(2, ELEM_CODE[t.type]);
   w.string(8, t.name);
-  w.bytes(9, littleEndianBytes(t));
+  if (t.external) {
+    const entry = (key: string, value: string) => w.message(13, (e) => {
+      e.string(1, key);
+      e.string(2, value);
+    });
+    entry('location', t.external.location);
+    entry('offset', String(t.external.offset));
+    entry('length', String(t.external.length));
+    w.int(14, 1); // data_location = EXTERNAL
+  } else w.bytes(9, littleEndianBytes(t));
 }
 
 function writeAttribute(w: Writer, name: string, a: AttributeValue): void {

@@ -50,9 +50,13 @@ function platformReason(provider: string): string | null {
   return null;
 }
 
+/** What to load on a given provider: the model bytes and any extra session options (external data). */
+export type ModelForProvider = (provider: string) => { model: Uint8Array; options?: ort.InferenceSession.SessionOptions };
+
 /** Creates a session on the first provider that works, falling back to CPU with the reasons. */
-export async function createSession(model: Uint8Array, options: RuntimeOptions = {}, extra: ort.InferenceSession.SessionOptions = {}): Promise<SessionChoice> {
+export async function createSession(modelFor: ModelForProvider | Uint8Array, options: RuntimeOptions = {}, extra: ort.InferenceSession.SessionOptions = {}): Promise<SessionChoice> {
   const fallbacks: Fallback[] = [];
+  const build: ModelForProvider = typeof modelFor === 'function' ? modelFor : () => ({ model: modelFor });
   for (const provider of candidates(options.provider ?? 'cpu')) {
     const skip = platformReason(provider);
     if (skip) {
@@ -60,12 +64,15 @@ export async function createSession(model: Uint8Array, options: RuntimeOptions =
       continue;
     }
     try {
-      const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [provider], graphOptimizationLevel: 'all', ...extra };
+      const { model, options: more } = build(provider);
+      const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: [provider], graphOptimizationLevel: 'all', ...extra, ...more };
       if (options.threads && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
       const session = await ort.InferenceSession.create(model, sessionOptions);
       return { session, provider, fallbacks };
     } catch (e) {
-      fallbacks.push({ provider, reason: e instanceof Error ? e.message.split('\n')[0] : String(e) });
+      const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      fallbacks.push({ provider, reason });
+      if (provider !== 'cpu') console.warn(`star-repair: execution provider ${provider} is not used: ${reason}`);
     }
   }
   throw new Error(`no execution provider could run the model: ${fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ')}`);

@@ -5,10 +5,10 @@
 
 import * as ort from 'onnxruntime-node';
 import type { FloatType } from '../graph/builder';
-import { buildDecodeGraph, buildProbeGraph, pastName, patchDeltasName, patchRowsName, presentName, weightInputs } from '../graph/architectures/decoder';
+import { buildDecodeGraph, buildProbeGraph, pastName, patchDeltasName, patchRowsName, presentName, weightFile, weightInputs, type WeightMode } from '../graph/architectures/decoder';
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
-import { createSession, type Fallback, type RuntimeOptions } from './providers';
+import { createSession, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
 
 /** One layer's neuron patch: `deltas` is row-major [rows.length, d]; rows are down-projection inputs. */
 export interface LayerPatch {
@@ -72,17 +72,33 @@ function argsFloat(floatType: FloatType, data: Float32Array): FloatArray {
   return floatType === 'float64' ? Float64Array.from(data) : data;
 }
 
+export interface ModelRuntimeOptions extends RuntimeOptions {
+  floatType?: FloatType;
+  /** Weights as inputs (shared by all sessions) or as initializers (uploaded once per session); default: inputs on CPU, initializers elsewhere. */
+  weights?: WeightMode;
+}
+
+type SessionKind = 'decode' | 'probe' | 'score';
+
+interface LoadedSession {
+  session: ort.InferenceSession;
+  provider: string;
+  weights: WeightMode;
+}
+
 export class ModelRuntime {
   readonly config: ModelConfig;
   readonly floatType: FloatType;
   provider = 'cpu';
   fallbacks: Fallback[] = [];
-  private readonly options: RuntimeOptions;
+  private readonly options: ModelRuntimeOptions;
+  private readonly weightData = new Map<string, FloatArray>();
   private readonly weightFeeds: Record<string, ort.Tensor> = {};
   private patchFeeds: Record<string, ort.Tensor> = {};
-  private sessions = new Map<'decode' | 'probe' | 'score', Promise<ort.InferenceSession>>();
+  private chosenProvider: string | null = null;
+  private sessions = new Map<SessionKind, Promise<LoadedSession>>();
 
-  constructor(config: ModelConfig, weights: CanonicalWeights, options: RuntimeOptions & { floatType?: FloatType } = {}) {
+  constructor(config: ModelConfig, weights: CanonicalWeights, options: ModelRuntimeOptions = {}) {
     this.config = config;
     this.options = options;
     this.floatType = options.floatType ?? 'float32';
@@ -90,7 +106,9 @@ export class ModelRuntime {
     for (const wi of weightInputs(config)) {
       const data = arrays.get(wi.name);
       if (!data) throw new Error(`internal: canonical weights lack ${wi.name}`);
-      this.weightFeeds[wi.name] = new ort.Tensor(this.floatType, argsFloat(this.floatType, data), wi.shape);
+      const typed = argsFloat(this.floatType, data);
+      this.weightData.set(wi.name, typed);
+      this.weightFeeds[wi.name] = new ort.Tensor(this.floatType, typed, wi.shape);
     }
     this.setPatch(new Map());
   }
@@ -112,21 +130,55 @@ export class ModelRuntime {
     this.patchFeeds = feeds;
   }
 
-  private session(kind: 'decode' | 'probe' | 'score'): Promise<ort.InferenceSession> {
+  private build(kind: SessionKind, weights: WeightMode): Uint8Array {
+    return kind === 'decode' ? buildDecodeGraph(this.config, this.floatType, weights) : buildProbeGraph(this.config, { backward: kind === 'probe', floatType: this.floatType, weights });
+  }
+
+  private weightModeFor(provider: string): WeightMode {
+    return this.options.weights ?? (provider === 'cpu' ? 'inputs' : 'initializers');
+  }
+
+  private async load(kind: SessionKind): Promise<LoadedSession> {
+    // onnxruntime's fused kernels (QuickGelu, SimplifiedLayerNorm, …) exist for float32 only.
+    const extra: ort.InferenceSession.SessionOptions = this.floatType === 'float64' ? { graphOptimizationLevel: 'basic' } : {};
+    // Every session after the first starts from the provider the first one settled on.
+    const provider = (this.chosenProvider ?? this.options.provider ?? 'cpu') as ProviderName;
+    const modes = new Map<string, WeightMode>();
+    const choice = await createSession(
+      (p) => {
+        const mode = this.weightModeFor(p);
+        modes.set(p, mode);
+        if (mode === 'inputs') return { model: this.build(kind, mode) };
+        const externalData = weightInputs(this.config).map((wi) => {
+          const data = this.weightData.get(wi.name)!;
+          return { path: weightFile(wi.name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+        });
+        return { model: this.build(kind, mode), options: { externalData } };
+      },
+      { ...this.options, provider },
+      extra,
+    );
+    if (this.chosenProvider === null) {
+      this.chosenProvider = choice.provider;
+      this.fallbacks = choice.fallbacks;
+    }
+    this.provider = choice.provider;
+    return { session: choice.session, provider: choice.provider, weights: modes.get(choice.provider) ?? 'inputs' };
+  }
+
+  private session(kind: SessionKind): Promise<LoadedSession> {
     let s = this.sessions.get(kind);
     if (!s) {
-      const bytes = kind === 'decode' ? buildDecodeGraph(this.config, this.floatType) : buildProbeGraph(this.config, { backward: kind === 'probe', floatType: this.floatType });
-      // onnxruntime's fused kernels (QuickGelu, SimplifiedLayerNorm, …) exist for float32 only.
-      const extra = this.floatType === 'float64' ? { graphOptimizationLevel: 'basic' as const } : {};
-      s = createSession(bytes, this.options, extra).then((choice) => {
-        this.provider = choice.provider;
-        this.fallbacks = choice.fallbacks;
-        return choice.session;
-      });
+      s = this.load(kind);
       this.sessions.set(kind, s);
       s.catch(() => this.sessions.delete(kind));
     }
     return s;
+  }
+
+  /** Weight feeds (when the session takes weights as inputs) and the active patch. */
+  private baseFeeds(loaded: LoadedSession): Record<string, ort.Tensor> {
+    return loaded.weights === 'inputs' ? { ...this.weightFeeds, ...this.patchFeeds } : { ...this.patchFeeds };
   }
 
   /** Builds and loads the sessions now instead of on first use. */
@@ -143,15 +195,15 @@ export class ModelRuntime {
   /** Runs `ids` after the cached positions; returns the last position's logits [V] and the longer cache. */
   async decode(ids: readonly number[], cache: KvCache = this.emptyCache()): Promise<{ logits: Float32Array | Float64Array; cache: KvCache }> {
     if (ids.length === 0) throw new Error('decode needs at least one token');
-    const session = await this.session('decode');
-    const feeds: Record<string, ort.Tensor> = { ...this.weightFeeds, ...this.patchFeeds };
+    const loaded = await this.session('decode');
+    const feeds = this.baseFeeds(loaded);
     feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
     feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
     for (let l = 0; l < this.config.layers; l++) {
       feeds[pastName(l, 'key')] = cache.keys[l];
       feeds[pastName(l, 'value')] = cache.values[l];
     }
-    const out = await session.run(feeds);
+    const out = await loaded.session.run(feeds);
     const keys: ort.Tensor[] = [];
     const values: ort.Tensor[] = [];
     for (let l = 0; l < this.config.layers; l++) {
@@ -161,7 +213,7 @@ export class ModelRuntime {
     return { logits: out.logits.data as Float32Array | Float64Array, cache: { length: cache.length + ids.length, keys, values } };
   }
 
-  private sequenceFeeds(ids: readonly number[], targets: readonly number[], mask: readonly number[]): Record<string, ort.Tensor> {
+  private sequenceFeeds(loaded: LoadedSession, ids: readonly number[], targets: readonly number[], mask: readonly number[]): Record<string, ort.Tensor> {
     const T = ids.length;
     if (T === 0) throw new Error('empty sequence');
     if (targets.length !== T || mask.length !== T) throw new Error(`ids, targets and mask differ in length (${T}, ${targets.length}, ${mask.length})`);
@@ -169,8 +221,7 @@ export class ModelRuntime {
     if (!mask.some((m) => m !== 0)) throw new Error('the loss mask selects no position');
     const F = this.floatType === 'float64' ? Float64Array : Float32Array;
     return {
-      ...this.weightFeeds,
-      ...this.patchFeeds,
+      ...this.baseFeeds(loaded),
       ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [T]),
       positions: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [T]),
       targets: new ort.Tensor('int64', BigInt64Array.from(targets.map(BigInt)), [T]),
@@ -180,8 +231,8 @@ export class ModelRuntime {
 
   /** Forward + exact backward of the masked cross-entropy: loss, logits, z_l and dL/dh_l. */
   async probe(ids: readonly number[], targets: readonly number[], mask: readonly number[]): Promise<ProbeResult> {
-    const session = await this.session('probe');
-    const out = await session.run(this.sequenceFeeds(ids, targets, mask));
+    const loaded = await this.session('probe');
+    const out = await loaded.session.run(this.sequenceFeeds(loaded, ids, targets, mask));
     const z: Float32Array[] = [];
     const dh: Float32Array[] = [];
     for (let l = 0; l < this.config.layers; l++) {
@@ -193,14 +244,14 @@ export class ModelRuntime {
 
   /** Forward only: loss and logits at the masked positions. */
   async score(ids: readonly number[], targets: readonly number[], mask: readonly number[]): Promise<ScoreResult> {
-    const session = await this.session('score');
-    const out = await session.run(this.sequenceFeeds(ids, targets, mask));
+    const loaded = await this.session('score');
+    const out = await loaded.session.run(this.sequenceFeeds(loaded, ids, targets, mask));
     return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])) };
   }
 
   async release(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    for (const s of all) await (await s).release();
+    for (const s of all) await (await s).session.release();
   }
 }

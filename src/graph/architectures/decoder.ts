@@ -1,8 +1,9 @@
 // The decoder-only transformer, written once for both families, layer by layer:
 //   llama family (Llama, Qwen2, Mistral): RMSNorm, RoPE, grouped-query attention, SwiGLU MLP;
 //   gpt2 family (GPT-2, GPTBigCode): LayerNorm, learned positions, (multi-query) attention, GELU MLP.
-// Weights are graph inputs, not initializers, so the decode and probe sessions share one copy of
-// them in memory, and float64 gradient-check graphs take the same weights converted.
+// On the CPU, weights are graph inputs, not initializers, so the decode and probe sessions share
+// one copy of them in memory, and float64 gradient-check graphs take the same weights converted.
+// On a GPU they are external initializers, uploaded once per session instead of on every run.
 // Every layer's MLP output is `W_down z + b + deltas^T z[rows]`: the neuron patch enters as inputs.
 
 import { Graph, type Dim, type FloatType, type Value } from '../builder';
@@ -43,6 +44,12 @@ export function weightInputs(cfg: ModelConfig): WeightInput[] {
   return out;
 }
 
+/** How a graph gets its weights: fed as inputs on every run, or external initializers loaded once. */
+export type WeightMode = 'inputs' | 'initializers';
+
+/** The external-data file name of a weight (see weightInputs) when weights are initializers. */
+export const weightFile = (name: string) => `${name}.bin`;
+
 export const patchRowsName = (layer: number) => `l${layer}.patch_rows`;
 export const patchDeltasName = (layer: number) => `l${layer}.patch_deltas`;
 export const pastName = (layer: number, kind: 'key' | 'value') => `past.${layer}.${kind}`;
@@ -64,11 +71,15 @@ class DecoderBuilder {
   private readonly w = new Map<string, Value>();
   private readonly ft: FloatType;
 
-  constructor(cfg: ModelConfig, floatType: FloatType) {
+  constructor(cfg: ModelConfig, floatType: FloatType, weights: WeightMode) {
     this.cfg = cfg;
     this.ft = floatType;
     this.g = new Graph(floatType);
-    for (const wi of weightInputs(cfg)) this.w.set(wi.name, this.g.input(wi.name, floatType, wi.shape));
+    const bytes = floatType === 'float64' ? 8 : 4;
+    for (const wi of weightInputs(cfg)) {
+      const v = weights === 'inputs' ? this.g.input(wi.name, floatType, wi.shape) : this.g.externalConstant(wi.name, floatType, wi.shape, weightFile(wi.name), wi.shape.reduce((a, b) => a * b, bytes));
+      this.w.set(wi.name, v);
+    }
   }
 
   weight(name: string): Value {
@@ -215,8 +226,8 @@ class DecoderBuilder {
  * Decode graph: ids [T] at positions [T] with past keys/values [KV, P, hd] per layer →
  * `logits` [1, V] of the last position and `present.*` caches [KV, P+T, hd].
  */
-export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32'): Uint8Array {
-  const b = new DecoderBuilder(cfg, floatType);
+export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32', weights: WeightMode = 'inputs'): Uint8Array {
+  const b = new DecoderBuilder(cfg, floatType, weights);
   const g = b.g;
   const ids = g.input('ids', 'int64', ['T']);
   const positions = g.input('positions', 'int64', ['T']);
@@ -238,6 +249,7 @@ export interface ProbeOptions {
   /** Emit the backward pass and output z_l and dL/dh_l (default true); false gives a scoring graph. */
   backward?: boolean;
   floatType?: FloatType;
+  weights?: WeightMode;
 }
 
 /**
@@ -247,7 +259,7 @@ export interface ProbeOptions {
  */
 export function buildProbeGraph(cfg: ModelConfig, options: ProbeOptions = {}): Uint8Array {
   const floatType = options.floatType ?? 'float32';
-  const b = new DecoderBuilder(cfg, floatType);
+  const b = new DecoderBuilder(cfg, floatType, options.weights ?? 'inputs');
   const g = b.g;
   const ids = g.input('ids', 'int64', ['T']);
   const positions = g.input('positions', 'int64', ['T']);
