@@ -1,0 +1,411 @@
+// The extension side of the model worker: forks dist/worker.js, sends typed requests with ids,
+// routes progress to callers, cancels (AbortSignal or a VS Code CancellationToken), checks every
+// answer against the protocol, and restarts the process with exponential backoff when it dies.
+// Requests in flight when it dies fail with a WorkerError saying so; requests made while it
+// restarts wait for it. After every start the `onStart` hook runs first — the host re-sends
+// `load` and `setPatches` there, since it, not the worker, owns the failures and patches.
+// No vscode import, so the unit tests drive it with a real forked worker.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import {
+  parseResult, parseWorkerMessage, PROTOCOL_VERSION, ProtocolError,
+  type Method, type ParamsOf, type RepairProgressEvent, type ResultOf,
+} from './protocol';
+
+export type WorkerErrorCode =
+  | 'worker-crashed' | 'worker-stopped' | 'worker-failed' | 'cancelled' | 'timeout' | 'protocol'
+  | (string & {});
+
+/** A request did not produce a result: the worker refused it, died, was stopped, or it was cancelled. */
+export class WorkerError extends Error {
+  constructor(readonly code: WorkerErrorCode, message: string, readonly remoteName?: string) {
+    super(message);
+    this.name = 'WorkerError';
+  }
+}
+
+/** Structural view of vscode.CancellationToken, so this file needs no vscode. */
+export interface CancellationLike {
+  readonly isCancellationRequested: boolean;
+  onCancellationRequested(listener: () => unknown): { dispose(): unknown };
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  token?: CancellationLike;
+  onProgress?: (p: RepairProgressEvent) => void;
+  /** Rejects with code 'timeout' (and cancels in the worker) after this long. */
+  timeoutMs?: number;
+}
+
+export type WorkerStatus = 'stopped' | 'starting' | 'running' | 'restarting' | 'failed';
+
+export interface WorkerExit {
+  code: number | null;
+  signal: string | null;
+  /** Methods that were in flight when it died. */
+  during: Method[];
+  /** The last lines the worker wrote to stderr. */
+  stderr: string[];
+}
+
+export interface WorkerState {
+  status: WorkerStatus;
+  pid: number | null;
+  /** Crashes since the worker last ran stably. */
+  crashes: number;
+  lastExit: WorkerExit | null;
+  /** When status is 'restarting': the delay before the next start. */
+  restartInMs: number | null;
+}
+
+export type Caller = <M extends Method>(method: M, params: ParamsOf<M>, options?: RequestOptions) => Promise<ResultOf<M>>;
+
+export interface WorkerClientOptions {
+  /** Path of the bundled worker (dist/worker.js). */
+  workerPath: string;
+  execArgv?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Runs after each (re)start, before any waiting request: re-send load and patches here. */
+  onStart?: (call: Caller) => Promise<void>;
+  log?: (line: string) => void;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Uptime after which earlier crashes are forgiven. */
+  stableMs?: number;
+  /** Consecutive crashes after which the client stops restarting (status 'failed') until restart(). */
+  maxCrashes?: number;
+  readyTimeoutMs?: number;
+}
+
+interface Pending {
+  method: Method;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  onProgress?: (p: RepairProgressEvent) => void;
+  cleanup: () => void;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A gate nobody waits on must not become an unhandled rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+function describeExit(e: WorkerExit): string {
+  const how = e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`;
+  return e.during.length ? `${how}, while running ${[...new Set(e.during)].join(', ')}` : how;
+}
+
+export class WorkerClient {
+  private child: ChildProcess | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private gate: Deferred = deferred();
+  private state: WorkerState = { status: 'stopped', pid: null, crashes: 0, lastExit: null, restartInMs: null };
+  private startedAt = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private disposed = false;
+  private stderrTail: string[] = [];
+  private readonly stateListeners = new Set<(s: WorkerState) => void>();
+  private readonly crashListeners = new Set<(exit: WorkerExit, state: WorkerState) => void>();
+  private readonly opts: Required<Omit<WorkerClientOptions, 'env' | 'onStart' | 'execArgv'>> & Pick<WorkerClientOptions, 'env' | 'onStart' | 'execArgv'>;
+
+  constructor(options: WorkerClientOptions) {
+    this.opts = {
+      log: () => {},
+      initialBackoffMs: 500,
+      maxBackoffMs: 30_000,
+      stableMs: 60_000,
+      maxCrashes: 6,
+      readyTimeoutMs: 60_000,
+      ...options,
+    };
+  }
+
+  get status(): WorkerState {
+    return { ...this.state };
+  }
+
+  get pid(): number | null {
+    return this.state.pid;
+  }
+
+  onStateChange(listener: (s: WorkerState) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Called on every unexpected exit, with the crash count (the host tells the user from the second on). */
+  onCrash(listener: (exit: WorkerExit, state: WorkerState) => void): () => void {
+    this.crashListeners.add(listener);
+    return () => this.crashListeners.delete(listener);
+  }
+
+  /** Starts the worker if it is not running; resolves once it is ready and onStart has run. */
+  start(): Promise<void> {
+    if (this.disposed) return Promise.reject(new WorkerError('worker-stopped', 'the model worker has been shut down'));
+    if (this.state.status === 'stopped') this.spawn();
+    return this.gate.promise;
+  }
+
+  /** Starts again after 'failed' (or restarts a running worker), with a clean crash count. */
+  restart(): Promise<void> {
+    if (this.disposed) return Promise.reject(new WorkerError('worker-stopped', 'the model worker has been shut down'));
+    this.clearRestartTimer();
+    this.state.crashes = 0;
+    // A gate already opened (running) or broken (failed) must not let requests past the new start.
+    if (this.state.status === 'failed' || this.state.status === 'running') this.gate = deferred();
+    if (this.child) {
+      // The exit handler sees status 'restarting' and starts a new one at once.
+      this.setState({ status: 'restarting', restartInMs: 0 });
+      this.child.kill('SIGKILL');
+    } else {
+      this.spawn();
+    }
+    return this.gate.promise;
+  }
+
+  request<M extends Method>(method: M, params: ParamsOf<M>, options: RequestOptions = {}): Promise<ResultOf<M>> {
+    if (this.disposed) return Promise.reject(new WorkerError('worker-stopped', 'the model worker has been shut down'));
+    if (this.state.status === 'failed') {
+      return Promise.reject(new WorkerError('worker-failed', `the model worker crashed ${this.state.crashes} times in a row and was not restarted again (${this.state.lastExit ? describeExit(this.state.lastExit) : 'unknown cause'}): see the STAR Repair output, then run "STAR Repair: Restart model worker"`));
+    }
+    if (this.state.status === 'stopped') this.spawn();
+    const gate = this.gate.promise;
+    return gate.then(() => this.send(method, params, options));
+  }
+
+  /** Stops the worker for good; requests in flight fail with 'worker-stopped'. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.clearRestartTimer();
+    this.gate.reject(new WorkerError('worker-stopped', 'the model worker has been shut down'));
+    this.rejectAll(() => new WorkerError('worker-stopped', 'the model worker was shut down before it answered'));
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.setState({ status: 'stopped', pid: null, restartInMs: null });
+  }
+
+  private setState(patch: Partial<WorkerState>): void {
+    this.state = { ...this.state, ...patch };
+    const snapshot = this.status;
+    for (const l of [...this.stateListeners]) l(snapshot);
+  }
+
+  private clearRestartTimer(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+  }
+
+  private spawn(): void {
+    if (this.disposed) return;
+    this.clearRestartTimer();
+    this.stderrTail = [];
+    const child = fork(this.opts.workerPath, [], {
+      execArgv: this.opts.execArgv ?? [],
+      env: this.opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
+    });
+    this.child = child;
+    this.startedAt = Date.now();
+    this.setState({ status: 'starting', pid: child.pid ?? null, restartInMs: null });
+    const lines = (stream: NodeJS.ReadableStream | null, tag: string, keep: boolean) => {
+      let buf = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          this.opts.log(`[worker ${tag}] ${line}`);
+          if (keep) {
+            this.stderrTail.push(line);
+            if (this.stderrTail.length > 20) this.stderrTail.shift();
+          }
+        }
+      });
+    };
+    lines(child.stdout, 'stdout', false);
+    lines(child.stderr, 'stderr', true);
+    const readyTimer = setTimeout(() => {
+      this.opts.log(`[worker] no ready message within ${this.opts.readyTimeoutMs} ms: killing it`);
+      child.kill('SIGKILL');
+    }, this.opts.readyTimeoutMs);
+    child.on('message', (raw: unknown) => this.onMessage(child, raw, readyTimer));
+    child.on('error', (e) => this.opts.log(`[worker] process error: ${e.message}`));
+    child.on('exit', (code, signal) => {
+      clearTimeout(readyTimer);
+      this.onExit(child, code, signal);
+    });
+  }
+
+  private onMessage(child: ChildProcess, raw: unknown, readyTimer: NodeJS.Timeout): void {
+    if (child !== this.child) return;
+    let m;
+    try {
+      m = parseWorkerMessage(raw);
+    } catch (e) {
+      this.opts.log(`[worker] dropped a malformed message: ${(e as Error).message}`);
+      return;
+    }
+    switch (m.type) {
+      case 'ready':
+        clearTimeout(readyTimer);
+        if (m.protocol !== PROTOCOL_VERSION) {
+          this.opts.log(`[worker] speaks protocol ${m.protocol}, expected ${PROTOCOL_VERSION}: the extension and dist/worker.js come from different builds`);
+        }
+        void this.runStartHook(child);
+        return;
+      case 'log':
+        this.opts.log(`[worker] ${m.message}`);
+        return;
+      case 'progress':
+        this.pending.get(m.id)?.onProgress?.(m.progress);
+        return;
+      case 'response': {
+        const p = this.pending.get(m.id);
+        if (!p) return; // cancelled or timed out meanwhile
+        this.pending.delete(m.id);
+        p.cleanup();
+        if (!m.ok) {
+          p.reject(new WorkerError(m.error.code, m.error.message, m.error.name));
+          return;
+        }
+        try {
+          p.resolve(parseResult(p.method, m.result));
+        } catch (e) {
+          const msg = e instanceof ProtocolError ? e.message : String(e);
+          p.reject(new WorkerError('protocol', `the worker's answer to ${p.method} breaks the protocol (${msg}): the extension and dist/worker.js may come from different builds`));
+        }
+      }
+    }
+  }
+
+  private async runStartHook(child: ChildProcess): Promise<void> {
+    if (this.opts.onStart) {
+      try {
+        await this.opts.onStart((method, params, options) => this.send(method, params, options ?? {}));
+      } catch (e) {
+        this.opts.log(`[worker] start-up step failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    if (child !== this.child || this.disposed) return;
+    this.setState({ status: 'running' });
+    this.gate.resolve();
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child) return;
+    this.child = null;
+    const during = [...this.pending.values()].map((p) => p.method);
+    const exit: WorkerExit = { code, signal, during, stderr: [...this.stderrTail] };
+    if (this.disposed) {
+      this.setState({ status: 'stopped', pid: null, lastExit: exit });
+      return;
+    }
+    const wanted = this.state.status === 'restarting' && this.state.restartInMs === 0;
+    this.rejectAll((p) => new WorkerError('worker-crashed',
+      `the model worker stopped (${describeExit(exit)}) before answering ${p.method}; it is being restarted — your failures and patches are safe, try again in a moment`));
+    if (wanted) {
+      this.setState({ lastExit: exit });
+      this.spawn();
+      return;
+    }
+    const uptime = Date.now() - this.startedAt;
+    const crashes = uptime >= this.opts.stableMs ? 1 : this.state.crashes + 1;
+    this.opts.log(`[worker] exited unexpectedly (${describeExit(exit)}) after ${uptime} ms; crash ${crashes}`);
+    if (crashes >= this.opts.maxCrashes) {
+      this.setState({ status: 'failed', pid: null, crashes, lastExit: exit, restartInMs: null });
+      this.gate.reject(new WorkerError('worker-failed', `the model worker crashed ${crashes} times in a row (${describeExit(exit)}); it will not be restarted automatically`));
+    } else {
+      const delay = Math.min(this.opts.maxBackoffMs, this.opts.initialBackoffMs * 2 ** (crashes - 1));
+      // Requests made from now on wait for the new process.
+      if (this.state.status === 'running') this.gate = deferred();
+      this.setState({ status: 'restarting', pid: null, crashes, lastExit: exit, restartInMs: delay });
+      this.restartTimer = setTimeout(() => this.spawn(), delay);
+    }
+    for (const l of [...this.crashListeners]) l(exit, this.status);
+  }
+
+  private rejectAll(error: (p: Pending) => Error): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) {
+      p.cleanup();
+      p.reject(error(p));
+    }
+  }
+
+  private send<M extends Method>(method: M, params: ParamsOf<M>, options: RequestOptions): Promise<ResultOf<M>> {
+    const child = this.child;
+    if (!child || !child.connected) {
+      return Promise.reject(new WorkerError('worker-crashed', `the model worker is not running (it is ${this.state.status}); try again in a moment`));
+    }
+    const id = this.nextId++;
+    return new Promise<ResultOf<M>>((resolve, reject) => {
+      const disposers: (() => void)[] = [];
+      const cancel = (code: 'cancelled' | 'timeout', message: string) => {
+        if (!this.pending.has(id)) return;
+        this.pending.delete(id);
+        for (const d of disposers) d();
+        if (child.connected) child.send({ type: 'cancel', id });
+        reject(new WorkerError(code, message));
+      };
+      const cancelled = () => cancel('cancelled', `${method} was cancelled`);
+      if (options.signal?.aborted || options.token?.isCancellationRequested) {
+        reject(new WorkerError('cancelled', `${method} was cancelled`));
+        return;
+      }
+      if (options.signal) {
+        options.signal.addEventListener('abort', cancelled, { once: true });
+        disposers.push(() => options.signal?.removeEventListener('abort', cancelled));
+      }
+      if (options.token) {
+        const sub = options.token.onCancellationRequested(cancelled);
+        disposers.push(() => void sub.dispose());
+      }
+      if (options.timeoutMs !== undefined) {
+        const t = setTimeout(() => cancel('timeout', `${method} took longer than ${options.timeoutMs} ms and was stopped`), options.timeoutMs);
+        disposers.push(() => clearTimeout(t));
+      }
+      this.pending.set(id, {
+        method,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        onProgress: options.onProgress,
+        cleanup: () => {
+          for (const d of disposers) d();
+        },
+      });
+      child.send({ type: 'request', id, method, params }, (err) => {
+        if (err && this.pending.has(id)) {
+          this.pending.get(id)!.cleanup();
+          this.pending.delete(id);
+          reject(new WorkerError('worker-crashed', `could not send ${method} to the model worker: ${err.message}`));
+        }
+      });
+    });
+  }
+}

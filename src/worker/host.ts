@@ -1,0 +1,350 @@
+// What the worker process does for each request, apart from the messaging (main.ts): it holds
+// one loaded model with TWO runtimes over the same weight arrays — one serving completions with
+// only the committed patches, one for repairs and evaluations with the patch in progress — so
+// completions stay fast and unaffected while a repair runs. Jobs on the repair runtime run one at
+// a time (a queue); completions never wait for them.
+
+import type { ModelFolder } from '../model';
+import { loadModelFolder } from '../model';
+import { evaluatePatch, type Evaluation } from '../eval/evaluate';
+import { assess, RepairModel, stackPatch, type Assessment, type RepairControl } from '../repair/engine';
+import { exportPatchedModel } from '../repair/export';
+import { checkPatchForModel, combinePatches, patchFromJson, patchToJson, type Patch, type PatchJson } from '../repair/patch';
+import { methodDefaults, prepareFailures, runRepair, type MethodDefaults } from '../repair/run';
+import { makeExample, RepairError, type Example } from '../repair/teacher';
+import { generate } from '../runtime/generate';
+import { embeddedModelDir } from '../runtime/open';
+import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
+import type {
+  CompleteParams, CompleteResult, EvaluateParams, EvaluateResult, EvaluationCounts, ExportParams, ExportResult, LoadParams, ModelInfo,
+  NeuronDetailsParams, NeuronDetailsResult, PredictParams, PredictResult, RepairParams, RepairProgressEvent, RepairResult, Sample,
+  ScoresBefore, SetPatchesParams, SetPatchesResult,
+} from './protocol';
+import { BUILTIN_REGRESSION_PROMPTS, BUILTIN_REGRESSION_TOKENS } from './regression-samples';
+import { cursorLineIndent, completionEnd, finishCompletion } from './stop-rules';
+
+/** A request the worker cannot serve in its current state; the message says what to do. */
+export class WorkerStateError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'WorkerStateError';
+    this.code = code;
+  }
+}
+
+interface Loaded {
+  key: string;
+  folder: ModelFolder;
+  completion: ModelRuntime;
+  repair: ModelRuntime;
+  defaults: MethodDefaults;
+  info: ModelInfo;
+}
+
+export interface JobControl {
+  signal: AbortSignal;
+  onProgress?: (p: RepairProgressEvent) => void;
+}
+
+function evaluationCounts(e: Evaluation): EvaluationCounts {
+  return {
+    effectiveness: {
+      fixed: e.effectiveness.fixed,
+      total: e.effectiveness.total,
+      tokenAccuracyBefore: e.effectiveness.tokenAccuracyBefore,
+      tokenAccuracyAfter: e.effectiveness.tokenAccuracyAfter,
+    },
+    generalisation: e.generalisation ? { fixed: e.generalisation.fixed, total: e.generalisation.total, meanDeltaP: e.generalisation.meanDeltaP } : null,
+    specificity: e.specificity ? { kept: e.specificity.kept, total: e.specificity.total, meanAbsDeltaTopP: e.specificity.meanAbsDeltaTopP } : null,
+  };
+}
+
+function scoresOf(e: Evaluation): { effectiveness: number | null; generalisation: number | null; specificity: number | null } {
+  // A set with nothing to measure (no held-out failure failing before, no sample right before) has no score.
+  return {
+    effectiveness: e.effectiveness.total ? e.effectiveness.rate : null,
+    generalisation: e.generalisation?.total ? e.generalisation.rate : null,
+    specificity: e.specificity?.total ? e.specificity.rate : null,
+  };
+}
+
+function fractionCorrect(as: readonly Assessment[]): number | null {
+  return as.length ? as.filter((a) => a.allCorrect).length / as.length : null;
+}
+
+function clampProbability(p: number): number {
+  return Number.isFinite(p) ? Math.min(1, Math.max(0, p)) : 0;
+}
+
+export class ModelHost {
+  private loaded: Loaded | null = null;
+  private committed: Patch[] = [];
+  private committedMap: Map<number, LayerPatch> = new Map();
+  /** The repair runtime's queue: each job starts when the previous one has settled. */
+  private repairQueue: Promise<unknown> = Promise.resolve();
+  private builtin: { key: string; examples: Example[] } | null = null;
+
+  constructor(private readonly log: (line: string) => void = () => {}) {}
+
+  private model(): Loaded {
+    if (!this.loaded) throw new WorkerStateError('not-loaded', 'no model is loaded in the worker yet: wait for the model to finish loading (or select a model folder)');
+    return this.loaded;
+  }
+
+  private onRepairRuntime<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.repairQueue.then(job, job);
+    this.repairQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async load(p: LoadParams): Promise<ModelInfo> {
+    const dir = p.modelDir || embeddedModelDir();
+    if (!dir) throw new WorkerStateError('no-model', 'no model folder is set and the embedded model (models/tiny-coder) is not installed: set starRepair.modelPath to a Hugging Face model folder');
+    const key = JSON.stringify([dir, p.provider, p.threads]);
+    if (this.loaded?.key === key) return this.loaded.info;
+    const start = performance.now();
+    const folder = loadModelFolder(dir);
+    const options = { provider: p.provider, threads: p.threads };
+    const completion = new ModelRuntime(folder.config, folder.weights, options);
+    // onnxruntime's Tensor wraps the same Float32Array, so the second runtime costs no weight copy.
+    const repair = new ModelRuntime(folder.config, folder.weights, options);
+    try {
+      await completion.warm(['decode']);
+    } catch (e) {
+      await Promise.allSettled([completion.release(), repair.release()]);
+      throw e;
+    }
+    const previous = this.loaded;
+    const c = folder.config;
+    const info: ModelInfo = {
+      name: folder.name,
+      dir: folder.dir,
+      architecture: c.architecture,
+      layers: c.layers,
+      neurons: c.intermediate,
+      hidden: c.hidden,
+      vocab: c.vocab,
+      context: c.maxPositions,
+      params: folder.params,
+      dtype: folder.dtype,
+      executionProvider: completion.provider,
+      fallbacks: completion.fallbacks.map((f) => ({ provider: f.provider, reason: f.reason })),
+      fingerprint: folder.fingerprint,
+    };
+    this.loaded = { key, folder, completion, repair, defaults: methodDefaults(folder.dir), info };
+    this.committed = [];
+    this.committedMap = new Map();
+    this.builtin = null;
+    if (previous) await this.onRepairRuntime(() => Promise.allSettled([previous.completion.release(), previous.repair.release()]));
+    this.log(`loaded ${folder.name} (${c.architecture}, ${(folder.params / 1e6).toFixed(2)} M parameters) on ${completion.provider} in ${Math.round(performance.now() - start)} ms`);
+    return info;
+  }
+
+  async complete(p: CompleteParams, signal: AbortSignal): Promise<CompleteResult> {
+    const m = this.model();
+    const indent = cursorLineIndent(p.prompt);
+    // The stop rule is checked on every new token; reaching the end stops decoding at once.
+    const ended = new AbortController();
+    const both = AbortSignal.any([signal, ended.signal]);
+    const g = await generate(m.completion, m.folder.tokenizer, p.prompt, {
+      maxTokens: p.maxTokens,
+      temperature: p.temperature,
+      stop: p.stop,
+      signal: both,
+      onText: (t) => {
+        if (completionEnd(t, p.stopRule, indent) >= 0) ended.abort();
+      },
+    });
+    if (signal.aborted) throw new RepairError('cancelled', 'the completion was cancelled');
+    return {
+      text: finishCompletion(g.text, p.stopRule, indent),
+      tokens: g.tokens.length,
+      promptTokens: g.promptTokens,
+      stoppedBy: ended.signal.aborted ? 'stop' : g.stoppedBy,
+      ms: g.ms,
+    };
+  }
+
+  private parsePatches(list: readonly PatchJson[]): Patch[] {
+    const m = this.model();
+    const target = { fingerprint: m.info.fingerprint, hiddenSize: m.info.hidden, numLayers: m.info.layers, intermediateSize: m.info.neurons };
+    return list.map((j) => {
+      const patch = patchFromJson(j, m.info.hidden);
+      checkPatchForModel(patch, target);
+      return patch;
+    });
+  }
+
+  setPatches(p: SetPatchesParams): SetPatchesResult {
+    const m = this.model();
+    const patches = this.parsePatches(p.patches);
+    const combined = combinePatches(patches, m.info.hidden);
+    this.committed = patches;
+    this.committedMap = new Map([...combined].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
+    m.completion.setPatch(this.committedMap);
+    let neurons = 0;
+    for (const c of combined.values()) neurons += c.rows.length;
+    return { applied: patches.map((x) => x.id), neurons };
+  }
+
+  async predict(p: PredictParams): Promise<PredictResult> {
+    const m = this.model();
+    const tok = m.folder.tokenizer;
+    const ex = makeExample(tok, p.prompt, p.desired, m.info.context);
+    const a = await assess(m.completion, ex);
+    const g = await generate(m.completion, tok, p.prompt, { maxTokens: ex.desired.length + 2, stop: p.desired.includes('\n') ? [] : ['\n'] });
+    return {
+      prediction: g.text,
+      desiredTokens: ex.desired.map((id) => tok.tokenText(id)),
+      correct: a.correct,
+      pDesired: a.pDesired.map(clampProbability),
+      allCorrect: a.allCorrect,
+    };
+  }
+
+  private examples(samples: readonly Sample[]): Example[] {
+    const m = this.model();
+    return prepareFailures(m.folder.tokenizer, samples, m.info.context).prepared.map((x) => x.example);
+  }
+
+  /** The built-in regression samples: the model's own continuations under the committed patches. */
+  private async builtinRegression(model: RepairModel): Promise<Example[]> {
+    const m = this.model();
+    const key = this.committed.map((p) => p.id).join(',');
+    if (this.builtin?.key === key) return this.builtin.examples;
+    model.apply(null);
+    const examples: Example[] = [];
+    for (const prompt of BUILTIN_REGRESSION_PROMPTS) {
+      const g = await generate(model.runtime, m.folder.tokenizer, prompt, { maxTokens: BUILTIN_REGRESSION_TOKENS, stop: ['\n'] });
+      if (g.text.trim().length === 0) continue;
+      try {
+        examples.push(makeExample(m.folder.tokenizer, prompt, g.text, m.info.context));
+      } catch (e) {
+        if (!(e instanceof RepairError)) throw e;
+      }
+    }
+    this.builtin = { key, examples };
+    return examples;
+  }
+
+  private async regressionSet(model: RepairModel, accepted: readonly Sample[]): Promise<Example[]> {
+    return [...this.examples(accepted), ...(await this.builtinRegression(model))];
+  }
+
+  repair(p: RepairParams, control: JobControl): Promise<RepairResult> {
+    return this.onRepairRuntime(async () => {
+      const m = this.model();
+      if (control.signal.aborted) throw new RepairError('cancelled', 'the repair was cancelled; the model is unchanged');
+      const tok = m.folder.tokenizer;
+      const model = new RepairModel(m.repair, m.folder.weights, this.committedMap);
+      const { prepared, skipped } = prepareFailures(tok, p.failures, m.info.context);
+      if (prepared.length === 0) {
+        throw new RepairError(skipped[0]?.code === 'too-long' ? 'too-long' : 'boundary', `nothing could be repaired: ${skipped.map((s) => s.message).join('; ')}`);
+      }
+      const progress = (x: RepairProgressEvent) => control.onProgress?.(x);
+      progress({ method: p.method, phase: 'assess', epoch: 0, epochs: p.epochs, loss: null, positionsFixed: 0, positionsTotal: 0 });
+      const repairControl: RepairControl = { signal: control.signal, onProgress: (x) => progress({ ...x, epochs: Math.max(x.epochs, x.epoch) }) };
+      const result = await runRepair(model, m.info.fingerprint, prepared, {
+        method: p.method, mode: p.mode, select: p.select, epochs: p.epochs, eta: p.eta ?? undefined,
+      }, m.defaults, repairControl);
+      const { outcome, patch } = result;
+      progress({ method: p.method, phase: 'evaluate', epoch: outcome.epochs, epochs: Math.max(p.epochs, outcome.epochs), loss: outcome.losses.at(-1) ?? null, positionsFixed: 0, positionsTotal: 0 });
+      const repairedExamples = result.repaired.map((r) => r.example);
+      const evaluation = await evaluatePatch(model, stackPatch(m.info.hidden, outcome.acc), {
+        repaired: repairedExamples,
+        heldout: this.examples(p.heldout.filter((h) => !p.failures.some((f) => f.id === h.id))),
+        regression: await this.regressionSet(model, p.regression),
+      }, { repaired: outcome.before });
+      patch.scores = scoresOf(evaluation);
+      const positions = result.repaired.flatMap((r, i) => r.example.desired.map((id, k) => ({
+        failureId: r.failure.id,
+        token: tok.tokenText(id),
+        pBefore: clampProbability(outcome.before[i].pDesired[k]),
+        pAfter: clampProbability(outcome.after[i].pDesired[k]),
+      })));
+      const fixed = result.repaired.filter((_, i) => outcome.after[i].allCorrect).map((r) => r.failure.id);
+      return {
+        patch: patchToJson(patch),
+        fixed,
+        unfixed: result.repaired.map((r) => r.failure.id).filter((id) => !fixed.includes(id)),
+        skipped: [...skipped, ...result.skipped],
+        scoresBefore: { effectiveness: fractionCorrect(outcome.before), generalisation: null, specificity: null },
+        evaluation: evaluationCounts(evaluation),
+        positions,
+        epochs: outcome.epochs,
+        losses: outcome.losses.filter(Number.isFinite),
+      };
+    });
+  }
+
+  evaluate(p: EvaluateParams, control: JobControl): Promise<EvaluateResult> {
+    return this.onRepairRuntime(async () => {
+      const m = this.model();
+      const patches = this.parsePatches(p.items.map((i) => i.patch));
+      const results: EvaluateResult['results'] = [];
+      for (let i = 0; i < p.items.length; i++) {
+        if (control.signal.aborted) throw new RepairError('cancelled', 'the evaluation was cancelled');
+        const patch = patches[i];
+        const others = this.committed.filter((c) => c.id !== patch.id);
+        const base = new Map([...combinePatches(others, m.info.hidden)].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
+        const model = new RepairModel(m.repair, m.folder.weights, base);
+        const repaired = this.examples(p.items[i].failures);
+        if (repaired.length === 0) throw new WorkerStateError('no-failures', `patch ${patch.id} has none of its failures left to evaluate on (they were removed or cannot be tokenised)`);
+        const before: Assessment[] = [];
+        for (const ex of repaired) before.push(await assess(model.runtime, ex));
+        const own = new Map([...combinePatches([patch], m.info.hidden)].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
+        const evaluation = await evaluatePatch(model, own, {
+          repaired,
+          heldout: this.examples(p.items[i].heldout),
+          regression: await this.regressionSet(model, p.regression),
+        }, { repaired: before });
+        const scoresBefore: ScoresBefore = { effectiveness: fractionCorrect(before), generalisation: null, specificity: null };
+        results.push({ patchId: patch.id, scores: scoresOf(evaluation), scoresBefore, evaluation: evaluationCounts(evaluation) });
+      }
+      return { results };
+    });
+  }
+
+  neuronDetails(p: NeuronDetailsParams): NeuronDetailsResult {
+    const m = this.model();
+    const { hidden: d, vocab: V, layers, neurons } = m.info;
+    if (p.layer >= layers) throw new WorkerStateError('bad-neuron', `layer ${p.layer} does not exist: the model has ${layers} layers`);
+    if (p.neuron >= neurons) throw new WorkerStateError('bad-neuron', `neuron ${p.neuron} does not exist: each layer has ${neurons} neurons`);
+    if (p.delta.length !== d) throw new WorkerStateError('bad-neuron', `the delta has ${p.delta.length} values, the model's hidden size is ${d}`);
+    const U = m.folder.weights.lmHead;
+    // Logit change per unit activation of the neuron: the LM head applied to its delta (final norm aside).
+    const logits = new Float64Array(V);
+    for (let v = 0; v < V; v++) {
+      let s = 0;
+      const off = v * d;
+      for (let j = 0; j < d; j++) s += U[off + j] * p.delta[j];
+      logits[v] = s;
+    }
+    const order = Array.from({ length: V }, (_, v) => v).sort((a, b) => logits[b] - logits[a]);
+    const tok = m.folder.tokenizer;
+    const push = (v: number) => ({ token: tok.tokenText(v), logit: logits[v] });
+    return {
+      deltaNorm: Math.sqrt(p.delta.reduce((a, x) => a + x * x, 0)),
+      up: order.slice(0, 5).map(push),
+      down: order.slice(-5).reverse().map(push),
+    };
+  }
+
+  export(p: ExportParams): ExportResult {
+    const m = this.model();
+    const patches = this.parsePatches(p.patches);
+    const combined = combinePatches(patches, m.info.hidden);
+    const map = new Map([...combined].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
+    const dir = exportPatchedModel(m.folder, map, p.dir, { patches: patches.map((x) => x.id) });
+    let neurons = 0;
+    for (const c of combined.values()) neurons += c.rows.length;
+    return { dir, neurons };
+  }
+
+  async release(): Promise<void> {
+    const l = this.loaded;
+    this.loaded = null;
+    if (l) await Promise.allSettled([l.completion.release(), l.repair.release()]);
+  }
+}

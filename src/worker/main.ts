@@ -1,0 +1,73 @@
+// The model worker process (bundled as dist/worker.js, started by client.ts with
+// child_process.fork): reads requests from the IPC channel, checks them against the protocol,
+// runs them on the ModelHost, answers with the result or a typed error, streams repair progress,
+// and honours cancellation. It exits when its parent goes away, so no orphan keeps the model.
+
+import { ModelHost } from './host';
+import { parseHostMessage, PROTOCOL_VERSION, toWireError, type HostMessage, type Method, type ParamsOf, type RepairProgressEvent, type WorkerMessage } from './protocol';
+
+function send(message: WorkerMessage): void {
+  if (!process.connected || !process.send) return;
+  process.send(message);
+}
+
+const host = new ModelHost((message) => send({ type: 'log', message }));
+const running = new Map<number, AbortController>();
+
+async function dispatch(method: Method, params: unknown, id: number, signal: AbortSignal): Promise<unknown> {
+  const onProgress = (progress: RepairProgressEvent) => send({ type: 'progress', id, progress });
+  switch (method) {
+    case 'load': return host.load(params as ParamsOf<'load'>);
+    case 'complete': return host.complete(params as ParamsOf<'complete'>, signal);
+    case 'setPatches': return host.setPatches(params as ParamsOf<'setPatches'>);
+    case 'predict': return host.predict(params as ParamsOf<'predict'>);
+    case 'repair': return host.repair(params as ParamsOf<'repair'>, { signal, onProgress });
+    case 'evaluate': return host.evaluate(params as ParamsOf<'evaluate'>, { signal, onProgress });
+    case 'neuronDetails': return host.neuronDetails(params as ParamsOf<'neuronDetails'>);
+    case 'export': return host.export(params as ParamsOf<'export'>);
+  }
+}
+
+async function handle(raw: unknown): Promise<void> {
+  let message: HostMessage;
+  try {
+    message = parseHostMessage(raw);
+  } catch (e) {
+    // A request we cannot read still gets an answer when its id is readable, so the caller is not left waiting.
+    const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
+    if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) send({ type: 'response', id, ok: false, error: toWireError(e) });
+    else send({ type: 'log', message: `dropped a malformed message: ${e instanceof Error ? e.message : String(e)}` });
+    return;
+  }
+  if (message.type === 'cancel') {
+    running.get(message.id)?.abort();
+    return;
+  }
+  const controller = new AbortController();
+  running.set(message.id, controller);
+  try {
+    const result = await dispatch(message.method, message.params, message.id, controller.signal);
+    send({ type: 'response', id: message.id, ok: true, result });
+  } catch (e) {
+    send({ type: 'response', id: message.id, ok: false, error: toWireError(e) });
+  } finally {
+    running.delete(message.id);
+  }
+}
+
+if (!process.send) {
+  process.stderr.write('dist/worker.js is the STAR Repair model worker: it is started by the extension through child_process.fork, not run by hand\n');
+  process.exit(2);
+}
+
+process.on('message', (raw: unknown) => void handle(raw));
+// The extension host went away (closed window, crash): nobody can read our answers.
+process.on('disconnect', () => process.exit(0));
+process.on('uncaughtException', (e) => {
+  send({ type: 'log', message: `worker crashed: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
+  process.exit(70);
+});
+process.on('unhandledRejection', (e) => {
+  send({ type: 'log', message: `unhandled rejection in the worker: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
+});
+send({ type: 'ready', pid: process.pid, protocol: PROTOCOL_VERSION });

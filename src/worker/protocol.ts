@@ -1,0 +1,588 @@
+// The worker protocol: every message between the extension host and the model worker
+// process, with request ids, progress, cancellation, typed errors, and hand-written runtime
+// validators for both directions (a message that breaks the contract is refused with a
+// message naming the bad field, never half-used). No vscode and no onnxruntime here: the
+// client, the worker and the tests all import it.
+
+import type { PatchJson, PatchScores, RepairMethod, RepairMode } from '../repair/patch';
+
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------
+// Shared shapes
+// ---------------------------------------------------------------------------------------
+
+export type ProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+export const PROVIDER_SETTINGS: readonly ProviderSetting[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
+export type SelectSetting = 'dense' | 'global' | 'layer';
+export const SELECT_SETTINGS: readonly SelectSetting[] = ['dense', 'global', 'layer'];
+export type StopRule = 'line' | 'block' | 'none';
+export const STOP_RULES: readonly StopRule[] = ['line', 'block', 'none'];
+
+export interface ProviderFallback {
+  provider: string;
+  reason: string;
+}
+
+export interface ModelInfo {
+  name: string;
+  dir: string;
+  architecture: string;
+  layers: number;
+  /** MLP width m: patchable neurons per layer. */
+  neurons: number;
+  hidden: number;
+  vocab: number;
+  context: number;
+  params: number;
+  dtype: string;
+  executionProvider: string;
+  fallbacks: ProviderFallback[];
+  fingerprint: string;
+}
+
+/** A failure as the worker needs it: the text before the completion and what should follow. */
+export interface Sample {
+  id: string;
+  prompt: string;
+  desired: string;
+}
+
+export interface RepairProgressEvent {
+  method: string;
+  phase: 'assess' | 'locate' | 'step' | 'evaluate';
+  epoch: number;
+  epochs: number;
+  loss: number | null;
+  positionsFixed: number;
+  positionsTotal: number;
+}
+
+export interface SkippedFailure {
+  id: string;
+  /** RepairError code, e.g. 'already-correct', 'boundary', 'too-long'. */
+  code: string;
+  message: string;
+}
+
+export interface PositionProbabilityReport {
+  failureId: string;
+  token: string;
+  pBefore: number;
+  pAfter: number;
+}
+
+/** Scores before the patch, where the metric has a meaning then (the panel shows before → after). */
+export interface ScoresBefore {
+  effectiveness: number | null;
+  generalisation: number | null;
+  specificity: number | null;
+}
+
+export interface EvaluationCounts {
+  effectiveness: { fixed: number; total: number; tokenAccuracyBefore: number; tokenAccuracyAfter: number };
+  generalisation: { fixed: number; total: number; meanDeltaP: number } | null;
+  specificity: { kept: number; total: number; meanAbsDeltaTopP: number } | null;
+}
+
+// ---------------------------------------------------------------------------------------
+// Methods: params and results
+// ---------------------------------------------------------------------------------------
+
+export interface LoadParams {
+  /** Empty: the embedded model next to the worker bundle. */
+  modelDir: string;
+  provider: ProviderSetting;
+  threads: number;
+}
+
+export interface CompleteParams {
+  prompt: string;
+  maxTokens: number;
+  stop: string[];
+  /** 'line': end of line; 'block': a blank line or a dedent below the cursor line's indentation. */
+  stopRule: StopRule;
+  temperature: number;
+}
+
+export interface CompleteResult {
+  text: string;
+  tokens: number;
+  promptTokens: number;
+  stoppedBy: string;
+  ms: number;
+}
+
+export interface SetPatchesParams {
+  patches: PatchJson[];
+}
+
+export interface SetPatchesResult {
+  applied: string[];
+  neurons: number;
+}
+
+export interface PredictParams {
+  prompt: string;
+  desired: string;
+}
+
+export interface PredictResult {
+  /** The model's greedy completion now (with the committed patches), about as long as `desired`. */
+  prediction: string;
+  /** Desired tokens as text, and whether the model (teacher-forced) predicts each one. */
+  desiredTokens: string[];
+  correct: boolean[];
+  pDesired: number[];
+  allCorrect: boolean;
+}
+
+export interface RepairParams {
+  method: RepairMethod;
+  mode: RepairMode;
+  select: SelectSetting;
+  epochs: number;
+  /** null: the model's tuned default. */
+  eta: number | null;
+  failures: Sample[];
+  /** Similar failures not repaired here: the generalisation set. */
+  heldout: Sample[];
+  /** Completions the model got right (accepted by the user); the worker adds its built-in set. */
+  regression: Sample[];
+}
+
+export interface RepairResult {
+  patch: PatchJson;
+  fixed: string[];
+  unfixed: string[];
+  skipped: SkippedFailure[];
+  scoresBefore: ScoresBefore;
+  evaluation: EvaluationCounts;
+  positions: PositionProbabilityReport[];
+  epochs: number;
+  losses: number[];
+}
+
+export interface EvaluateItem {
+  patch: PatchJson;
+  failures: Sample[];
+  heldout: Sample[];
+}
+
+export interface EvaluateParams {
+  items: EvaluateItem[];
+  regression: Sample[];
+}
+
+export interface EvaluateResult {
+  results: { patchId: string; scores: PatchScores; scoresBefore: ScoresBefore; evaluation: EvaluationCounts }[];
+}
+
+export interface NeuronDetailsParams {
+  layer: number;
+  neuron: number;
+  /** The patch's delta for this neuron (length = hidden size). */
+  delta: number[];
+}
+
+export interface TokenPushReport {
+  token: string;
+  logit: number;
+}
+
+export interface NeuronDetailsResult {
+  deltaNorm: number;
+  up: TokenPushReport[];
+  down: TokenPushReport[];
+}
+
+export interface ExportParams {
+  dir: string;
+  patches: PatchJson[];
+}
+
+export interface ExportResult {
+  dir: string;
+  neurons: number;
+}
+
+export interface Methods {
+  load: { params: LoadParams; result: ModelInfo };
+  complete: { params: CompleteParams; result: CompleteResult };
+  setPatches: { params: SetPatchesParams; result: SetPatchesResult };
+  predict: { params: PredictParams; result: PredictResult };
+  repair: { params: RepairParams; result: RepairResult };
+  evaluate: { params: EvaluateParams; result: EvaluateResult };
+  neuronDetails: { params: NeuronDetailsParams; result: NeuronDetailsResult };
+  export: { params: ExportParams; result: ExportResult };
+}
+
+export type Method = keyof Methods;
+export type ParamsOf<M extends Method> = Methods[M]['params'];
+export type ResultOf<M extends Method> = Methods[M]['result'];
+export const METHODS: readonly Method[] = ['load', 'complete', 'setPatches', 'predict', 'repair', 'evaluate', 'neuronDetails', 'export'];
+
+// ---------------------------------------------------------------------------------------
+// Envelopes
+// ---------------------------------------------------------------------------------------
+
+/** An error as it crosses the process boundary: the class name, a machine code, the message. */
+export interface WireError {
+  name: string;
+  code: string;
+  message: string;
+}
+
+export type HostMessage =
+  | { type: 'request'; id: number; method: Method; params: unknown }
+  | { type: 'cancel'; id: number };
+
+export type WorkerMessage =
+  | { type: 'ready'; pid: number; protocol: number }
+  | { type: 'response'; id: number; ok: true; result: unknown }
+  | { type: 'response'; id: number; ok: false; error: WireError }
+  | { type: 'progress'; id: number; progress: RepairProgressEvent }
+  | { type: 'log'; message: string };
+
+/** A message broke the protocol; the text names the path of the first bad field. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Readers: each returns a fresh value holding only the known fields or throws ProtocolError.
+// ---------------------------------------------------------------------------------------
+
+type Reader<T> = (v: unknown, path: string) => T;
+
+const MAX_TEXT = 4_000_000;
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'nothing';
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v);
+  if (typeof v === 'number') return String(v);
+  return typeof v;
+}
+
+function fail(path: string, expected: string, got: unknown): never {
+  throw new ProtocolError(`${path}: expected ${expected}, got ${describe(got)}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function record(v: unknown, path: string): Record<string, unknown> {
+  if (!isRecord(v)) fail(path, 'an object', v);
+  return v;
+}
+
+function text(max = MAX_TEXT, min = 0): Reader<string> {
+  return (v, path) => {
+    if (typeof v !== 'string') fail(path, 'a string', v);
+    if (v.length > max) fail(path, `at most ${max} characters`, v);
+    if (v.length < min) fail(path, min === 1 ? 'a non-empty string' : `at least ${min} characters`, v);
+    return v;
+  };
+}
+
+const bool: Reader<boolean> = (v, path) => {
+  if (typeof v !== 'boolean') fail(path, 'a boolean', v);
+  return v;
+};
+
+const finite: Reader<number> = (v, path) => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, 'a finite number', v);
+  return v;
+};
+
+function intIn(min: number, max = Number.MAX_SAFE_INTEGER): Reader<number> {
+  return (v, path) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(path, `an integer in ${min}..${max}`, v);
+    return v;
+  };
+}
+
+const count = intIn(0);
+
+function numIn(min: number, max: number): Reader<number> {
+  return (v, path) => {
+    const n = finite(v, path);
+    if (n < min || n > max) fail(path, `a number in [${min}, ${max}]`, v);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]): Reader<T> {
+  return (v, path) => {
+    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) fail(path, `one of ${values.join(', ')}`, v);
+    return v as T;
+  };
+}
+
+function list<T>(item: Reader<T>, max = 100_000): Reader<T[]> {
+  return (v, path) => {
+    if (!Array.isArray(v)) fail(path, 'an array', v);
+    if (v.length > max) fail(path, `at most ${max} items`, v);
+    return v.map((x, i) => item(x, `${path}[${i}]`));
+  };
+}
+
+function nullable<T>(item: Reader<T>): Reader<T | null> {
+  return (v, path) => (v === null ? null : item(v, path));
+}
+
+function field<T>(o: Record<string, unknown>, key: string, item: Reader<T>, path: string): T {
+  return item(o[key], `${path}.${key}`);
+}
+
+function object<T>(read: (o: Record<string, unknown>, path: string) => T): Reader<T> {
+  return (v, path) => read(record(v, path), path);
+}
+
+/** JSON itself is checked by patchFromJson where it is used; here only the envelope of a patch. */
+const patchJson: Reader<PatchJson> = object((o, path) => {
+  field(o, 'id', text(256, 1), path);
+  field(o, 'modelFingerprint', text(256, 1), path);
+  field(o, 'layers', list(object((l, lp) => {
+    field(l, 'layer', count, lp);
+    field(l, 'rows', list(count, 10_000_000), lp);
+    field(l, 'deltas', text(), lp);
+    return l;
+  })), path);
+  return structuredClone(o) as unknown as PatchJson;
+});
+
+const sample: Reader<Sample> = object((o, path) => ({
+  id: field(o, 'id', text(256, 1), path),
+  prompt: field(o, 'prompt', text(), path),
+  desired: field(o, 'desired', text(), path),
+}));
+
+const methodReader = oneOf<RepairMethod>(['star', 'mint', 'sgd']);
+const modeReader = oneOf<RepairMode>(['iter', 'batch']);
+
+const fallback: Reader<ProviderFallback> = object((o, path) => ({ provider: field(o, 'provider', text(100), path), reason: field(o, 'reason', text(4000), path) }));
+
+const scoresOrNull = (path: string, o: Record<string, unknown>): { effectiveness: number | null; generalisation: number | null; specificity: number | null } => ({
+  effectiveness: field(o, 'effectiveness', nullable(numIn(0, 1)), path),
+  generalisation: field(o, 'generalisation', nullable(numIn(0, 1)), path),
+  specificity: field(o, 'specificity', nullable(numIn(0, 1)), path),
+});
+
+const scores: Reader<PatchScores> = object((o, path) => scoresOrNull(path, o));
+
+const evaluationCounts: Reader<EvaluationCounts> = object((o, path) => ({
+  effectiveness: field(o, 'effectiveness', object((e, p) => ({
+    fixed: field(e, 'fixed', count, p),
+    total: field(e, 'total', count, p),
+    tokenAccuracyBefore: field(e, 'tokenAccuracyBefore', numIn(0, 1), p),
+    tokenAccuracyAfter: field(e, 'tokenAccuracyAfter', numIn(0, 1), p),
+  })), path),
+  generalisation: field(o, 'generalisation', nullable(object((e, p) => ({
+    fixed: field(e, 'fixed', count, p),
+    total: field(e, 'total', count, p),
+    meanDeltaP: field(e, 'meanDeltaP', finite, p),
+  }))), path),
+  specificity: field(o, 'specificity', nullable(object((e, p) => ({
+    kept: field(e, 'kept', count, p),
+    total: field(e, 'total', count, p),
+    meanAbsDeltaTopP: field(e, 'meanAbsDeltaTopP', finite, p),
+  }))), path),
+}));
+
+const tokenPush: Reader<TokenPushReport> = object((o, path) => ({ token: field(o, 'token', text(1000), path), logit: field(o, 'logit', finite, path) }));
+
+const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
+  load: object((o, p) => ({
+    modelDir: field(o, 'modelDir', text(4096), p),
+    provider: field(o, 'provider', oneOf(PROVIDER_SETTINGS), p),
+    threads: field(o, 'threads', intIn(0, 1024), p),
+  })),
+  complete: object((o, p) => ({
+    prompt: field(o, 'prompt', text(MAX_TEXT, 1), p),
+    maxTokens: field(o, 'maxTokens', intIn(1, 4096), p),
+    stop: field(o, 'stop', list(text(100, 1), 32), p),
+    stopRule: field(o, 'stopRule', oneOf(STOP_RULES), p),
+    temperature: field(o, 'temperature', numIn(0, 10), p),
+  })),
+  setPatches: object((o, p) => ({ patches: field(o, 'patches', list(patchJson, 10_000), p) })),
+  predict: object((o, p) => ({ prompt: field(o, 'prompt', text(MAX_TEXT, 1), p), desired: field(o, 'desired', text(MAX_TEXT, 1), p) })),
+  repair: object((o, p) => {
+    const failures = field(o, 'failures', list(sample, 10_000), p);
+    if (failures.length === 0) fail(`${p}.failures`, 'at least one failure', failures);
+    return {
+      method: field(o, 'method', methodReader, p),
+      mode: field(o, 'mode', modeReader, p),
+      select: field(o, 'select', oneOf(SELECT_SETTINGS), p),
+      epochs: field(o, 'epochs', intIn(1, 1000), p),
+      eta: field(o, 'eta', nullable(numIn(Number.MIN_VALUE, 1e6)), p),
+      failures,
+      heldout: field(o, 'heldout', list(sample, 10_000), p),
+      regression: field(o, 'regression', list(sample, 10_000), p),
+    };
+  }),
+  evaluate: object((o, p) => ({
+    items: field(o, 'items', list(object((i, ip) => ({
+      patch: field(i, 'patch', patchJson, ip),
+      failures: field(i, 'failures', list(sample, 10_000), ip),
+      heldout: field(i, 'heldout', list(sample, 10_000), ip),
+    })), 10_000), p),
+    regression: field(o, 'regression', list(sample, 10_000), p),
+  })),
+  neuronDetails: object((o, p) => ({
+    layer: field(o, 'layer', count, p),
+    neuron: field(o, 'neuron', count, p),
+    delta: field(o, 'delta', list(finite, 1_000_000), p),
+  })),
+  export: object((o, p) => ({ dir: field(o, 'dir', text(4096, 1), p), patches: field(o, 'patches', list(patchJson, 10_000), p) })),
+};
+
+const RESULTS: { [M in Method]: Reader<ResultOf<M>> } = {
+  load: object((o, p) => ({
+    name: field(o, 'name', text(1000), p),
+    dir: field(o, 'dir', text(4096), p),
+    architecture: field(o, 'architecture', text(200), p),
+    layers: field(o, 'layers', intIn(1), p),
+    neurons: field(o, 'neurons', intIn(1), p),
+    hidden: field(o, 'hidden', intIn(1), p),
+    vocab: field(o, 'vocab', intIn(1), p),
+    context: field(o, 'context', intIn(1), p),
+    params: field(o, 'params', count, p),
+    dtype: field(o, 'dtype', text(100), p),
+    executionProvider: field(o, 'executionProvider', text(100), p),
+    fallbacks: field(o, 'fallbacks', list(fallback, 100), p),
+    fingerprint: field(o, 'fingerprint', text(256, 1), p),
+  })),
+  complete: object((o, p) => ({
+    text: field(o, 'text', text(), p),
+    tokens: field(o, 'tokens', count, p),
+    promptTokens: field(o, 'promptTokens', count, p),
+    stoppedBy: field(o, 'stoppedBy', text(100), p),
+    ms: field(o, 'ms', finite, p),
+  })),
+  setPatches: object((o, p) => ({ applied: field(o, 'applied', list(text(256)), p), neurons: field(o, 'neurons', count, p) })),
+  predict: object((o, p) => {
+    const desiredTokens = field(o, 'desiredTokens', list(text()), p);
+    const correct = field(o, 'correct', list(bool), p);
+    const pDesired = field(o, 'pDesired', list(numIn(0, 1)), p);
+    if (correct.length !== desiredTokens.length || pDesired.length !== desiredTokens.length) {
+      throw new ProtocolError(`${p}: desiredTokens, correct and pDesired differ in length`);
+    }
+    return { prediction: field(o, 'prediction', text(), p), desiredTokens, correct, pDesired, allCorrect: field(o, 'allCorrect', bool, p) };
+  }),
+  repair: object((o, p) => ({
+    patch: field(o, 'patch', patchJson, p),
+    fixed: field(o, 'fixed', list(text(256)), p),
+    unfixed: field(o, 'unfixed', list(text(256)), p),
+    skipped: field(o, 'skipped', list(object((s, sp) => ({ id: field(s, 'id', text(256), sp), code: field(s, 'code', text(100), sp), message: field(s, 'message', text(4000), sp) }))), p),
+    scoresBefore: field(o, 'scoresBefore', object((s, sp) => scoresOrNull(sp, s)), p),
+    evaluation: field(o, 'evaluation', evaluationCounts, p),
+    positions: field(o, 'positions', list(object((s, sp) => ({
+      failureId: field(s, 'failureId', text(256), sp),
+      token: field(s, 'token', text(1000), sp),
+      pBefore: field(s, 'pBefore', numIn(0, 1), sp),
+      pAfter: field(s, 'pAfter', numIn(0, 1), sp),
+    }))), p),
+    epochs: field(o, 'epochs', count, p),
+    losses: field(o, 'losses', list(finite), p),
+  })),
+  evaluate: object((o, p) => ({
+    results: field(o, 'results', list(object((r, rp) => ({
+      patchId: field(r, 'patchId', text(256, 1), rp),
+      scores: field(r, 'scores', scores, rp),
+      scoresBefore: field(r, 'scoresBefore', object((s, sp) => scoresOrNull(sp, s)), rp),
+      evaluation: field(r, 'evaluation', evaluationCounts, rp),
+    }))), p),
+  })),
+  neuronDetails: object((o, p) => ({
+    deltaNorm: field(o, 'deltaNorm', numIn(0, Number.MAX_VALUE), p),
+    up: field(o, 'up', list(tokenPush, 100), p),
+    down: field(o, 'down', list(tokenPush, 100), p),
+  })),
+  export: object((o, p) => ({ dir: field(o, 'dir', text(4096, 1), p), neurons: field(o, 'neurons', count, p) })),
+};
+
+const progressReader: Reader<RepairProgressEvent> = object((o, p) => {
+  const progress: RepairProgressEvent = {
+    method: field(o, 'method', text(100), p),
+    phase: field(o, 'phase', oneOf(['assess', 'locate', 'step', 'evaluate'] as const), p),
+    epoch: field(o, 'epoch', count, p),
+    epochs: field(o, 'epochs', count, p),
+    loss: field(o, 'loss', nullable(finite), p),
+    positionsFixed: field(o, 'positionsFixed', count, p),
+    positionsTotal: field(o, 'positionsTotal', count, p),
+  };
+  if (progress.positionsFixed > progress.positionsTotal) fail(`${p}.positionsFixed`, `at most positionsTotal (${progress.positionsTotal})`, progress.positionsFixed);
+  return progress;
+});
+
+const wireError: Reader<WireError> = object((o, p) => ({
+  name: field(o, 'name', text(200), p),
+  code: field(o, 'code', text(200), p),
+  message: field(o, 'message', text(100_000), p),
+}));
+
+const requestId = intIn(1);
+
+function readParamsOf<M extends Method>(method: M, v: unknown, path: string): ParamsOf<M> {
+  return (PARAMS[method] as Reader<ParamsOf<M>>)(v, path);
+}
+
+/** Worker side: checks a message from the host, including the params of its method. */
+export function parseHostMessage(raw: unknown): HostMessage {
+  const o = record(raw, 'message');
+  switch (o.type) {
+    case 'request': {
+      const id = field(o, 'id', requestId, 'message');
+      const method = field(o, 'method', oneOf(METHODS), 'message');
+      return { type: 'request', id, method, params: readParamsOf(method, o.params, `${method}.params`) };
+    }
+    case 'cancel':
+      return { type: 'cancel', id: field(o, 'id', requestId, 'message') };
+    default:
+      return fail('message.type', 'request or cancel', o.type);
+  }
+}
+
+/** Host side: checks the envelope of a message from the worker (results are checked per method by parseResult). */
+export function parseWorkerMessage(raw: unknown): WorkerMessage {
+  const o = record(raw, 'message');
+  switch (o.type) {
+    case 'ready':
+      return { type: 'ready', pid: field(o, 'pid', intIn(1), 'message'), protocol: field(o, 'protocol', intIn(1), 'message') };
+    case 'response': {
+      const id = field(o, 'id', requestId, 'message');
+      if (field(o, 'ok', bool, 'message')) return { type: 'response', id, ok: true, result: o.result };
+      return { type: 'response', id, ok: false, error: field(o, 'error', wireError, 'message') };
+    }
+    case 'progress':
+      return { type: 'progress', id: field(o, 'id', requestId, 'message'), progress: field(o, 'progress', progressReader, 'message') };
+    case 'log':
+      return { type: 'log', message: field(o, 'message', text(100_000), 'message') };
+    default:
+      return fail('message.type', 'ready, response, progress or log', o.type);
+  }
+}
+
+export function parseParams<M extends Method>(method: M, v: unknown): ParamsOf<M> {
+  return readParamsOf(method, v, `${method}.params`);
+}
+
+export function parseResult<M extends Method>(method: M, v: unknown): ResultOf<M> {
+  return (RESULTS[method] as Reader<ResultOf<M>>)(v, `${method}.result`);
+}
+
+/** Turns anything thrown in the worker into a WireError (code from a typed error when it has one). */
+export function toWireError(e: unknown): WireError {
+  if (e instanceof Error) {
+    const code = (e as Error & { code?: unknown }).code;
+    return { name: e.name, code: typeof code === 'string' ? code : e.name, message: e.message };
+  }
+  return { name: 'Error', code: 'Error', message: String(e) };
+}
