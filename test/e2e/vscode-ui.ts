@@ -1,0 +1,136 @@
+// Drives the VS Code workbench that code-server serves, the way a person does: keyboard, mouse
+// and what is on screen (no extension-host back doors). Owns the selectors for the workbench,
+// the editor's ghost text, context menus, notifications and the extension's webview view
+// (two nested iframes), and the screenshots the run leaves in test-artifacts/e2e/.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FrameLocator, Locator, Page } from 'playwright-core';
+
+export const CHROMIUM = process.env['STAR_CHROMIUM'] ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--no-default-browser-check',
+];
+
+/** Numbered screenshots, so the folder reads as the scenario's story. */
+export function screenshotter(page: Page, dir: string): (name: string) => Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  let n = 0;
+  return async (name: string): Promise<string> => {
+    n += 1;
+    const file = join(dir, `${String(n).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file });
+    return file;
+  };
+}
+
+export async function waitForWorkbench(page: Page, timeoutMs = 90_000): Promise<void> {
+  await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: timeoutMs });
+  // The explorer or the status bar appears once the workbench has restored its layout.
+  await page.locator('.statusbar').waitFor({ state: 'visible', timeout: timeoutMs });
+}
+
+const quickInput = (page: Page): Locator => page.locator('.quick-input-widget');
+
+/** Runs a command from the command palette by its title, e.g. "STAR Repair: Undo last patch". */
+export async function runCommand(page: Page, title: string): Promise<void> {
+  await closeQuickInput(page);
+  await page.keyboard.press('F1');
+  const input = quickInput(page).locator('input.input');
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill(`>${title}`);
+  const row = quickInput(page).locator('.monaco-list-row', { hasText: title }).first();
+  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await row.click();
+  await quickInput(page).waitFor({ state: 'hidden', timeout: 10_000 });
+}
+
+export async function closeQuickInput(page: Page): Promise<void> {
+  if (await quickInput(page).isVisible()) {
+    await page.keyboard.press('Escape');
+    await quickInput(page).waitFor({ state: 'hidden', timeout: 5_000 });
+  }
+}
+
+/** Opens a workspace file with Quick Open and waits until its editor has focus. */
+export async function openFile(page: Page, name: string): Promise<Locator> {
+  await closeQuickInput(page);
+  await page.keyboard.press('Control+P');
+  const input = quickInput(page).locator('input.input');
+  await input.waitFor({ state: 'visible', timeout: 10_000 });
+  await input.fill(name);
+  const row = quickInput(page).locator('.monaco-list-row', { hasText: name }).first();
+  await row.waitFor({ state: 'visible', timeout: 15_000 });
+  await page.keyboard.press('Enter');
+  await page.locator('.tabs-container .tab.active', { hasText: name }).waitFor({ timeout: 15_000 });
+  const editor = activeEditor(page);
+  await editor.locator('.view-lines').waitFor({ state: 'visible' });
+  return editor;
+}
+
+export function activeEditor(page: Page): Locator {
+  return page.locator('.editor-group-container.active .monaco-editor').first();
+}
+
+/** The inline suggestion (ghost text) currently shown in the active editor, or '' when none. */
+export async function ghostText(page: Page): Promise<string> {
+  const parts = await activeEditor(page).locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text').allTextContents();
+  return parts.join('').replace(/\u00a0/g, ' ');
+}
+
+/** Waits until some ghost text is visible and returns it. */
+export async function waitForGhostText(page: Page, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await ghostText(page);
+    if (text.trim() !== '') return text;
+    if (Date.now() > deadline) throw new Error(`no inline suggestion (ghost text) appeared within ${timeoutMs / 1000} s`);
+    await page.waitForTimeout(200);
+  }
+}
+
+/** Text of one line of the active editor as rendered (1-based line number). */
+export async function lineText(page: Page, lineNumber: number): Promise<string> {
+  // Monaco positions rendered lines absolutely; the line-numbers gutter gives the order.
+  const editor = activeEditor(page);
+  const texts = await editor.locator('.view-lines .view-line').evaluateAll((nodes) =>
+    nodes
+      .map((n) => ({ top: parseFloat((n as HTMLElement).style.top || '0'), text: n.textContent ?? '' }))
+      .sort((a, b) => a.top - b.top)
+      .map((x) => x.text),
+  );
+  const first = await editor.locator('.margin .line-numbers').evaluateAll((nodes) =>
+    Math.min(...nodes.map((n) => Number(n.textContent ?? 'NaN')).filter((x) => Number.isFinite(x))),
+  );
+  return (texts[lineNumber - first] ?? '').replace(/\u00a0/g, ' ');
+}
+
+/** Right-clicks `target` and picks the context-menu entry labelled `label`. */
+export async function contextMenu(page: Page, target: Locator, label: string): Promise<void> {
+  await target.click({ button: 'right' });
+  // Monaco renders its menus inside an open shadow root; Playwright's CSS engine pierces it.
+  const item = page.locator('.monaco-menu .action-item', { hasText: label }).first();
+  await item.waitFor({ state: 'visible', timeout: 10_000 });
+  await item.click();
+}
+
+/**
+ * The extension's webview view: VS Code hosts it in an outer iframe (class `webview`, its src
+ * naming the extension) that loads the page into an inner `#active-frame`.
+ */
+export function webviewFrame(page: Page, extensionId: string): FrameLocator {
+  return page
+    .frameLocator(`iframe.webview[src*="extensionId=${extensionId}"]`)
+    .frameLocator('iframe#active-frame');
+}
+
+/** Visible notification toasts' messages. */
+export async function notifications(page: Page): Promise<string[]> {
+  return page.locator('.notifications-toasts .notification-list-item-message').allTextContents();
+}

@@ -1,0 +1,198 @@
+// The end-to-end scenario: the packaged extension in a real VS Code (code-server) driven from
+// headless Chromium as a person would use it — ghost text, rejection, the failure in the
+// panel, "Repair model on this failure" from the editor's context menu, neurons and scores in
+// the panel, the repaired suggestion, and undo bringing the old one back. Run by
+// `npm run test:e2e` (after test/e2e/setup); screenshots go to test-artifacts/e2e/.
+
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ARTIFACTS, ROOT, packageExtension, startCodeServer, type CodeServer } from './code-server';
+import {
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  activeEditor,
+  contextMenu,
+  ghostText,
+  openFile,
+  runCommand,
+  screenshotter,
+  waitForGhostText,
+  waitForWorkbench,
+  webviewFrame,
+} from './vscode-ui';
+
+const EXTENSION_ID = 'star-repair.star-repair';
+const WORKSPACE_FIXTURE = join(ROOT, 'test', 'e2e', 'workspace');
+const FILE = 'stats.py';
+// What the person wants on the line where the model's greedy suggestion is wrong. The prompt
+// is the fixture file's text up to its end (the cursor goes there); see workspace/README.md.
+const DESIRED = 'return total / len(values)';
+
+/** The model: the embedded one unless STAR_E2E_MODEL names a Hugging Face folder (for debugging). */
+function modelPath(): string {
+  const given = process.env['STAR_E2E_MODEL'];
+  if (given) return given;
+  if (!existsSync(join(ROOT, 'models', 'tiny-coder', 'config.json'))) {
+    throw new Error('models/tiny-coder has no config.json: the embedded model is not there to test (set STAR_E2E_MODEL=<folder> to use another)');
+  }
+  return '';
+}
+
+function settings(model: string): Record<string, unknown> {
+  return {
+    // A quiet, deterministic workbench: nothing pops up over the editor or takes focus.
+    'security.workspace.trust.enabled': false,
+    'workbench.startupEditor': 'none',
+    'workbench.tips.enabled': false,
+    'workbench.enableExperiments': false,
+    'telemetry.telemetryLevel': 'off',
+    'update.mode': 'none',
+    'extensions.autoUpdate': false,
+    'extensions.autoCheckUpdates': false,
+    'extensions.ignoreRecommendations': true,
+    'chat.disableAIFeatures': true,
+    'editor.inlineSuggest.enabled': true,
+    'editor.quickSuggestions': { other: false, comments: false, strings: false },
+    'editor.suggestOnTriggerCharacters': false,
+    'editor.wordBasedSuggestions': 'off',
+    'editor.parameterHints.enabled': false,
+    'editor.autoClosingBrackets': 'never',
+    'editor.autoClosingQuotes': 'never',
+    'editor.autoIndent': 'none',
+    'editor.minimap.enabled': false,
+    'files.autoSave': 'off',
+    // The extension: completions as soon as asked (no debounce race), one line, greedy
+    // (the extension decodes greedily; there is no sampling setting), and STAR repair.
+    'starRepair.modelPath': model,
+    'starRepair.executionProvider': 'cpu',
+    'starRepair.completions.enabled': true,
+    'starRepair.completions.languages': ['python'],
+    'starRepair.completions.stop': 'line',
+    'starRepair.completions.debounceMs': 0,
+    'starRepair.capture.enabled': true,
+    'starRepair.repair.auto': false,
+    'starRepair.repair.method': 'star',
+    'starRepair.specificity.guard': 'warn',
+  };
+}
+
+describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, () => {
+  let server: CodeServer | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  let shot: (name: string) => Promise<string>;
+  let broken = false;
+  let firstSuggestion = '';
+
+  // Later steps build on earlier ones; once one fails the rest are skipped, not piled on.
+  function step(name: string, fn: (t: TestContext) => Promise<void>): void {
+    test(name, async (t) => {
+      if (broken) {
+        t.skip('an earlier step failed');
+        return;
+      }
+      try {
+        await fn(t);
+      } catch (e) {
+        broken = true;
+        await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`).catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  before(async () => {
+    rmSync(ARTIFACTS, { recursive: true, force: true });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const vsix = packageExtension();
+    server = await startCodeServer({ workspaceFixture: WORKSPACE_FIXTURE, settings: settings(modelPath()), vsix });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    page = await context.newPage();
+    shot = screenshotter(page, ARTIFACTS);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    if (server) {
+      writeFileSync(join(ARTIFACTS, 'code-server.log'), server.log());
+      const logs = join(server.userDataDir, 'logs');
+      if (existsSync(logs)) cpSync(logs, join(ARTIFACTS, 'vscode-logs'), { recursive: true });
+      await server.stop();
+    }
+  });
+
+  step('the workbench loads and the extension activates', async () => {
+    await page.goto(server!.folderUrl());
+    await waitForWorkbench(page);
+    await shot('workbench');
+    await openFile(page, FILE);
+    // The extension activates for Python; its status bar item then shows the model.
+    const status = page.locator('.statusbar-item', { hasText: /STAR/i }).first();
+    await status.waitFor({ state: 'visible', timeout: 120_000 });
+    await shot('extension-active');
+  });
+
+  step('an inline completion shows ghost text', async () => {
+    await activeEditor(page).click();
+    await page.keyboard.press('Control+End');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    firstSuggestion = await waitForGhostText(page, 120_000);
+    await shot('ghost-text');
+    assert.notEqual(firstSuggestion.trim(), DESIRED, 'the model already suggests the desired line: pick another prompt');
+  });
+
+  step('typing a different line rejects it, and the failure appears in the panel', async () => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.type(DESIRED, { delay: 20 });
+    await page.keyboard.press('Enter');
+    await shot('rejected');
+    await runCommand(page, 'STAR Repair: Show Panel');
+    const panel = webviewFrame(page, EXTENSION_ID);
+    await panel.getByText(DESIRED, { exact: false }).first().waitFor({ state: 'visible', timeout: 60_000 });
+    await shot('failure-in-panel');
+  });
+
+  step('right-click "Repair model on this failure" patches neurons and shows scores', async () => {
+    // Select the typed line (the desired text) and repair from the editor's context menu.
+    await activeEditor(page).click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('End');
+    await page.keyboard.press('Shift+Home');
+    const selection = activeEditor(page).locator('.selected-text').first();
+    await selection.waitFor({ state: 'visible' });
+    await contextMenu(page, selection, 'Repair model on this failure');
+    await shot('repair-started');
+    const panel = webviewFrame(page, EXTENSION_ID);
+    await panel.getByText(/effectiveness/i).first().waitFor({ state: 'visible', timeout: 8 * 60_000 });
+    await panel.getByText(/neuron/i).first().waitFor({ state: 'visible' });
+    await shot('patched-neurons-and-scores');
+  });
+
+  step('the same place now completes to the desired line', async () => {
+    await activeEditor(page).click();
+    await page.keyboard.press('Control+End');
+    // Back to the prompt: remove the typed line and its line break.
+    for (let i = 0; i < DESIRED.length + 1; i += 1) await page.keyboard.press('Backspace');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    const repaired = await waitForGhostText(page, 120_000);
+    await shot('repaired-suggestion');
+    assert.equal(repaired.trim(), DESIRED);
+  });
+
+  step('undoing the patch brings the old suggestion back', async () => {
+    await page.keyboard.press('Escape');
+    await runCommand(page, 'STAR Repair: Undo last patch');
+    await activeEditor(page).click();
+    await page.keyboard.press('Control+End');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    const again = await waitForGhostText(page, 120_000);
+    await shot('after-undo');
+    assert.equal(again.trim(), firstSuggestion.trim());
+    assert.equal(await ghostText(page), again);
+  });
+});
