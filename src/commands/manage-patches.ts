@@ -1,0 +1,128 @@
+// "Manage Patches": the patch history in a QuickPick — enable/disable, remove, save a patch as a
+// JSON file, or import one. An imported patch made for another model is refused and the user is
+// told why (PatchMismatchError's message); a malformed one lists its problems.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as vscode from 'vscode';
+import { checkPatchForModel, patchFromJson, stringifyPatch, type Patch } from '../repair/patch';
+import type { PatchEntry } from '../repair/patch-store';
+import type { Services } from '../services/services';
+import { errorText, requireStores, type CommandSpec } from './common';
+
+export type PatchAction = 'toggle' | 'enable' | 'disable' | 'remove' | 'save';
+
+export interface ManagePatchesArgs {
+  patchId?: string;
+  action?: PatchAction;
+  /** For action 'save': where to write the JSON file. */
+  file?: string;
+  /** Import this patch file. */
+  importFile?: string;
+}
+
+function pct(x: number | null): string {
+  return x === null ? '–' : `${Math.round(x * 100)}%`;
+}
+
+function describePatch(p: Patch): string {
+  return `eff ${pct(p.scores.effectiveness)} · gen ${pct(p.scores.generalisation)} · spec ${pct(p.scores.specificity)} · ${p.stats.neurons} neurons · ${(p.stats.ms / 1000).toFixed(1)} s`;
+}
+
+/** Applies one action to one patch and re-sends the enabled patches. Returns the entry after it (undefined when removed). */
+export async function applyPatchAction(s: Services, patchId: string, action: PatchAction, file?: string): Promise<PatchEntry | undefined> {
+  const stores = s.model.stores;
+  if (!stores) throw new Error('the model is not loaded');
+  let after: PatchEntry | undefined;
+  switch (action) {
+    case 'toggle': after = stores.patches.toggle(patchId); break;
+    case 'enable': after = stores.patches.toggle(patchId, true); break;
+    case 'disable': after = stores.patches.toggle(patchId, false); break;
+    case 'remove':
+      stores.patches.remove(patchId);
+      stores.reports.retain(stores.patches.list().map((e) => e.patch.id));
+      break;
+    case 'save': {
+      const entry = stores.patches.get(patchId);
+      if (!entry) throw new Error(`no patch ${patchId} in the history`);
+      let target = file;
+      if (!target) {
+        const uri = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(`star-patch-${patchId.slice(0, 8)}.json`), filters: { 'STAR patch': ['json'] }, saveLabel: 'Save Patch' });
+        if (!uri) return entry;
+        target = uri.fsPath;
+      }
+      writeFileSync(target, stringifyPatch(entry.patch));
+      void vscode.window.showInformationMessage(`STAR Repair: patch saved to ${target}.`);
+      return entry;
+    }
+  }
+  await s.model.syncPatches();
+  return after;
+}
+
+/** Reads a patch file and adds it to the history when it fits the loaded model. */
+export async function importPatch(s: Services, file: string): Promise<Patch | undefined> {
+  const stores = s.model.stores;
+  const info = s.model.info;
+  if (!stores || !info) throw new Error('the model is not loaded');
+  let patch: Patch;
+  try {
+    patch = patchFromJson(readFileSync(file, 'utf8'));
+    checkPatchForModel(patch, { fingerprint: info.fingerprint, hiddenSize: info.hidden, numLayers: info.layers, intermediateSize: info.neurons });
+  } catch (e) {
+    void vscode.window.showErrorMessage(`STAR Repair: the patch in ${file} was not applied: ${errorText(e)}`);
+    return undefined;
+  }
+  stores.patches.add(patch);
+  await s.model.syncPatches();
+  void vscode.window.showInformationMessage(`STAR Repair: imported and applied patch ${patch.id.slice(0, 8)} (${describePatch(patch)}).`);
+  return patch;
+}
+
+interface PatchItem extends vscode.QuickPickItem {
+  entry?: PatchEntry;
+  importer?: boolean;
+}
+
+export const managePatches: CommandSpec = {
+  id: 'starRepair.managePatches',
+  async run(s, arg) {
+    const stores = requireStores(s);
+    if (!stores) return undefined;
+    const args = (typeof arg === 'object' && arg !== null ? arg : {}) as ManagePatchesArgs;
+    try {
+      if (args.importFile) return await importPatch(s, args.importFile);
+      if (args.patchId && args.action) return await applyPatchAction(s, args.patchId, args.action, args.file);
+      const items: PatchItem[] = stores.patches.list().reverse().map((entry) => ({
+        label: `${entry.enabled ? '$(pass-filled)' : '$(circle-large-outline)'} ${entry.patch.method} ${entry.patch.mode} · ${entry.patch.failureIds.length} failure(s)`,
+        description: new Date(entry.patch.createdAt).toLocaleString(),
+        detail: describePatch(entry.patch),
+        entry,
+      }));
+      items.push({ label: '$(folder-opened) Import a patch file…', importer: true });
+      const pick = await vscode.window.showQuickPick(items, { title: 'STAR Repair: patches (newest first)', placeHolder: items.length > 1 ? 'Pick a patch to enable, disable, remove or save' : 'No patch yet' });
+      if (!pick) return undefined;
+      if (pick.importer) {
+        const uris = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'STAR patch': ['json'] }, openLabel: 'Import Patch' });
+        return uris?.[0] ? await importPatch(s, uris[0].fsPath) : undefined;
+      }
+      const entry = pick.entry!;
+      const actions: { label: string; action: PatchAction | 'panel' }[] = [
+        { label: entry.enabled ? '$(debug-pause) Disable' : '$(play) Enable', action: 'toggle' },
+        { label: '$(trash) Remove from the history', action: 'remove' },
+        { label: '$(save) Save as a JSON file…', action: 'save' },
+        { label: '$(layout-sidebar-left) Show in the panel', action: 'panel' },
+      ];
+      const act = await vscode.window.showQuickPick(actions, { title: `Patch ${entry.patch.id.slice(0, 8)}` });
+      if (!act) return undefined;
+      if (act.action === 'panel') return s.showPanel();
+      if (act.action === 'remove') {
+        const ok = await vscode.window.showWarningMessage('Remove this patch from the history? This cannot be undone.', { modal: true }, 'Remove');
+        if (ok !== 'Remove') return undefined;
+      }
+      return await applyPatchAction(s, entry.patch.id, act.action);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`STAR Repair: ${errorText(e)}`);
+      return undefined;
+    }
+  },
+};

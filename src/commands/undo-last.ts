@@ -1,0 +1,31 @@
+// "Undo Last Patch": disables the newest enabled patch (it stays in the history, so the undo can
+// itself be undone) and sends the remaining patches to the worker.
+
+import * as vscode from 'vscode';
+import { errorText, requireStores, type CommandSpec } from './common';
+
+export const undoLastPatch: CommandSpec = {
+  id: 'starRepair.undoLastPatch',
+  async run(s) {
+    const stores = requireStores(s);
+    if (!stores) return undefined;
+    try {
+      const undone = stores.patches.undoLast();
+      if (!undone) {
+        void vscode.window.showInformationMessage('STAR Repair: no patch is active: the model is as it was loaded.');
+        return undefined;
+      }
+      await s.model.syncPatches();
+      void vscode.window.showInformationMessage(`STAR Repair: undid the ${undone.patch.method} patch of ${new Date(undone.patch.createdAt).toLocaleString()} (${undone.patch.stats.neurons} neurons).`, 'Redo').then(async (pick) => {
+        if (pick && s.model.stores?.patches.get(undone.patch.id)) {
+          s.model.stores.patches.toggle(undone.patch.id, true);
+          await s.model.syncPatches();
+        }
+      });
+      return undone.patch.id;
+    } catch (e) {
+      void vscode.window.showErrorMessage(`STAR Repair: could not undo: ${errorText(e)}`);
+      return undefined;
+    }
+  },
+};

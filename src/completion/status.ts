@@ -1,0 +1,61 @@
+// The status-bar item: which model serves completions, on which execution provider, and what it is
+// doing (loading, ready, completing, repairing, error). The tooltip lists the providers that were
+// tried and why they were not used; a click turns inline completions on or off.
+
+import * as vscode from 'vscode';
+import type { Settings } from '../settings';
+import type { ModelService } from '../services/model-service';
+
+const ICONS = { loading: '$(loading~spin)', ready: '$(sparkle)', completing: '$(sync~spin)', repairing: '$(tools)', error: '$(error)' } as const;
+
+function md(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
+}
+
+export class StatusBar implements vscode.Disposable {
+  private readonly item: vscode.StatusBarItem;
+  private readonly subscription: vscode.Disposable;
+
+  constructor(private readonly model: ModelService, private readonly settings: () => Settings) {
+    this.item = vscode.window.createStatusBarItem('starRepair.status', vscode.StatusBarAlignment.Right, 100);
+    this.item.name = 'STAR Repair';
+    this.item.command = 'starRepair.toggleCompletions';
+    this.subscription = model.onDidChange(() => this.update());
+    this.update();
+    this.item.show();
+  }
+
+  update(): void {
+    const s = this.settings();
+    const info = this.model.info;
+    const activity = this.model.activity;
+    const enabled = s.completions.enabled;
+    const name = info ? info.name : 'STAR';
+    const where = info && activity !== 'error' && activity !== 'loading' ? ` · ${info.executionProvider}` : '';
+    const icon = !enabled && activity === 'ready' ? '$(circle-slash)' : ICONS[activity];
+    this.item.text = `${icon} ${name}${where}`;
+    this.item.backgroundColor = activity === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    const lines: string[] = [];
+    lines.push(`**STAR Repair** — ${activity}${enabled ? '' : ' (inline completions off)'}`);
+    if (info) {
+      lines.push(`Model: ${md(info.name)} (${md(info.architecture)}, ${(info.params / 1e6).toFixed(1)} M parameters, ${info.layers} layers × ${info.neurons} neurons, ${md(info.dtype)})`);
+      lines.push(`Execution provider: ${md(info.executionProvider)}`);
+      for (const f of info.fallbacks) lines.push(`- ${md(f.provider)} not used: ${md(f.reason)}`);
+      const patches = this.model.stores?.patches.active().length ?? 0;
+      const pending = this.model.stores?.failures.list({ status: 'pending' }).length ?? 0;
+      lines.push(`${patches} patch(es) active · ${pending} failure(s) waiting for review`);
+    }
+    const w = this.model.worker;
+    if (w.status === 'restarting') lines.push(`Model worker restarting (crash ${w.crashes}) in ${Math.round((w.restartInMs ?? 0) / 100) / 10} s`);
+    if (w.status === 'failed') lines.push('Model worker stopped after repeated crashes: run "STAR Repair: Restart Model Worker"');
+    const err = this.model.errorMessage;
+    if (err) lines.push(`Error: ${md(err)}`);
+    lines.push(enabled ? 'Click to turn inline completions off' : 'Click to turn inline completions on');
+    this.item.tooltip = new vscode.MarkdownString(lines.join('\n\n'));
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.item.dispose();
+  }
+}
