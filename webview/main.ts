@@ -38,6 +38,8 @@ let theme = readMapTheme();
 let map: NeuronMapCanvas | null = null;
 let mapCanvas: HTMLCanvasElement | null = null;
 let mapKey = '';
+/** The layers the grid was built from: every new snapshot brings new (validated) objects. */
+let mapLayers: unknown = null;
 /** The cell under the mouse or the keyboard cursor. */
 let hover: MapCell | null = null;
 let saveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -148,9 +150,10 @@ function syncMap(): void {
   const width = canvas.parentElement?.clientWidth ?? 300;
   const dpr = window.devicePixelRatio || 1;
   const key = `${patch.id}|${m.layers}|${m.neuronsPerLayer}|${width}|${dpr}`;
-  if (key !== mapKey && map) {
+  if ((key !== mapKey || patch.layers !== mapLayers) && map) {
     map.setData(patch.layers, m.layers, m.neuronsPerLayer, width, dpr);
     mapKey = key;
+    mapLayers = patch.layers;
   }
   paintMap();
 }

@@ -65,7 +65,7 @@ describe('validatePanelState', () => {
   it('names the path of the first bad field', () => {
     rejects(validatePanelState(null), /^state: expected an object, got null$/);
     rejects(validatePanelState([]), /^state: expected an object, got an array of 0$/);
-    rejects(validatePanelState(mutate((s) => (s['failures'] = 'none'))), /^state\.failures: expected an array, got "none"$/);
+    rejects(validatePanelState(mutate((s) => ((s as Record<string, unknown>)['failures'] = 'none'))), /^state\.failures: expected an array, got "none"$/);
     rejects(validatePanelState(mutate((s) => ((s.failures[1] as unknown as Record<string, unknown>)['status'] = 'fixed'))), /^state\.failures\[1\]\.status: expected one of pending, repaired, unfixed, discarded, got "fixed"$/);
     rejects(validatePanelState(mutate((s) => (s.failures[0].createdAt = 'yesterday'))), /failures\[0\]\.createdAt: expected an ISO 8601 timestamp/);
     rejects(validatePanelState(mutate((s) => (s.failures[0].line = 1.5))), /failures\[0\]\.line: expected an integer ≥ 0, got 1\.5/);
@@ -194,7 +194,7 @@ describe('PanelHub', () => {
     const { hub, sent, got, attach } = setup();
     hub.postState(fixtureState());
     attach();
-    assert.deepEqual(sent, [], 'nothing before ready');
+    assert.equal(sent.length, 0, 'nothing before ready');
     hub.receive({ type: 'ready' });
     assert.equal(sent.length, 1);
     assert.equal(sent[0].type, 'state');
@@ -238,7 +238,7 @@ describe('PanelHub', () => {
     hub.receive({ type: 'ready' });
     assert.throws(() => hub.postState({ ...fixtureState(), failures: [{}] } as unknown as PanelState), (e: unknown) => e instanceof PanelMessageError && /^postState: state\.failures\[0\]\.id/.test(e.message));
     assert.throws(() => hub.postNeuronDetails({ patchId: 'p', layer: 0, neuron: 0, attribution: null, deltaNorm: Number.NaN, up: [], down: [] }), PanelMessageError);
-    assert.deepEqual(sent, []);
+    assert.equal(sent.length, 0);
     assert.equal(hub.state, null, 'a refused state does not replace the snapshot');
   });
 
@@ -258,7 +258,7 @@ describe('PanelHub', () => {
     hub.receive({ type: 'ready' });
     hub.detach();
     hub.postState(fixtureState());
-    assert.deepEqual(sent, []);
+    assert.equal(sent.length, 0);
     assert.equal(hub.connected, false);
     assert.ok(hub.state);
   });

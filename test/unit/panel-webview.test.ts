@@ -121,7 +121,7 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     // The after bar is as wide as the score says.
     assert.equal(await gen.locator('svg.after rect.fill').getAttribute('width'), '75');
     const rows = await scores.locator('[data-field="positions"] tbody tr').evaluateAll((trs) =>
-      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent?.trim())),
+      trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent?.trim())),
     );
     assert.deepEqual(rows, [
       ['1', 'sum', '3.1%', '91.2%'],
@@ -412,6 +412,7 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
       return seen.size;
     });
     assert.ok(distinct > 50, `a graded colour scale is drawn (${distinct} colours)`);
+    writeFileSync(join(ARTIFACTS, 'neuron-map-10k.png'), await page.locator('.map-wrap').screenshot());
     assertClean(p);
   });
 
