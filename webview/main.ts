@@ -154,6 +154,9 @@ function syncMap(): void {
     map.setData(patch.layers, m.layers, m.neuronsPerLayer, width, dpr);
     mapKey = key;
     mapLayers = patch.layers;
+    // The hovered cell belonged to the old grid.
+    hover = null;
+    showTooltip(null, 'mouse');
   }
   paintMap();
 }

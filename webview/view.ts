@@ -238,6 +238,7 @@ function patchPicker(state: PanelState, patch: PatchSummary | undefined, actions
       <label for=${id}>Patch</label>
       <vscode-single-select
         id=${id}
+        label="Patch shown in Neurons and Scores"
         data-action="pick-patch"
         @change=${(e: Event) => actions.selectPatch((e.target as HTMLSelectElement).value)}
       >

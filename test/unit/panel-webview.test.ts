@@ -312,6 +312,15 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     assert.equal(await section(page, 'scores').locator('[data-score="generalisation"]').textContent().then((t) => /not measured/.test(t ?? '')), true);
     assert.deepEqual(await posted(page), []);
 
+    // The patch picker above the map does the same.
+    const picker = section(page, 'neurons').locator('vscode-single-select[data-action="pick-patch"]');
+    assert.equal(await picker.locator('[role="combobox"]').getAttribute('aria-label'), 'Patch shown in Neurons and Scores');
+    await picker.click();
+    await picker.locator('li[role="option"]', { hasText: 'STAR' }).click();
+    assert.match((await section(page, 'neurons').locator('[data-field="map-summary"]').textContent()) ?? '', /^\s*7 neurons in 3 of 8 layers/);
+    assert.match((await section(page, 'scores').locator('.summary').textContent()) ?? '', /^Patch p-star/);
+    assert.deepEqual(await posted(page), []);
+
     // Discarded failures can be shown again.
     await failures.locator('[data-action="show-discarded"]').click();
     assert.equal(await failures.locator('li[data-failure-id="f-old"] [data-field="status"]').textContent(), 'discarded');
