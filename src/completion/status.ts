@@ -14,13 +14,13 @@ function md(text: string): string {
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
-  private readonly subscription: vscode.Disposable;
+  private readonly subscriptions: vscode.Disposable[];
 
   constructor(private readonly model: ModelService, private readonly settings: () => Settings) {
     this.item = vscode.window.createStatusBarItem('starRepair.status', vscode.StatusBarAlignment.Right, 100);
     this.item.name = 'STAR Repair';
     this.item.command = 'starRepair.toggleCompletions';
-    this.subscription = model.onDidChange(() => this.update());
+    this.subscriptions = [model.onDidChange(() => this.update()), model.onDidChangeActivity(() => this.update())];
     this.update();
     this.item.show();
   }
@@ -55,7 +55,7 @@ export class StatusBar implements vscode.Disposable {
   }
 
   dispose(): void {
-    this.subscription.dispose();
+    for (const d of this.subscriptions) d.dispose();
     this.item.dispose();
   }
 }

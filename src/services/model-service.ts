@@ -36,13 +36,16 @@ export class ModelService implements vscode.Disposable {
   private repairing = false;
   private loadSeq = 0;
   private readonly changed = new vscode.EventEmitter<void>();
+  private readonly activityChanged = new vscode.EventEmitter<void>();
   private readonly loaded = new vscode.EventEmitter<ModelInfo>();
   private readonly disposables: vscode.Disposable[] = [];
   private lastNotifiedError: string | null = null;
   private storeUnsubscribers: (() => void)[] = [];
 
-  /** Anything shown about the model changed (phase, activity, stores). */
+  /** The model, its phase, the worker's state or the stores changed. */
   readonly onDidChange = this.changed.event;
+  /** Only the activity changed (a completion started or ended, a repair started or ended): cheap, frequent. */
+  readonly onDidChangeActivity = this.activityChanged.event;
   /** A model finished loading (also after a worker restart). */
   readonly onDidLoad = this.loaded.event;
 
@@ -57,7 +60,7 @@ export class ModelService implements vscode.Disposable {
     });
     this.client.onStateChange(() => this.changed.fire());
     this.client.onCrash((exit, state) => this.onCrash(exit, state));
-    this.disposables.push(this.changed, this.loaded);
+    this.disposables.push(this.changed, this.activityChanged, this.loaded);
   }
 
   get info(): ModelInfo | null {
@@ -91,7 +94,7 @@ export class ModelService implements vscode.Disposable {
 
   setRepairing(on: boolean): void {
     this.repairing = on;
-    this.changed.fire();
+    this.activityChanged.fire();
   }
 
   /** Starts the worker (which loads the model through onStart). */
@@ -119,12 +122,12 @@ export class ModelService implements vscode.Disposable {
 
   async complete(params: CompleteParams, token: vscode.CancellationToken): Promise<CompleteResult> {
     this.completing++;
-    this.changed.fire();
+    this.activityChanged.fire();
     try {
       return await this.client.request('complete', params, { token });
     } finally {
       this.completing--;
-      this.changed.fire();
+      this.activityChanged.fire();
     }
   }
 
