@@ -235,7 +235,6 @@ export class NeuronMapCanvas {
     }
     this.canvas.style.width = `${this.layout.cssWidth}px`;
     this.canvas.style.height = `${this.layout.cssHeight}px`;
-    this.image = null;
   }
 
   /** Paints everything. Returns false when there is nothing to paint yet. */
