@@ -156,7 +156,7 @@ export class ModelHost {
         if (completionEnd(t, p.stopRule, indent) >= 0) ended.abort();
       },
     });
-    if (signal.aborted) throw new RepairError('cancelled', 'the completion was cancelled');
+    if (signal.aborted) throw new WorkerStateError('cancelled', 'the completion was cancelled');
     return {
       text: finishCompletion(g.text, p.stopRule, indent),
       tokens: g.tokens.length,

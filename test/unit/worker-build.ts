@@ -2,7 +2,7 @@
 // test-artifacts/, inside the repository so that onnxruntime-node (kept external, as in the
 // real bundle) resolves from node_modules. The tests then fork exactly what ships.
 import { build } from 'esbuild';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ROOT = join(__dirname, '..', '..');
@@ -13,6 +13,7 @@ export function buildWorker(): Promise<string> {
     built = (async () => {
       const dir = join(ROOT, 'test-artifacts', `worker-${process.pid}`);
       mkdirSync(dir, { recursive: true });
+      process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
       const outfile = join(dir, 'worker.js');
       await build({
         entryPoints: [join(ROOT, 'src', 'worker', 'main.ts')],
