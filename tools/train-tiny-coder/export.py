@@ -29,11 +29,13 @@ sys.path.insert(0, HERE)
 DTYPES = {torch.float16: ("F16", np.float16), torch.float32: ("F32", np.float32)}
 NP_OF = {"F16": np.float16, "F32": np.float32, "BF16": None}
 
+# They end before a newline: byte-level BPE joins a newline with the next line's
+# indentation, so a prompt ending in a bare "\n" is an unnatural token boundary.
 CHECK_PROMPTS = [
-    "import os\n\n\ndef read_file(path):\n",
-    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
-    "for i in range(10):\n    if i % 2 == 0:\n",
+    "import os\n\n\ndef read_file(path):",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"",
+    "for i in range(10):\n    if i % 2 == 0:",
 ]
 CHECK_NEW_TOKENS = 24
 
