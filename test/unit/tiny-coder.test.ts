@@ -10,7 +10,7 @@ import { loadModelFolder, parseSafetensorsHeader, type ModelFolder } from '../..
 import { generate } from '../../src/runtime/generate';
 import { embeddedModelDir, openModel } from '../../src/runtime/open';
 import { ModelRuntime, type KvCache } from '../../src/runtime/runtime';
-import { completeLineHealed, moduleOf, sampleLines, scoreStream, tokenStream, tokenTexts, type Doc } from '../../tools/eval-tiny-coder/measure';
+import { completeLineHealed, documentStart, moduleOf, sampleLines, scoreStream, tokenStream, tokenTexts, type Doc } from '../../tools/eval-tiny-coder/measure';
 
 const ROOT = join(__dirname, '..', '..');
 const MODEL_DIR = join(ROOT, 'models', 'tiny-coder');
@@ -220,12 +220,13 @@ test('eval: the healed line completion must spell back the whitespace taken off 
   };
   // The model would rather go on with "x" on the same line: healing forces the newline first.
   const one = await run('y = 1\n', [{ [x]: 9, [nl]: 5 }, { [a]: 3 }, { [b]: 3 }, { [nl]: 3 }]);
-  assert.deepEqual(one.prompts, [tok.encode('y = 1')]);
+  assert.equal(documentStart(tok), '<|endoftext|>');
+  assert.deepEqual(one.prompts, [[tok.eosId, ...tok.encode('y = 1')]], 'the file start is marked with end-of-text, the newline taken off');
   assert.equal(one.out.text, 'ab');
   assert.equal(one.out.stoppedBy, 'stop');
   // After a blank line both newlines are owed before the line can start.
   const two = await run('y = 1\n\n', [{ [nl]: 5, [a]: 9 }, { [x]: 9, [nl]: 1 }, { [b]: 3 }, { [nl]: 3 }]);
-  assert.deepEqual(two.prompts, [tok.encode('y = 1')]);
+  assert.deepEqual(two.prompts, [[tok.eosId, ...tok.encode('y = 1')]]);
   assert.equal(two.out.text, 'b');
   // The budget ends a line that never ends.
   const three = await run('y = 1\n', [{ [nl]: 5 }, { [a]: 3 }]);

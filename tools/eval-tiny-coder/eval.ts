@@ -13,6 +13,7 @@ import { openModel } from '../../src/runtime/open';
 import {
   completeLine,
   completeLineHealed,
+  documentStart,
   heldoutCorpus,
   REPO_ROOT,
   sampleLines,
@@ -35,13 +36,15 @@ const USAGE = `usage: node --import tsx tools/eval-tiny-coder/eval.ts [options]
   --window N         scoring window in tokens (default: the model's context)
   --threads N        onnxruntime intra-op threads (default: onnxruntime decides)
   --python PATH      Python whose standard library is the corpus (default /usr/bin/python3)
-  --no-healed        skip the token-healed next-line variant`;
+  --no-healed        skip the token-healed next-line variant
+  --markdown FILE    also write the figures as a Markdown section body (model card, BENCHMARKS.md)`;
 
 class UsageError extends Error {}
 
 interface Options {
   model?: string;
   json?: string;
+  markdown?: string;
   limitFiles?: number;
   lines: number;
   maxTokens: number;
@@ -66,7 +69,7 @@ function parseOptions(argv: string[]): Options | null {
     parsed = parseArgs({
       args: argv,
       options: {
-        model: { type: 'string' }, json: { type: 'string' }, 'limit-files': { type: 'string' }, lines: { type: 'string' },
+        model: { type: 'string' }, json: { type: 'string' }, markdown: { type: 'string' }, 'limit-files': { type: 'string' }, lines: { type: 'string' },
         'max-tokens': { type: 'string' }, seed: { type: 'string' }, window: { type: 'string' }, threads: { type: 'string' },
         python: { type: 'string' }, 'no-healed': { type: 'boolean' }, help: { type: 'boolean' },
       },
@@ -81,6 +84,7 @@ function parseOptions(argv: string[]): Options | null {
   return {
     model: v.model,
     json: v.json,
+    markdown: v.markdown,
     limitFiles: intOption(v, 'limit-files', 1),
     lines: intOption(v, 'lines', 0) ?? 300,
     maxTokens: intOption(v, 'max-tokens', 1) ?? 48,
@@ -133,6 +137,58 @@ function matchRow(name: string, m: MatchSummary): string {
   return `${name.padEnd(40)} ${pct(m.exactMatch).padStart(8)}  (${m.matched}/${m.lines}; indented ${m.indented.matched}/${m.indented.lines}, unindented ${m.unindented.matched}/${m.unindented.lines})`;
 }
 
+interface Figures {
+  date: string;
+  model: { dir: string; fingerprint: string; params: number };
+  data: { files: number; filesInSplit: number; heldoutModules: string[]; tokens: number; sameTokensAsTrainingTool: boolean | null };
+  loss: { window: number; windows: number; tokens: number; loss: number; perplexity: number; bitsPerByte: number; top1Accuracy: number; correct: number };
+  nextLine: { seed: number; candidates: number; lines: number; maxTokens: number };
+  runtime: { provider: string };
+  machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; onnxruntime: string };
+  seconds: number;
+}
+
+/** The options of this run that differ from the defaults, as command-line arguments. */
+function reproduceArgs(o: Options): string {
+  const a: string[] = [];
+  if (o.model) a.push(`--model ${displayPath(resolve(o.model))}`);
+  if (o.limitFiles !== undefined) a.push(`--limit-files ${o.limitFiles}`);
+  if (o.lines !== 300) a.push(`--lines ${o.lines}`);
+  if (o.maxTokens !== 48) a.push(`--max-tokens ${o.maxTokens}`);
+  if (o.seed !== 2026) a.push(`--seed ${o.seed}`);
+  if (o.window !== undefined) a.push(`--window ${o.window}`);
+  if (o.python !== '/usr/bin/python3') a.push(`--python ${o.python}`);
+  if (!o.healed) a.push('--no-healed');
+  return a.map((x) => ' ' + x).join('');
+}
+
+function groups(m: MatchSummary): string {
+  return `${m.matched}/${m.lines}; indented lines ${m.indented.matched}/${m.indented.lines}, unindented ${m.unindented.matched}/${m.unindented.lines}`;
+}
+
+/** The figures as the body of a Markdown section, so the model card and BENCHMARKS.md quote the run verbatim. */
+function markdown(r: Figures, plain: MatchSummary, healed: MatchSummary | null, subset: boolean, args: string): string {
+  const n = (x: number): string => x.toLocaleString('en-US');
+  const lines = [
+    `Measured by the project's own runtime (\`tools/eval-tiny-coder/eval.ts\`: \`openModel\`, \`ModelRuntime.score\`, \`generate\`; onnxruntime-node ${r.machine.onnxruntime}, ${r.runtime.provider} execution provider, float32) on ${r.date.slice(0, 10)}; machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}, Node ${r.machine.node}; ${Math.round(r.seconds)} s for the whole run. Model \`${r.model.dir}\`, fingerprint \`${r.model.fingerprint}\`.`,
+    ...(subset ? ['', `**Subset only** (\`--limit-files\`): ${r.data.files} of the ${r.data.filesInSplit} held-out files.`] : []),
+    '',
+    '| metric | value | measured on |',
+    '|---|---|---|',
+    `| held-out loss | **${r.loss.loss.toFixed(3)}** nats/token (perplexity ${r.loss.perplexity.toFixed(2)}, ${r.loss.bitsPerByte.toFixed(3)} bits/byte) | ${n(r.loss.tokens)} next-token predictions: ${r.data.files} files of the ${r.data.heldoutModules.length} held-out modules, ${r.loss.windows} non-overlapping windows of ${r.loss.window} tokens |`,
+    `| next-token top-1 accuracy | **${pct(r.loss.top1Accuracy)}** (${n(r.loss.correct)}) | the same tokens |`,
+    `| next-line exact match, plain | **${pct(plain.exactMatch)}** (${groups(plain)}) | ${r.nextLine.lines} lines drawn with seed ${r.nextLine.seed} from the ${n(r.nextLine.candidates)} non-blank, non-first lines |`,
+    ...(healed ? [`| next-line exact match, token healing | **${pct(healed.exactMatch)}** (${groups(healed)}) | the same lines |`] : []),
+    '',
+    `Loss and accuracy: the held-out files (listed by \`tools/train-tiny-coder/corpus.py --list\`, the training tool's own split) are concatenated, each followed by \`<|endoftext|>\`, exactly as the training tool encodes them${r.data.sameTokensAsTrainingTool ? ' (the ids equal its `work/heldout.u16`)' : ''}; every position of every window is scored, so each window's first tokens have little context.`,
+    '',
+    `Next line: the prompt is the file up to the start of the line (it ends with "\\n"), after \`<|endoftext|>\` as in training; when longer than the context, its end is kept. The completion must equal the whole line, **leading indentation included**; at most ${r.nextLine.maxTokens} tokens. *Plain*: greedy \`generate()\` with stop string "\\n". *Token healing*: the same prompt without its trailing whitespace, decoding constrained to spell that whitespace back, then greedy up to the next "\\n". The two differ because the byte-level BPE pre-tokenizer puts a newline and the next line's indentation (except its last space, which goes with the next word) into one token, e.g. "\\n" + 3 spaces, then " return": a prompt that ends in a bare "\\n" token is a context the model rarely saw before an indented line.`,
+    '',
+    `Reproduce: \`node --import tsx tools/eval-tiny-coder/eval.ts${args} --json eval.json --markdown eval.md\`.`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
 async function run(o: Options): Promise<void> {
   const t0 = performance.now();
   const { folder, runtime } = openModel(o.model, o.threads > 0 ? { threads: o.threads } : {});
@@ -160,9 +216,10 @@ async function run(o: Options): Promise<void> {
   const scoreSeconds = (performance.now() - tScore) / 1000;
 
   const { samples, candidates } = sampleLines(docs, o.lines, o.seed);
-  const plain = await completeAll('next line', samples.length, (i) => completeLine(runtime, folder.tokenizer, samples[i], o.maxTokens));
+  const start = documentStart(folder.tokenizer);
+  const plain = await completeAll('next line', samples.length, (i) => completeLine(runtime, folder.tokenizer, samples[i], o.maxTokens, start));
   const texts = o.healed ? tokenTexts(folder.tokenizer, cfg.vocab) : [];
-  const healed = o.healed ? await completeAll('next line (healed)', samples.length, (i) => completeLineHealed(runtime, folder.tokenizer, samples[i], o.maxTokens, texts)) : null;
+  const healed = o.healed ? await completeAll('next line (healed)', samples.length, (i) => completeLineHealed(runtime, folder.tokenizer, samples[i], o.maxTokens, texts, start)) : null;
   const plainSummary = summarise(samples, plain.outputs);
   const healedSummary = healed ? summarise(samples, healed.outputs) : null;
   const totalSeconds = (performance.now() - t0) / 1000;
@@ -186,8 +243,8 @@ async function run(o: Options): Promise<void> {
       top1Accuracy: score.top1, correct: score.correct, maxLossDiscrepancy: score.maxLossDiscrepancy, seconds: scoreSeconds, tokenizeSeconds,
     },
     nextLine: {
-      protocol: 'seeded uniform sample of lines that are not a file\'s first line and not blank; prompt = the file before the line (ends with "\\n"; when too long for the context its end is kept); exact match of the whole line, leading indentation included',
-      seed: o.seed, candidates, lines: samples.length, maxTokens: o.maxTokens,
+      protocol: 'seeded uniform sample of lines that are not a file\'s first line and not blank; prompt = the file before the line (ends with "\\n"), preceded by the end-of-text token as in training; when too long for the context its end is kept; exact match of the whole line, leading indentation included',
+      documentStart: start || null, seed: o.seed, candidates, lines: samples.length, maxTokens: o.maxTokens,
       plain: { ...plainSummary, method: 'generate(): greedy, stop string "\\n"', seconds: plain.seconds },
       healed: healed && healedSummary ? { ...healedSummary, method: 'token healing: prompt without its trailing whitespace, decoding constrained to spell it back, then greedy to the next "\\n"', seconds: healed.seconds } : null,
       samples: samples.map((s, i) => ({ file: s.rel, line: s.line + 1, target: s.target, plain: plain.outputs[i].text, healed: healed ? healed.outputs[i].text : null })),
@@ -213,6 +270,12 @@ async function run(o: Options): Promise<void> {
     `time: tokenize ${tokenizeSeconds.toFixed(1)} s, score ${scoreSeconds.toFixed(1)} s, next line ${plain.seconds.toFixed(1)} s${healed ? ` + healed ${healed.seconds.toFixed(1)} s` : ''}, total ${totalSeconds.toFixed(1)} s on ${runtime.provider} (${machine.cpu}, ${machine.cores} cores)`,
   ];
   process.stdout.write(rows.join('\n') + '\n');
+  if (o.markdown) {
+    const file = resolve(o.markdown);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, markdown(result, plainSummary, healedSummary, o.limitFiles !== undefined, reproduceArgs(o)));
+    process.stderr.write(`wrote ${file}\n`);
+  }
   if (o.json) {
     const file = resolve(o.json);
     mkdirSync(dirname(file), { recursive: true });

@@ -235,9 +235,21 @@ export interface LineCompletion {
   stoppedBy: string;
 }
 
+/**
+ * Text that encodes to the end-of-text token alone, or '' when there is none. Training saw every
+ * file right after that token, so a prompt that holds a file's beginning starts with it (when a
+ * prompt is too long, cutting it to the context drops it together with the file's start).
+ */
+export function documentStart(tokenizer: TextTokenizer): string {
+  if (tokenizer.eosId === null) return '';
+  const text = tokenizer.tokenText(tokenizer.eosId);
+  const ids = tokenizer.encode(text);
+  return ids.length === 1 && ids[0] === tokenizer.eosId ? text : '';
+}
+
 /** The plain protocol: greedy `generate()` on the preceding lines (ending with '\n'), stopped at '\n'. */
-export async function completeLine(runtime: ModelRuntime, tokenizer: TextTokenizer, sample: LineSample, maxTokens: number): Promise<LineCompletion> {
-  const g = await generate(runtime, tokenizer, sample.prompt, { maxTokens, stop: ['\n'] });
+export async function completeLine(runtime: ModelRuntime, tokenizer: TextTokenizer, sample: LineSample, maxTokens: number, start = documentStart(tokenizer)): Promise<LineCompletion> {
+  const g = await generate(runtime, tokenizer, start + sample.prompt, { maxTokens, stop: ['\n'] });
   return { text: g.text, tokens: g.tokens.length, promptTokens: g.promptTokens, stoppedBy: g.stoppedBy };
 }
 
@@ -259,15 +271,12 @@ export async function completeLineHealed(
   sample: LineSample,
   maxTokens: number,
   texts: readonly string[],
+  start = documentStart(tokenizer),
 ): Promise<LineCompletion> {
   const trailing = /\s*$/.exec(sample.prompt)?.[0] ?? '';
   const owed = trailing.endsWith('\n') ? trailing : '\n';
-  let ids = tokenizer.encode(sample.prompt.slice(0, sample.prompt.length - owed.length));
-  if (ids.length === 0) {
-    // The file opens with blank lines only: condition on a document start, as training saw it.
-    if (tokenizer.eosId === null) return { text: '', tokens: 0, promptTokens: 0, stoppedBy: 'empty-prompt' };
-    ids = [tokenizer.eosId];
-  }
+  let ids = tokenizer.encode(start + sample.prompt.slice(0, sample.prompt.length - owed.length));
+  if (ids.length === 0) return { text: '', tokens: 0, promptTokens: 0, stoppedBy: 'empty-prompt' };
   const context = runtime.config.maxPositions;
   const room = Math.max(1, context - maxTokens);
   if (ids.length > room) ids = ids.slice(ids.length - room);
