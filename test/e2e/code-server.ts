@@ -240,10 +240,14 @@ export async function startCodeServer(opts: CodeServerOptions): Promise<CodeServ
   const userDataDir = join(tempRoot, 'user-data');
   const extensionsDir = join(tempRoot, 'extensions');
   const workspace = join(tempRoot, 'workspace');
-  mkdirSync(join(userDataDir, 'User'), { recursive: true });
   mkdirSync(extensionsDir, { recursive: true });
   cpSync(opts.workspaceFixture, workspace, { recursive: true });
-  writeFileSync(join(userDataDir, 'User', 'settings.json'), `${JSON.stringify(opts.settings, null, 2)}\n`);
+  // The browser reads User/; the server side applies machine-scoped settings (the extension's
+  // modelPath, executionProvider, threads) only from Machine/, like VS Code's remote settings.
+  for (const scope of ['User', 'Machine']) {
+    mkdirSync(join(userDataDir, scope), { recursive: true });
+    writeFileSync(join(userDataDir, scope, 'settings.json'), `${JSON.stringify(opts.settings, null, 2)}\n`);
+  }
 
   const env = baseEnv(opts.env);
   const common = ['--user-data-dir', userDataDir, '--extensions-dir', extensionsDir];

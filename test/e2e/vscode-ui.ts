@@ -111,13 +111,24 @@ export async function lineText(page: Page, lineNumber: number): Promise<string> 
   return (texts[lineNumber - first] ?? '').replace(/\u00a0/g, ' ');
 }
 
-/** Right-clicks `target` and picks the context-menu entry labelled `label`. */
+/** Right-clicks the middle of `target` and picks the context-menu entry labelled `label`. */
 export async function contextMenu(page: Page, target: Locator, label: string): Promise<void> {
-  await target.click({ button: 'right' });
+  // The mouse at the element's box rather than locator.click: Monaco's selection overlays are
+  // re-rendered on every frame (the blinking cursor), which Playwright never finds "stable".
+  const box = await target.boundingBox();
+  if (!box) throw new Error(`contextMenu: ${String(target)} has no box on screen`);
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2, { button: 'right' });
   // Monaco renders its menus inside an open shadow root; Playwright's CSS engine pierces it.
   const item = page.locator('.monaco-menu .action-item', { hasText: label }).first();
   await item.waitFor({ state: 'visible', timeout: 10_000 });
-  await item.click();
+  // A person's click: move there, press, release (Monaco's menu acts on the mouse-up that
+  // follows a press inside the item).
+  const at = await item.boundingBox();
+  if (!at) throw new Error(`contextMenu: the entry "${label}" has no box on screen`);
+  await page.mouse.move(at.x + at.width / 2, at.y + at.height / 2, { steps: 4 });
+  await page.mouse.down();
+  await page.mouse.up();
+  await page.locator('.monaco-menu').first().waitFor({ state: 'hidden', timeout: 10_000 });
 }
 
 /**
@@ -128,6 +139,11 @@ export function webviewFrame(page: Page, extensionId: string): FrameLocator {
   return page
     .frameLocator(`iframe.webview[src*="extensionId=${extensionId}"]`)
     .frameLocator('iframe#active-frame');
+}
+
+/** The extension's status bar entry (VS Code gives it the id `<extension id>.<item id>`). */
+export function statusItem(page: Page): Locator {
+  return page.locator('.statusbar-item[id$="starRepair.status"]');
 }
 
 /** Visible notification toasts' messages. */

@@ -17,6 +17,7 @@ import {
   contextMenu,
   ghostText,
   openFile,
+  statusItem,
   runCommand,
   screenshotter,
   waitForGhostText,
@@ -86,6 +87,7 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
   let shot: (name: string) => Promise<string>;
   let broken = false;
   let firstSuggestion = '';
+  const consoleLines: string[] = [];
 
   // Later steps build on earlier ones; once one fails the rest are skipped, not piled on.
   function step(name: string, fn: (t: TestContext) => Promise<void>): void {
@@ -112,11 +114,15 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     page = await context.newPage();
+    // The workbench's and the webviews' console, for diagnosing a failed run.
+    context.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
     shot = screenshotter(page, ARTIFACTS);
   });
 
   after(async () => {
     await browser?.close().catch(() => undefined);
+    writeFileSync(join(ARTIFACTS, 'browser-console.log'), `${consoleLines.join('\n')}\n`);
     if (server) {
       writeFileSync(join(ARTIFACTS, 'code-server.log'), server.log());
       const logs = join(server.userDataDir, 'logs');
@@ -130,9 +136,9 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     await waitForWorkbench(page);
     await shot('workbench');
     await openFile(page, FILE);
-    // The extension activates for Python; its status bar item then shows the model.
-    const status = page.locator('.statusbar-item', { hasText: /STAR/i }).first();
-    await status.waitFor({ state: 'visible', timeout: 120_000 });
+    // The extension activates for Python; its status bar item names the model and, once it is
+    // loaded, the execution provider ("tiny-coder · cpu").
+    await statusItem(page).filter({ hasText: / · (cpu|webgpu|cuda|dml|coreml)/ }).waitFor({ state: 'visible', timeout: 180_000 });
     await shot('extension-active');
   });
 
@@ -150,13 +156,22 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     await page.keyboard.type(DESIRED, { delay: 20 });
     await page.keyboard.press('Enter');
     await shot('rejected');
-    await runCommand(page, 'STAR Repair: Show Panel');
+    await runCommand(page, 'STAR Repair: Show Repair Panel');
     const panel = webviewFrame(page, EXTENSION_ID);
-    await panel.getByText(DESIRED, { exact: false }).first().waitFor({ state: 'visible', timeout: 60_000 });
+    const failure = panel.locator('li.failure', { has: panel.locator('.where', { hasText: FILE }) }).first();
+    await failure.waitFor({ state: 'visible', timeout: 60_000 });
+    // The failure's completion (diffed against the rejected text) reads as the typed line.
+    const desiredShown = await failure.locator('pre.code').evaluate((pre) => {
+      const copy = pre.cloneNode(true) as HTMLElement;
+      copy.querySelectorAll('.sr-only, del, .prompt').forEach((n) => n.remove());
+      return copy.textContent ?? '';
+    });
+    assert.equal(desiredShown.trim(), DESIRED);
     await shot('failure-in-panel');
   });
 
-  step('right-click "Repair model on this failure" patches neurons and shows scores', async () => {
+  step('right-click "Repair Model on This Failure" patches neurons and shows scores', async (t) => {
+    const panel = webviewFrame(page, EXTENSION_ID);
     // Select the typed line (the desired text) and repair from the editor's context menu.
     await activeEditor(page).click();
     await page.keyboard.press('Control+End');
@@ -165,11 +180,27 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     await page.keyboard.press('Shift+Home');
     const selection = activeEditor(page).locator('.selected-text').first();
     await selection.waitFor({ state: 'visible' });
-    await contextMenu(page, selection, 'Repair model on this failure');
-    await shot('repair-started');
-    const panel = webviewFrame(page, EXTENSION_ID);
-    await panel.getByText(/effectiveness/i).first().waitFor({ state: 'visible', timeout: 8 * 60_000 });
-    await panel.getByText(/neuron/i).first().waitFor({ state: 'visible' });
+    await contextMenu(page, selection, 'Repair Model on This Failure');
+    // The command shows the model's current prediction next to the desired text and asks.
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ state: 'visible', timeout: 60_000 });
+    await shot('repair-confirm');
+    await dialog.getByRole('button', { name: 'Repair', exact: true }).click();
+    // Progress: the notification the command opens, and the panel's Repair section.
+    await page.locator('.notifications-toasts .notification-toast', { hasText: 'repairing the model' }).waitFor({ state: 'visible', timeout: 30_000 });
+    await panel.locator('[data-field="repair-head"]').waitFor({ state: 'visible', timeout: 30_000 });
+    await shot('repair-progress');
+    const summary = panel.locator('[data-field="map-summary"]');
+    await summary.waitFor({ state: 'visible', timeout: 8 * 60_000 });
+    const neurons = /(\d+) neurons? in (\d+) of (\d+) layers/.exec((await summary.textContent()) ?? '');
+    assert.ok(neurons && Number(neurons[1]) > 0, `the panel names the patched neurons (got "${await summary.textContent()}")`);
+    const effectiveness = panel.locator('[data-score="effectiveness"] [data-field="after"]');
+    await effectiveness.waitFor({ state: 'visible' });
+    const scores: Record<string, string> = {};
+    for (const key of ['effectiveness', 'generalisation', 'specificity']) {
+      scores[key] = ((await panel.locator(`[data-score="${key}"]`).textContent()) ?? '').replace(/\s+/g, ' ').trim();
+    }
+    t.diagnostic(`patched: ${neurons[0]}; scores: ${JSON.stringify(scores)}`);
     await shot('patched-neurons-and-scores');
   });
 
@@ -186,7 +217,7 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
 
   step('undoing the patch brings the old suggestion back', async () => {
     await page.keyboard.press('Escape');
-    await runCommand(page, 'STAR Repair: Undo last patch');
+    await runCommand(page, 'STAR Repair: Undo Last Patch');
     await activeEditor(page).click();
     await page.keyboard.press('Control+End');
     await runCommand(page, 'Trigger Inline Suggestion');
