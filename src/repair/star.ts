@@ -143,8 +143,12 @@ async function starUpdate(model: RepairModel, examples: Example[], targets: Targ
 
 function addScaled(acc: PatchAccumulator, update: PatchAccumulator, scale: number): PatchAccumulator {
   const out = acc.clone();
-  for (const layer of update.toLayers()) layer.rows.forEach((r, i) => out.add(layer.layer, r, layer.deltas.subarray(i * acc.d, (i + 1) * acc.d), scale));
+  addInto(out, update, scale);
   return out;
+}
+
+function addInto(acc: PatchAccumulator, update: PatchAccumulator, scale: number): void {
+  for (const layer of update.toLayers()) layer.rows.forEach((r, i) => acc.add(layer.layer, r, layer.deltas.subarray(i * acc.d, (i + 1) * acc.d), scale));
 }
 
 async function targetsFixed(model: RepairModel, examples: Example[], targets: Target[]): Promise<number> {
@@ -176,8 +180,7 @@ async function repairTargets(model: RepairModel, examples: Example[], targets: T
     losses.push(loss);
     let eta = opts.eta;
     if (opts.lineSearch) eta = await searchStep(model, examples, targets, acc, update, opts.eta);
-    const next = addScaled(acc, update, eta);
-    replaceInto(acc, next);
+    addInto(acc, update, eta);
     model.apply(acc);
     const fixed = await targetsFixed(model, examples, targets);
     control.onProgress?.({ method: 'star', phase: 'step', epoch, epochs: opts.epochs, loss, positionsFixed: fixed, positionsTotal: targets.length });
@@ -186,20 +189,22 @@ async function repairTargets(model: RepairModel, examples: Example[], targets: T
   return epoch;
 }
 
-function replaceInto(acc: PatchAccumulator, next: PatchAccumulator): void {
-  for (const layer of acc.toLayers()) for (const r of layer.rows) acc.remove(layer.layer, r);
-  for (const layer of next.toLayers()) layer.rows.forEach((r, i) => acc.add(layer.layer, r, layer.deltas.subarray(i * acc.d, (i + 1) * acc.d)));
-}
-
-/** STAR+: the smallest η·2^j (j < 12) that fixes every target, else the one with the lowest loss. */
+/**
+ * STAR+: the smallest η·2^j (j < 12) after which every example in play is completed exactly (all
+ * its desired tokens, not only the failing ones: a step that breaks a token that was right is not
+ * a fix), else the η with the lowest mean cross-entropy over all desired tokens.
+ */
 async function searchStep(model: RepairModel, examples: Example[], targets: Target[], acc: PatchAccumulator, update: PatchAccumulator, eta0: number): Promise<number> {
+  const inPlay = [...byExample(targets).keys()].map((ex) => examples[ex]);
   let bestEta = eta0;
   let bestLoss = Infinity;
   for (let j = 0; j < 12; j++) {
     const eta = eta0 * 2 ** j;
     model.apply(addScaled(acc, update, eta));
-    if ((await targetsFixed(model, examples, targets)) === targets.length) return eta;
-    const loss = await targetLoss(model, examples, targets);
+    const states = [];
+    for (const ex of inPlay) states.push(await assess(model.runtime, ex));
+    if (states.every((a) => a.allCorrect)) return eta;
+    const loss = states.reduce((t, a) => t + a.loss, 0) / states.length;
     if (loss < bestLoss) {
       bestLoss = loss;
       bestEta = eta;
