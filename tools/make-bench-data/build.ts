@@ -1,5 +1,6 @@
 // Builds the repair benchmark's data (bench/data/) from the embedded model's held-out modules:
-// line completion samples (prompt = the preceding lines of a file, desired = the real next line),
+// line completion samples (prompt = the preceding lines of a file and the new line's indentation,
+// as an editor has it when the user starts typing; desired = the rest of the real line),
 // split into real failures of the shipped model — grouped by the wrong→right token pair at the first
 // divergence — and samples it gets right (for specificity). Deterministic; run offline:
 //   node --import tsx tools/make-bench-data/build.ts [--model DIR] [--out bench/data]
@@ -19,7 +20,8 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string', default: join(ROOT, 'models', 'tiny-coder') },
     out: { type: 'string', default: join(ROOT, 'bench', 'data') },
-    'lines-per-file': { type: 'string', default: '60' },
+    'lines-per-file': { type: 'string', default: '120' },
+    'max-correct': { type: 'string', default: '600' },
     window: { type: 'string', default: '256' },
   },
 });
@@ -74,7 +76,8 @@ async function main(): Promise<void> {
         start--;
       }
       if (start === i) continue;
-      samples.push({ id: `${rel}:${i + 1}`, file: rel, line: i + 1, prompt: lines.slice(start, i).join('\n') + '\n', desired: lines[i] });
+      const indent = lines[i].length - lines[i].trimStart().length;
+      samples.push({ id: `${rel}:${i + 1}`, file: rel, line: i + 1, prompt: lines.slice(start, i).join('\n') + '\n' + lines[i].slice(0, indent), desired: lines[i].slice(indent).trimEnd() });
     }
   }
   process.stderr.write(`${samples.length} candidate lines from ${listing.heldout.length} held-out files\n`);
@@ -110,7 +113,9 @@ async function main(): Promise<void> {
     const members = fs.slice().sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, MAX_GROUP);
     for (const f of members) out.push({ id: f.id, group: `g${String(g).padStart(2, '0')}`, pair, split: g % 4 === 3 ? 'validation' : 'test', prompt: f.prompt, desired: f.desired, firstWrong: f.firstWrong });
   });
-  const right = correct.map((s, i) => ({ id: s.id, split: i % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired }));
+  // Correct samples for specificity: an even spread over the files, at most --max-correct.
+  const every = Math.max(1, Math.ceil(correct.length / Number(values['max-correct'])));
+  const right = correct.filter((_, i) => i % every === 0).map((s, i) => ({ id: s.id, split: i % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired }));
   mkdirSync(values.out!, { recursive: true });
   writeFileSync(join(values.out!, 'failures.jsonl'), out.map((o) => JSON.stringify(o)).join('\n') + '\n');
   writeFileSync(join(values.out!, 'correct.jsonl'), right.map((o) => JSON.stringify(o)).join('\n') + '\n');
@@ -121,6 +126,7 @@ async function main(): Promise<void> {
     candidateLines: samples.length,
     failingLines: failures.length,
     correctLines: correct.length,
+    correctSamples: right.length,
     groups: groups.length,
     groupedFailures: out.length,
     groupSizes: groups.map(([pair, fs]) => ({ pair, size: Math.min(fs.length, MAX_GROUP) })),
