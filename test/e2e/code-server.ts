@@ -96,6 +96,8 @@ export interface CodeServerOptions {
   readonly settings: Readonly<Record<string, unknown>>;
   /** The .vsix to install (none: a bare code-server, to check the launcher itself). */
   readonly vsix?: string;
+  /** Extra code-server arguments (e.g. `--log`, `trace`). */
+  readonly extraArgs?: readonly string[];
   /** Extra environment for code-server and so for the extension host and its worker. */
   readonly env?: Readonly<Record<string, string>>;
 }
@@ -270,6 +272,7 @@ export async function startCodeServer(opts: CodeServerOptions): Promise<CodeServ
     '--disable-workspace-trust',
     '--disable-getting-started-override',
     '--ignore-last-opened',
+    ...(opts.extraArgs ?? []),
     workspace,
   ];
   const proc = spawn('bash', ['-c', WATCHDOG, 'star-e2e-watchdog', String(process.pid), NODE24, ...args], {
