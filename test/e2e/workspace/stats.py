@@ -1,5 +1,0 @@
-def mean(values):
-    total = 0
-    for value in values:
-        total += value
-    
