@@ -164,7 +164,14 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     await runCommand(page, 'STAR Repair: Show Repair Panel');
     const panel = webviewFrame(page, EXTENSION_ID);
     const failure = panel.locator('li.failure', { has: panel.locator('.where', { hasText: FILE }) }).first();
-    await failure.waitFor({ state: 'visible', timeout: 60_000 });
+    await failure.waitFor({ state: 'visible', timeout: 60_000 }).catch(async (e: unknown) => {
+      // VS Code replaces a view whose provider threw with this line; the reason is in the console.
+      if (await page.getByText('An error occurred while loading view').isVisible()) {
+        const why = consoleLines.filter((l) => /ERR|Error/.test(l) && /panel|webview|starRepair|renderPanelHtml/i.test(l));
+        throw new Error(`the STAR Repair panel failed to load in VS Code:\n${why.join('\n') || '(no console error)'}`);
+      }
+      throw e;
+    });
     // The failure's completion (diffed against the rejected text) reads as the typed line.
     const desiredShown = await failure.locator('pre.code').evaluate((pre) => {
       const copy = pre.cloneNode(true) as HTMLElement;
