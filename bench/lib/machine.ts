@@ -1,0 +1,101 @@
+// What a benchmark ran on: CPU model and cores (from lscpu where it exists), memory, Node and
+// onnxruntime-node versions, load average, the process's peak resident set size, and how much
+// CPU other processes took while a benchmark ran (a shared machine's timings need that caveat).
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem, availableParallelism } from 'node:os';
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  onnxruntime: string;
+  platform: string;
+  date: string;
+}
+
+function lscpuModel(): string | null {
+  try {
+    const out = execFileSync('lscpu', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const m = /^Model name:\s*(.+)$/m.exec(out);
+    return m ? m[1].trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+function ortVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function machineInfo(): MachineInfo {
+  return {
+    cpu: lscpuModel() ?? cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    onnxruntime: ortVersion(),
+    platform: `${process.platform}-${process.arch}`,
+    date: new Date().toISOString(),
+  };
+}
+
+/** Peak resident set size of this process so far, in bytes (maxRSS is reported in KiB). */
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+export function loadAverage1m(): number {
+  return loadavg()[0];
+}
+
+/** Collects garbage when node runs with --expose-gc, so one phase's garbage is not the next's RSS. */
+export function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) gc();
+}
+
+export interface CpuSnapshot {
+  /** Busy jiffies of the whole machine (/proc/stat), or null where there is no /proc. */
+  busyTicks: number | null;
+  /** This process's user + system CPU time, microseconds. */
+  ownMicros: number;
+  wallMs: number;
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ on every Linux that Node supports
+
+function machineBusyTicks(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: busy = all but idle and iowait
+    return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+  } catch {
+    return null;
+  }
+}
+
+export function cpuSnapshot(): CpuSnapshot {
+  const u = process.cpuUsage();
+  return { busyTicks: machineBusyTicks(), ownMicros: u.user + u.system, wallMs: performance.now() };
+}
+
+/**
+ * Share of the machine's cores (0..1) that other processes kept busy between two snapshots;
+ * null where /proc/stat is unavailable.
+ */
+export function othersCpuShare(from: CpuSnapshot, to: CpuSnapshot, cores: number): number | null {
+  if (from.busyTicks === null || to.busyTicks === null) return null;
+  const busySeconds = (to.busyTicks - from.busyTicks) / TICKS_PER_SECOND;
+  const ownSeconds = (to.ownMicros - from.ownMicros) / 1e6;
+  const wallSeconds = (to.wallMs - from.wallMs) / 1000;
+  if (wallSeconds <= 0) return null;
+  return Math.min(1, Math.max(0, (busySeconds - ownSeconds) / (wallSeconds * cores)));
+}
