@@ -191,6 +191,34 @@ def export_state(state_dict, cfg, hp, out_dir, metrics):
     return sha
 
 
+@torch.no_grad()
+def heldout_by_module(model, held, T):
+    """Top-1 accuracy and loss per held-out module, same windows as the overall figure; a
+    position belongs to the document of the token it predicts."""
+    import corpus
+    with open(os.path.join(HERE, "work", "heldout-docs.json")) as f:
+        docs = json.load(f)
+    eot = model.cfg["vocab_size"] - 1
+    doc_of = torch.cumsum((held == eot).long(), 0) - (held == eot).long()  # EOT belongs to its document
+    model.eval()
+    n = (len(held) - 1) // T
+    stats = {}
+    for i in range(0, n, 8):
+        starts = range(i * T, min(n, i + 8) * T, T)
+        w = torch.stack([held[j:j + T + 1] for j in starts])
+        logits = model(w[:, :-1])
+        tgt = w[:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")
+        ok = logits.argmax(-1) == tgt
+        d = torch.stack([doc_of[j + 1:j + T + 1] for j in starts])
+        for di in d.unique().tolist():
+            m = d == di
+            mod = corpus.module_of(docs[di])
+            s = stats.setdefault(mod, [0, 0, 0.0])
+            s[0] += int(ok[m].sum()); s[1] += int(m.sum()); s[2] += float(nll[m].sum())
+    return {k: {"top1_acc": v[0] / v[1], "loss": v[2] / v[1], "tokens": v[1]} for k, v in sorted(stats.items())}
+
+
 def main():
     import train
     ck = torch.load(os.path.join(HERE, "work", "ckpt.pt"))
@@ -208,6 +236,7 @@ def main():
     held = train.load_tokens("heldout")
     T = hp["seq_len"]
     he = train.evaluate(model, held, train.eval_windows(held, T), T)
+    per_module = heldout_by_module(model, held, T)
     trn = train.load_tokens("train")
     te = train.evaluate(model, trn, train.eval_windows(trn, T, hp["train_eval_windows"], hp["seed"]), T)
     res = {"weights": "models/tiny-coder/model.safetensors (as shipped, read back)", "sha256": sha,
@@ -215,7 +244,8 @@ def main():
                      f"by <|endoftext|>), every position scored; train: {hp['train_eval_windows']} seeded windows",
            "heldout_loss": he["loss"], "heldout_top1_acc": he["acc"], "heldout_tokens": he["tokens"],
            "train_subset_loss": te["loss"], "train_subset_top1_acc": te["acc"],
-           "step": st["step"], "tokens_seen": st["tokens"], "train_seconds": round(st["elapsed"])}
+           "step": st["step"], "tokens_seen": st["tokens"], "train_seconds": round(st["elapsed"]),
+           "heldout_by_module": per_module}
     with open(os.path.join(HERE, "work", "torch-eval.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res, indent=1))

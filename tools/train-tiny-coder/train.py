@@ -119,10 +119,10 @@ def write_curve(hist, hp, state):
                        label="train (batches)", alpha=0.6)
         if hist["eval"]:
             x = [r["tokens"] / 1e6 for r in hist["eval"]]
-            ax[0].plot(x, [r["train_loss"] for r in hist["eval"]], "o-", label="train subset")
-            ax[0].plot(x, [r["heldout_loss"] for r in hist["eval"]], "o-", label="held-out modules")
-            ax[1].plot(x, [100 * r["train_acc"] for r in hist["eval"]], "o-", label="train subset")
-            ax[1].plot(x, [100 * r["heldout_acc"] for r in hist["eval"]], "o-", label="held-out modules")
+            ax[0].plot(x, [r["train_loss"] for r in hist["eval"]], "o-", color="tab:orange", label="train subset")
+            ax[0].plot(x, [r["heldout_loss"] for r in hist["eval"]], "o-", color="tab:green", label="held-out modules")
+            ax[1].plot(x, [100 * r["train_acc"] for r in hist["eval"]], "o-", color="tab:orange", label="train subset")
+            ax[1].plot(x, [100 * r["heldout_acc"] for r in hist["eval"]], "o-", color="tab:green", label="held-out modules")
         ax[0].set_xlabel("tokens seen (M)"); ax[0].set_ylabel("cross-entropy (nats/token)"); ax[0].legend()
         ax[1].set_xlabel("tokens seen (M)"); ax[1].set_ylabel("next-token top-1 accuracy (%)"); ax[1].legend()
         ax[0].set_title("tiny-coder loss"); ax[1].set_title("tiny-coder accuracy")
