@@ -271,6 +271,7 @@ def main():
                 do_export(te, he)
                 last_export = state["elapsed"]
             t_prev = time.time()  # evaluation/export time is not training time
+            tok_at_log, t_at_log = state["tokens"], t_prev  # nor part of the logged tok/s
         if state["elapsed"] - last_ckpt >= hp["ckpt_every_minutes"] * 60:
             save()
             last_ckpt = state["elapsed"]
