@@ -25,17 +25,19 @@ const { values } = parseArgs({
     ep: { type: 'string', default: 'cpu' },
     data: { type: 'string', default: join(ROOT, 'bench', 'data') },
     model: { type: 'string' },
-    'per-group': { type: 'string', default: '2' },
-    'val-per-group': { type: 'string', default: '2' },
+    'per-group': { type: 'string', default: '1' },
+    'val-per-group': { type: 'string', default: '1' },
+    groups: { type: 'string', default: '24' },
+    'val-groups': { type: 'string', default: '8' },
     regression: { type: 'string', default: '30' },
     'skip-tuning': { type: 'boolean', default: false },
     threads: { type: 'string', default: '0' },
   },
 });
 
-const STAR_ETAS = [0.01, 0.03, 0.1, 0.3, 1];
-const SGD_ETAS = [0.01, 0.03, 0.1, 0.3, 1];
-const MINT_FS = [0.01, 0.1, 0.3, 1];
+const STAR_ETAS = [0.01, 0.1, 1];
+const SGD_ETAS = [0.01, 0.1, 1];
+const MINT_FS = [0.01, 0.1, 1];
 
 function log(line: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -60,8 +62,8 @@ async function main(): Promise<void> {
     if (i % 5 === 0) log(`${name}: ${i}/${n}`);
   };
   const regressionSamples = Number(values.regression);
-  const val = new BenchContext(model, folder.tokenizer, data, { split: 'validation', perGroup: Number(values['val-per-group']), regressionSamples, onFailure: progress });
-  const test = new BenchContext(model, folder.tokenizer, data, { split: 'test', perGroup: Number(values['per-group']), regressionSamples, onFailure: progress });
+  const val = new BenchContext(model, folder.tokenizer, data, { split: 'validation', perGroup: Number(values['val-per-group']), maxGroups: Number(values['val-groups']), regressionSamples, onFailure: progress });
+  const test = new BenchContext(model, folder.tokenizer, data, { split: 'test', perGroup: Number(values['per-group']), maxGroups: Number(values.groups), regressionSamples, onFailure: progress });
   const base: RepairRequest = { method: 'star', mode: 'batch', select: 'global' };
   const paper: MethodDefaults = { star: { eta: 0.01 }, sgd: { eta: 0.01 }, mint: { f: 0.01 } };
 
@@ -133,7 +135,7 @@ async function main(): Promise<void> {
   const section = [
     `## Repair (${runtime.provider.toUpperCase()})`,
     '',
-    `Measured by \`npm run bench:repair -- --ep ${values.ep}\` on ${started.toISOString().slice(0, 10)}: ${cpu}, ${cpus().length} cores, Node ${process.version}, onnxruntime-node ${pkg.version}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: bench/data${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctLines} correct samples)` : ''}; each method repairs the first ${values['per-group']} failures of every test group on its own, from the unpatched model; generalisation is measured on the other failures of the group, specificity on ${regressionSamples} correct samples. Steps tuned on the validation split (${values['val-per-group']} failures per validation group), same 10-epoch budget for STAR and SGD.`,
+    `Measured by \`npm run bench:repair -- --ep ${values.ep}\` on ${started.toISOString().slice(0, 10)}: ${cpu}, ${cpus().length} cores, Node ${process.version}, onnxruntime-node ${pkg.version}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: bench/data${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctLines} correct samples)` : ''}; each method repairs the first ${values['per-group']} failure(s) of each of the ${values.groups} largest test groups on its own, from the unpatched model; generalisation is measured on the other failures of the group, specificity on ${regressionSamples} correct samples. Steps tuned on the validation split (${values['val-per-group']} failure(s) in each of the ${values['val-groups']} largest validation groups), same 10-epoch budget for STAR and SGD.`,
     '',
     '### STAR vs MINT vs SGD (test split, tuned steps)',
     '',

@@ -54,6 +54,8 @@ export interface BenchOptions {
   split: 'test' | 'validation';
   /** Repair at most this many failures per group (all others still count for generalisation). */
   perGroup: number;
+  /** Use at most this many groups of the split (the first ones, which are the largest). */
+  maxGroups?: number;
   /** How many correct samples the specificity of each repair is measured on. */
   regressionSamples: number;
   onFailure?: (done: number, total: number, name: string) => void;
@@ -122,6 +124,7 @@ export class BenchContext {
   targets(): { f: BenchFailure; ex: Example }[] {
     const seen = new Map<string, number>();
     return this.prepared.failures.filter(({ f }) => {
+      if (!seen.has(f.group) && seen.size >= (this.options.maxGroups ?? Infinity)) return false;
       const n = seen.get(f.group) ?? 0;
       seen.set(f.group, n + 1);
       return n < this.options.perGroup;
