@@ -4,6 +4,7 @@
 // split into real failures of the shipped model — grouped by the wrong→right token pair at the first
 // divergence — and samples it gets right (for specificity). Deterministic; run offline:
 //   node --import tsx tools/make-bench-data/build.ts [--model DIR] [--out bench/data]
+//   … --more-correct --max-correct 400   (a second pass that only adds correct samples)
 // It asks /usr/bin/python3 for the held-out files (tools/train-tiny-coder/corpus.py --list).
 
 import { execFileSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { loadModelFolder } from '../../src/model';
 import { assess } from '../../src/repair/engine';
 import { makeExample, RepairError } from '../../src/repair/teacher';
 import { ModelRuntime } from '../../src/runtime/runtime';
+import type { TextTokenizer } from '../../src/model/tokenizer';
 
 const ROOT = resolve(__dirname, '..', '..');
 const { values } = parseArgs({
@@ -22,6 +24,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'bench', 'data') },
     'lines-per-file': { type: 'string', default: '120' },
     'max-correct': { type: 'string', default: '600' },
+    'more-correct': { type: 'boolean', default: false },
     window: { type: 'string', default: '256' },
   },
 });
@@ -51,19 +54,13 @@ interface Sample {
   desired: string;
 }
 
-async function main(): Promise<void> {
-  const listing = JSON.parse(execFileSync('/usr/bin/python3', [join(ROOT, 'tools', 'train-tiny-coder', 'corpus.py'), '--list'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { root: string; heldout: string[] };
-  const folder = loadModelFolder(values.model!);
-  const runtime = new ModelRuntime(folder.config, folder.weights, { threads: 2 });
-  const tok = folder.tokenizer;
-  const random = prng(20261124);
-
-  // Candidate lines: non-blank, not too long, not the first line, sampled evenly per file.
+/** Line-completion samples of every held-out file: about `perFile` lines each, evenly spread. */
+function candidateSamples(root: string, files: readonly string[], tok: TextTokenizer, perFile: number, random: () => number): Sample[] {
   const samples: Sample[] = [];
-  for (const rel of listing.heldout) {
-    const lines = readFileSync(join(listing.root, rel), 'utf8').split('\n');
+  for (const rel of files) {
+    const lines = readFileSync(join(root, rel), 'utf8').split('\n');
     const candidates = lines.flatMap((l, i) => (i > 0 && l.trim() !== '' && l.length <= MAX_LINE_CHARS ? [i] : []));
-    const step = Math.max(1, Math.floor(candidates.length / LINES_PER_FILE));
+    const step = Math.max(1, Math.floor(candidates.length / perFile));
     for (let c = Math.floor(random() * step); c < candidates.length; c += step) {
       const i = candidates[c];
       // The preceding lines, keeping whole lines from the end that fit the window.
@@ -79,6 +76,58 @@ async function main(): Promise<void> {
       const indent = lines[i].length - lines[i].trimStart().length;
       samples.push({ id: `${rel}:${i + 1}`, file: rel, line: i + 1, prompt: lines.slice(start, i).join('\n') + '\n' + lines[i].slice(0, indent), desired: lines[i].slice(indent).trimEnd() });
     }
+  }
+  return samples;
+}
+
+/**
+ * --more-correct: the first pass finds too few lines the model gets right, so assess every other
+ * eligible line (those the first pass did not sample) and append the correct ones to correct.jsonl.
+ */
+async function moreCorrect(runtime: ModelRuntime, tok: TextTokenizer, context: number, root: string, files: readonly string[], target: number): Promise<void> {
+  const first = new Set(candidateSamples(root, files, tok, LINES_PER_FILE, prng(20261124)).map((s) => s.id));
+  const rest = candidateSamples(root, files, tok, Infinity, () => 0).filter((s) => !first.has(s.id));
+  const file = join(values.out!, 'correct.jsonl');
+  const existing = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  let count = existing.length;
+  process.stderr.write(`${rest.length} more lines to assess; ${count} correct samples so far, target ${target}\n`);
+  const added: string[] = [];
+  for (let n = 0; n < rest.length && count < target; n++) {
+    if (n % 500 === 0) process.stderr.write(`  assessed ${n}/${rest.length}, correct ${count}\n`);
+    const s = rest[n];
+    let ex;
+    try {
+      ex = makeExample(tok, s.prompt, s.desired, context);
+    } catch (e) {
+      if (e instanceof RepairError) continue;
+      throw e;
+    }
+    if (!(await assess(runtime, ex)).allCorrect) continue;
+    added.push(JSON.stringify({ id: s.id, split: count % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired }));
+    count++;
+  }
+  writeFileSync(file, [...existing, ...added].join('\n') + '\n');
+  const statsFile = join(values.out!, 'stats.json');
+  const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, unknown>;
+  stats.correctSamples = count;
+  stats.secondPassLines = rest.length;
+  writeFileSync(statsFile, JSON.stringify(stats, null, 2) + '\n');
+  process.stderr.write(`added ${added.length} correct samples (${count} in all)\n`);
+}
+
+async function main(): Promise<void> {
+  const listing = JSON.parse(execFileSync('/usr/bin/python3', [join(ROOT, 'tools', 'train-tiny-coder', 'corpus.py'), '--list'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { root: string; heldout: string[] };
+  const folder = loadModelFolder(values.model!);
+  const runtime = new ModelRuntime(folder.config, folder.weights, { threads: 2 });
+  const tok = folder.tokenizer;
+  const random = prng(20261124);
+
+  // Candidate lines: non-blank, not too long, not the first line, sampled evenly per file.
+  const samples = candidateSamples(listing.root, listing.heldout, tok, LINES_PER_FILE, random);
+  if (values['more-correct']) {
+    await moreCorrect(runtime, tok, folder.config.maxPositions, listing.root, listing.heldout, Number(values['max-correct']));
+    await runtime.release();
+    return;
   }
   process.stderr.write(`${samples.length} candidate lines from ${listing.heldout.length} held-out files\n`);
 
