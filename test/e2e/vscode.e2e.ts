@@ -165,8 +165,10 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     const panel = webviewFrame(page, EXTENSION_ID);
     const failure = panel.locator('li.failure', { has: panel.locator('.where', { hasText: FILE }) }).first();
     await failure.waitFor({ state: 'visible', timeout: 60_000 }).catch(async (e: unknown) => {
-      // VS Code replaces a view whose provider threw with this line; the reason is in the console.
-      if (await page.getByText('An error occurred while loading view').isVisible()) {
+      // VS Code shows this line inside the view's webview frame when the provider threw; the
+      // reason is in the console.
+      const texts = await Promise.all(page.frames().map((f) => f.content().catch(() => '')));
+      if (texts.some((t) => /error occurred while loading view/i.test(t))) {
         const why = consoleLines.filter((l) => /ERR|Error/.test(l) && /panel|webview|starRepair|renderPanelHtml/i.test(l));
         throw new Error(`the STAR Repair panel failed to load in VS Code:\n${why.join('\n') || '(no console error)'}`);
       }
