@@ -36,9 +36,12 @@ export function renderPanelHtml(o: PanelHtmlOptions): string {
   if (!NONCE.test(o.nonce)) {
     throw new Error('renderPanelHtml: the nonce must be at least 16 base64 characters; use makeNonce()');
   }
-  for (const [k, v] of Object.entries({ cspSource: o.cspSource, scriptUri: o.scriptUri, styleUri: o.styleUri })) {
+  for (const [k, v] of Object.entries({ scriptUri: o.scriptUri, styleUri: o.styleUri })) {
     if (/["<>\s]/.test(v)) throw new Error(`renderPanelHtml: ${k} must be a URI without quotes, angle brackets or spaces`);
   }
+  // cspSource is a CSP source list ("'self' https://*.vscode-cdn.net" in code-server): quotes and
+  // spaces are legitimate; a double quote, an angle bracket or a ';' (a new directive) is not.
+  if (/["<>;]/.test(o.cspSource)) throw new Error('renderPanelHtml: cspSource must be a CSP source list without double quotes, angle brackets or semicolons');
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -204,6 +204,15 @@ describe('panel page', () => {
     assert.throws(() => renderPanelHtml({ ...base, scriptUri: 'https://x/a.js" onload="x' }), /scriptUri must be a URI without quotes/);
   });
 
+  it('accepts a cspSource that is a source list, as code-server and VS Code web give it', () => {
+    // Regression: code-server's webview.cspSource is "'self' https://*.vscode-cdn.net" (quotes and a space).
+    const html = renderPanelHtml({ cspSource: "'self' https://*.vscode-cdn.net", nonce: 'abcdefghijklmnopqrstuv', scriptUri: 'https://x/a.js', styleUri: 'https://x/a.css' });
+    assert.match(html, /style-src 'self' https:\/\/\*\.vscode-cdn\.net 'nonce-abcdefghijklmnopqrstuv'/);
+    const base = { nonce: 'abcdefghijklmnopqrstuv', scriptUri: 'https://x/a.js', styleUri: 'https://x/a.css' };
+    assert.throws(() => renderPanelHtml({ ...base, cspSource: 'https://x; script-src *' }), /cspSource/);
+    assert.throws(() => renderPanelHtml({ ...base, cspSource: 'https://x" onload="x' }), /cspSource/);
+  });
+
   it('makes a fresh nonce each time', () => {
     const a = makeNonce();
     const b = makeNonce();
