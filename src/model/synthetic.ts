@@ -7,18 +7,9 @@ import { join } from 'node:path';
 import type { ModelConfig } from './config';
 import { writeSafetensors, type Dtype, type HostTensor } from './safetensors';
 import { toCheckpointTensors, type CanonicalWeights, type Linear, type Norm } from './weights';
+import { seededRandom } from '../util/random';
 
-/** Deterministic uniform generator on [0, 1) (mulberry32), so fixtures are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /**
  * Random weights in canonical layout: linear weights and embeddings uniform with standard

@@ -4,6 +4,7 @@
 
 import type { TextTokenizer } from '../model/tokenizer';
 import type { ModelRuntime } from './runtime';
+import { seededRandom as prng } from '../util/random';
 
 export interface GenerateOptions {
   maxTokens: number;
@@ -31,17 +32,6 @@ export interface Generation {
   prefillMs: number;
 }
 
-/** A small deterministic PRNG (mulberry32): sampling must not depend on Math.random. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function argmax(logits: ArrayLike<number>): number {
   let best = 0;

@@ -2,6 +2,7 @@
 // whose numbers the tests look for on screen, and a generator of large patches.
 
 import type { LayerDelta, PanelState, PatchSummary } from '../../src/panel/messages';
+import { seededRandom } from '../../src/util/random';
 
 export const NOW = Date.parse('2025-06-01T12:00:00Z');
 const minutesAgo = (m: number): string => new Date(NOW - m * 60_000).toISOString();
@@ -119,17 +120,7 @@ export function fixtureState(): PanelState {
   };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so benchmark inputs repeat exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** `neurons` distinct patched neurons spread over `layers` layers of width `width`. */
 export function largeLayers(neurons: number, layers: number, width: number, seed: number): LayerDelta[] {

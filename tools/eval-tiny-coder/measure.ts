@@ -10,6 +10,7 @@ import { join, resolve, sep } from 'node:path';
 import type { TextTokenizer } from '../../src/model/tokenizer';
 import { argmax, generate } from '../../src/runtime/generate';
 import type { ModelRuntime } from '../../src/runtime/runtime';
+import { seededRandom as prng } from '../../src/util/random';
 
 export class EvalError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -175,17 +176,7 @@ export async function scoreStream(
   return { loss: lossSum / n, top1: correct / n, tokens: n, correct, windows: total, window, maxLossDiscrepancy: maxDiscrepancy };
 }
 
-/** A small deterministic PRNG (mulberry32), so the line sample depends only on the seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export interface LineSample {
   rel: string;

@@ -16,6 +16,7 @@ import { assess } from '../../src/repair/engine';
 import { makeExample, RepairError } from '../../src/repair/teacher';
 import { ModelRuntime } from '../../src/runtime/runtime';
 import type { TextTokenizer } from '../../src/model/tokenizer';
+import { seededRandom as prng } from '../../src/util/random';
 
 const ROOT = resolve(__dirname, '..', '..');
 const { values } = parseArgs({
@@ -36,15 +37,6 @@ const MIN_GROUP = 5;
 const MAX_GROUP = 12;
 const MAX_LINE_CHARS = 100;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Sample {
   id: string;
