@@ -5,23 +5,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ModelError, SUPPORTED_ARCHITECTURES, loadConfig, parseConfig } from '../../src/model/index';
+import { SUPPORTED_ARCHITECTURES, loadConfig, parseConfig } from '../../src/model/index';
+import { expectError } from '../helpers/expect-model-error';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-config-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function expectError(fn: () => unknown, code: string, ...fragments: RegExp[]): ModelError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ModelError, `expected a ModelError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const f of fragments) assert.match(caught.message, f);
-  return caught;
-}
 
 // Qwen2.5-Coder-0.5B's config.json.
 const qwen25 = {

@@ -7,27 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  ModelError, fingerprint, loadModelFolder, parseConfig, readSafetensorsHeader, writeSafetensors, type HostTensor,
+  fingerprint, loadModelFolder, parseConfig, readSafetensorsHeader, writeSafetensors, type HostTensor,
 } from '../../src/model/index';
 import { byteLevelTokenizerJson, randomCheckpointTensors, writeModelFolder, type ModelFolderSpec } from '../../src/model/synthetic';
+import { expectError } from '../helpers/expect-model-error';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-folder-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 let counter = 0;
 const fresh = (name = 'm'): string => join(tmp, `${name}${counter++}`);
 
-function expectError(fn: () => unknown, code: string, ...fragments: RegExp[]): ModelError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ModelError, `expected a ModelError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const f of fragments) assert.match(caught.message, f);
-  return caught;
-}
 
 const tokenizer = byteLevelTokenizerJson([['d', 'e'], ['de', 'f']], ['<|endoftext|>']);
 const VOCAB = 256 + 2 + 1 + 5; // five padding rows, as real checkpoints often have

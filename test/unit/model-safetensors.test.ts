@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
-  ModelError, float32ToBF16Bits, float32ToF16Bits, loadWeights, parseSafetensorsHeader, readSafetensors,
+  float32ToBF16Bits, float32ToF16Bits, loadWeights, parseSafetensorsHeader, readSafetensors,
   readSafetensorsHeader, weightFiles, writeSafetensors, type HostTensor,
 } from '../../src/model/index';
+import { expectError } from '../helpers/expect-model-error';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-st-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -20,18 +21,6 @@ const fresh = (): string => {
   return d;
 };
 
-function expectError(fn: () => unknown, code: string, ...fragments: RegExp[]): ModelError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ModelError, `expected a ModelError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const f of fragments) assert.match(caught.message, f);
-  return caught;
-}
 
 /** A safetensors file assembled by hand: u64 header length, JSON (padded by `pad` spaces), data. */
 function rawFile(header: unknown, data: Uint8Array, pad = 0): Buffer {

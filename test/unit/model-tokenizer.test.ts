@@ -6,8 +6,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ModelError, loadTokenizer, promptTokenCount, type TextTokenizer } from '../../src/model/index';
+import { loadTokenizer, promptTokenCount, type TextTokenizer } from '../../src/model/index';
 import { byteLevelAlphabet, byteLevelTokenizerJson } from '../../src/model/synthetic';
+import { expectError } from '../helpers/expect-model-error';
 
 const tmp = mkdtempSync(join(tmpdir(), 'model-tok-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -21,18 +22,6 @@ function folder(tokenizer: unknown, tokenizerConfig?: unknown): string {
   return dir;
 }
 
-function expectError(fn: () => unknown, code: string, ...fragments: RegExp[]): ModelError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ModelError, `expected a ModelError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const f of fragments) assert.match(caught.message, f);
-  return caught;
-}
 
 const alphabet = byteLevelAlphabet();
 const byteId = (b: number): number => b; // the byte tokens come first, in byte order

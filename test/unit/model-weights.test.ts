@@ -4,23 +4,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  ModelError, canonicalWeights, downProjectionNames, isIgnoredTensor, parseConfig, toCheckpointTensors,
+  canonicalWeights, downProjectionNames, isIgnoredTensor, parseConfig, toCheckpointTensors,
   type CanonicalWeights, type HostTensor, type ModelConfig,
 } from '../../src/model/index';
 import { randomCheckpointTensors } from '../../src/model/synthetic';
+import { expectError } from '../helpers/expect-model-error';
 
-function expectError(fn: () => unknown, code: string, ...fragments: RegExp[]): ModelError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ModelError, `expected a ModelError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  for (const f of fragments) assert.match(caught.message, f);
-  return caught;
-}
 
 /** Tensor whose element i is base + i, so every value says where it came from. */
 const ramp = (shape: number[], base = 0): HostTensor => {
