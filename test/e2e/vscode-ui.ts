@@ -134,7 +134,7 @@ export async function contextMenu(page: Page, target: Locator, label: string): P
   } catch {
     // On a loaded machine the press can land before Monaco arms the item (seen in CI once: the
     // entry highlighted, the menu still open). The highlighted entry takes Enter, as a person would.
-    await page.keyboard.press('Enter');
+    if (await menu.isVisible()) await page.keyboard.press('Enter');
     await menu.waitFor({ state: 'hidden', timeout: 10_000 });
   }
 }
