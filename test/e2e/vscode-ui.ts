@@ -7,16 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 
-export const CHROMIUM = process.env['STAR_CHROMIUM'] ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--no-default-browser-check',
-];
+export { CHROMIUM, CHROMIUM_ARGS } from './chromium';
 
 /** Numbered screenshots, so the folder reads as the scenario's story. */
 export function screenshotter(page: Page, dir: string): (name: string) => Promise<string> {

@@ -10,15 +10,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { renderPanelHtml } from '../../src/panel/html';
 import type { ExtensionToWebview, WebviewToExtension } from '../../src/panel/messages';
 
-export const CHROMIUM_PATH = process.env['STAR_CHROMIUM'] ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
+import { CHROMIUM as CHROMIUM_PATH, CHROMIUM_ARGS } from './chromium';
+
+export { CHROMIUM_PATH, CHROMIUM_ARGS };
 
 /** Why the browser tests cannot run here, or null when they can. */
 export function chromiumMissing(): string | null {

@@ -8,16 +8,12 @@ import {
   LinalgError, cholesky, choleskySolve, gram, iqr, matmul, matrix, minNormLeastSquares, quantile, transpose,
 } from '../../src/repair/linalg';
 import type { Matrix } from '../../src/repair/linalg';
+import { seededRandom } from '../../src/util/random';
 
+/** Uniform on [-0.5, 0.5), seeded. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const u = seededRandom(seed);
+  return () => u() - 0.5;
 }
 
 function randomMatrix(rows: number, cols: number, seed: number): Matrix {
