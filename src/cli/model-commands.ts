@@ -42,8 +42,8 @@ export const modelCommands: Record<string, Command> = {
   },
   complete: {
     summary: 'complete a prompt with the model (greedy unless --temperature)',
-    usage: 'star-repair complete [<modelDir>] (--prompt TEXT | --prompt-file F) [--max-tokens N] [--temperature T] [--top-p P] [--stop-line] [--json]',
-    options: { prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'stop-line': { type: 'boolean' }, seed: { type: 'string' } },
+    usage: 'star-repair complete [<modelDir>] (--prompt TEXT | --prompt-file F) [--max-tokens N] [--temperature T] [--top-p P] [--stop-line] [--no-heal] [--json]',
+    options: { prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'stop-line': { type: 'boolean' }, 'no-heal': { type: 'boolean' }, seed: { type: 'string' } },
     async run(dir, flags, rt) {
       const prompt = typeof flags.prompt === 'string' ? flags.prompt : typeof flags['prompt-file'] === 'string' ? readFileSync(flags['prompt-file'], 'utf8') : undefined;
       if (prompt === undefined) throw new UsageError('give the text to complete with --prompt TEXT or --prompt-file F');
@@ -56,6 +56,7 @@ export const modelCommands: Record<string, Command> = {
         topP: flags['top-p'] ? Number(flags['top-p']) : 1,
         seed: intFlag(flags, 'seed', 0),
         stop: flags['stop-line'] ? ['\n'] : [],
+        heal: !flags['no-heal'],
         signal: abort.signal,
       });
       const decodeMs = g.ms - g.prefillMs;

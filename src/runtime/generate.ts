@@ -1,6 +1,6 @@
 // Text generation on the decode graph with its KV cache: greedy or temperature/top-p sampling,
-// stop strings, a token budget and cancellation. The prompt is prefilled in one run; each new
-// token is then one run that extends the cache.
+// stop strings, a token budget, cancellation and token healing. The prompt is prefilled in one
+// run; each new token is then one run that extends the cache.
 
 import type { TextTokenizer } from '../model/tokenizer';
 import type { ModelRuntime } from './runtime';
@@ -18,6 +18,15 @@ export interface GenerateOptions {
   seed?: number;
   signal?: AbortSignal;
   onText?: (textSoFar: string) => void;
+  /**
+   * Token healing (default off). A prompt cut at an arbitrary character rarely ends at a token
+   * boundary the model saw in training: byte-level BPE puts a newline and the next line's
+   * indentation into one token ("\n" + 3 spaces, then " return"), and "import o" ends in " o" where
+   * training saw " os". With healing the prompt's last token (and all its trailing whitespace) is
+   * taken off and the first generated tokens are constrained, greedily, to spell it back; the
+   * completion is what comes after it.
+   */
+  heal?: boolean;
 }
 
 export type StopReason = 'max-tokens' | 'stop' | 'eos' | 'cancelled' | 'context';
@@ -30,6 +39,49 @@ export interface Generation {
   ms: number;
   /** Prefill time (the prompt's one run), ms. */
   prefillMs: number;
+  /** The end of the prompt that token healing took off and spelled back ('' without healing). */
+  healed: string;
+}
+
+/** Longest end of a prompt that healing takes off: a run of blank lines longer than this stays. */
+const MAX_HEAL_CHARS = 64;
+
+/**
+ * Characters at the end of `prompt` to take off for healing: its last token's text, or all its
+ * trailing whitespace when that is longer. 0 when the last token is end-of-text, or does not
+ * spell the prompt's end (a character split over tokens).
+ */
+export function healLength(tokenizer: TextTokenizer, prompt: string, ids: readonly number[]): number {
+  if (ids.length < 2) return 0;
+  const last = ids[ids.length - 1];
+  if (last === tokenizer.eosId) return 0;
+  const text = tokenizer.tokenText(last);
+  if (text === '' || !prompt.endsWith(text)) return 0;
+  const trailing = /\s*$/.exec(prompt)?.[0].length ?? 0;
+  return Math.min(Math.max(text.length, trailing), MAX_HEAL_CHARS, prompt.length - 1);
+}
+
+const tokenTextCache = new WeakMap<TextTokenizer, string[]>();
+
+/** Text of every id below `vocab` ('' for end-of-text and ids the tokenizer lacks), computed once per tokenizer. */
+function tokenTexts(tokenizer: TextTokenizer, vocab: number): string[] {
+  let texts = tokenTextCache.get(tokenizer);
+  if (!texts || texts.length < vocab) {
+    texts = Array.from({ length: vocab }, (_, id) => (id === tokenizer.eosId || id >= tokenizer.vocabSize ? '' : tokenizer.tokenText(id)));
+    tokenTextCache.set(tokenizer, texts);
+  }
+  return texts;
+}
+
+/** The most likely token whose text agrees with `rest` (the part of the healed text still owed), or -1. */
+function healingToken(logits: ArrayLike<number>, texts: readonly string[], rest: string): number {
+  let best = -1;
+  for (let id = 0; id < logits.length; id++) {
+    const t = texts[id];
+    if (!t || !(rest.startsWith(t) || t.startsWith(rest))) continue;
+    if (best < 0 || logits[id] > logits[best]) best = id;
+  }
+  return best;
 }
 
 
@@ -75,6 +127,15 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
   const context = runtime.config.maxPositions;
   let promptIds = tokenizer.encode(prompt);
   if (promptIds.length === 0) throw new Error('the prompt is empty: there is nothing to complete');
+  let owed = '';
+  if (options.heal) {
+    const cut = healLength(tokenizer, prompt, promptIds);
+    const kept = cut > 0 ? tokenizer.encode(prompt.slice(0, prompt.length - cut)) : [];
+    if (kept.length > 0) {
+      promptIds = kept;
+      owed = prompt.slice(prompt.length - cut);
+    }
+  }
   // Keep the end of a long prompt: it is what the completion continues.
   const room = Math.max(1, context - maxTokens);
   if (promptIds.length > room) promptIds = promptIds.slice(promptIds.length - room);
@@ -82,6 +143,7 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
   const temperature = options.temperature ?? 0;
   const stop = options.stop ?? [];
   const tokens: number[] = [];
+  let healing = 0;
   let text = '';
   let stoppedBy: StopReason = 'max-tokens';
   let prefillMs = 0;
@@ -90,21 +152,31 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
     let step = await runtime.decode(promptIds);
     prefillMs = performance.now() - start;
     for (;;) {
-      const next = temperature > 0 ? sample(step.logits, temperature, options.topP ?? 1, random) : argmax(step.logits);
-      if (next === tokenizer.eosId) {
-        stoppedBy = 'eos';
-        break;
+      let next: number;
+      const spelled = tokens.length > 0 ? tokenizer.decode(tokens).length : 0;
+      if (spelled < owed.length) {
+        next = healingToken(step.logits, tokenTexts(tokenizer, step.logits.length), owed.slice(spelled));
+        // No token spells the rest (a character the vocabulary only has in pieces): start over unhealed.
+        if (next < 0) return generate(runtime, tokenizer, prompt, { ...options, heal: false });
+        healing++;
+      } else {
+        next = temperature > 0 ? sample(step.logits, temperature, options.topP ?? 1, random) : argmax(step.logits);
+        if (next === tokenizer.eosId) {
+          stoppedBy = 'eos';
+          break;
+        }
       }
       tokens.push(next);
-      text = tokenizer.decode(tokens);
+      const full = tokenizer.decode(tokens);
+      text = full.length >= owed.length ? full.slice(owed.length) : '';
       const cut = stopIndex(text, stop);
       if (cut >= 0) {
         text = text.slice(0, cut);
         stoppedBy = 'stop';
         break;
       }
-      options.onText?.(text);
-      if (tokens.length >= maxTokens) break;
+      if (text) options.onText?.(text);
+      if (tokens.length - healing >= maxTokens) break;
       if (options.signal?.aborted) {
         stoppedBy = 'cancelled';
         break;
@@ -116,5 +188,5 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
       step = await runtime.decode([next], step.cache);
     }
   } else if (options.signal?.aborted) stoppedBy = 'cancelled';
-  return { text, tokens, promptTokens: promptIds.length, stoppedBy, ms: performance.now() - start, prefillMs };
+  return { text, tokens, promptTokens: promptIds.length, stoppedBy, ms: performance.now() - start, prefillMs, healed: owed };
 }

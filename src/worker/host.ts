@@ -151,6 +151,7 @@ export class ModelHost {
       maxTokens: p.maxTokens,
       temperature: p.temperature,
       stop: p.stop,
+      heal: true,
       signal: both,
       onText: (t) => {
         if (completionEnd(t, p.stopRule, indent) >= 0) ended.abort();
@@ -193,7 +194,7 @@ export class ModelHost {
     const tok = m.folder.tokenizer;
     const ex = makeExample(tok, p.prompt, p.desired, m.info.context);
     const a = await assess(m.completion, ex);
-    const g = await generate(m.completion, tok, p.prompt, { maxTokens: ex.desired.length + 2, stop: p.desired.includes('\n') ? [] : ['\n'] });
+    const g = await generate(m.completion, tok, p.prompt, { maxTokens: ex.desired.length + 2, stop: p.desired.includes('\n') ? [] : ['\n'], heal: true });
     return {
       prediction: g.text,
       desiredTokens: ex.desired.map((id) => tok.tokenText(id)),

@@ -20,7 +20,6 @@ import {
   scoreStream,
   summarise,
   tokenStream,
-  tokenTexts,
   trainingHeldoutStream,
   type LineCompletion,
   type MatchSummary,
@@ -182,7 +181,7 @@ function markdown(r: Figures, plain: MatchSummary, healed: MatchSummary | null, 
     '',
     `Loss and accuracy: the held-out files (listed by \`tools/train-tiny-coder/corpus.py --list\`, the training tool's own split) are concatenated, each followed by \`<|endoftext|>\`, exactly as the training tool encodes them${r.data.sameTokensAsTrainingTool ? ' (the ids equal its `work/heldout.u16`)' : ''}; every position of every window is scored, so each window's first tokens have little context.`,
     '',
-    `Next line: the prompt is the file up to the start of the line (it ends with "\\n"), after \`<|endoftext|>\` as in training; when longer than the context, its end is kept. The completion must equal the whole line, **leading indentation included**; at most ${r.nextLine.maxTokens} tokens. *Plain*: greedy \`generate()\` with stop string "\\n". *Token healing*: the same prompt without its trailing whitespace, decoding constrained to spell that whitespace back, then greedy up to the next "\\n". The two differ because the byte-level BPE pre-tokenizer puts a newline and the next line's indentation (except its last space, which goes with the next word) into one token, e.g. "\\n" + 3 spaces, then " return": a prompt that ends in a bare "\\n" token is a context the model rarely saw before an indented line.`,
+    `Next line: the prompt is the file up to the start of the line (it ends with "\\n"), after \`<|endoftext|>\` as in training; when longer than the context, its end is kept. The completion must equal the whole line, **leading indentation included**; at most ${r.nextLine.maxTokens} tokens. *Plain*: greedy \`generate()\` with stop string "\\n". *Token healing*: \`generate()\` with \`heal: true\`, as the extension completes: the prompt's last token (here its trailing whitespace) is taken off and decoding is constrained to spell it back, then greedy up to the next "\\n". The two differ because the byte-level BPE pre-tokenizer puts a newline and the next line's indentation (except its last space, which goes with the next word) into one token, e.g. "\\n" + 3 spaces, then " return": a prompt that ends in a bare "\\n" token is a context the model rarely saw before an indented line.`,
     '',
     `Reproduce: \`node --import tsx tools/eval-tiny-coder/eval.ts${args} --json eval.json --markdown eval.md\`.`,
   ];
@@ -218,8 +217,7 @@ async function run(o: Options): Promise<void> {
   const { samples, candidates } = sampleLines(docs, o.lines, o.seed);
   const start = documentStart(folder.tokenizer);
   const plain = await completeAll('next line', samples.length, (i) => completeLine(runtime, folder.tokenizer, samples[i], o.maxTokens, start));
-  const texts = o.healed ? tokenTexts(folder.tokenizer, cfg.vocab) : [];
-  const healed = o.healed ? await completeAll('next line (healed)', samples.length, (i) => completeLineHealed(runtime, folder.tokenizer, samples[i], o.maxTokens, texts, start)) : null;
+  const healed = o.healed ? await completeAll('next line (healed)', samples.length, (i) => completeLineHealed(runtime, folder.tokenizer, samples[i], o.maxTokens, start)) : null;
   const plainSummary = summarise(samples, plain.outputs);
   const healedSummary = healed ? summarise(samples, healed.outputs) : null;
   const totalSeconds = (performance.now() - t0) / 1000;
@@ -246,7 +244,7 @@ async function run(o: Options): Promise<void> {
       protocol: 'seeded uniform sample of lines that are not a file\'s first line and not blank; prompt = the file before the line (ends with "\\n"), preceded by the end-of-text token as in training; when too long for the context its end is kept; exact match of the whole line, leading indentation included',
       documentStart: start || null, seed: o.seed, candidates, lines: samples.length, maxTokens: o.maxTokens,
       plain: { ...plainSummary, method: 'generate(): greedy, stop string "\\n"', seconds: plain.seconds },
-      healed: healed && healedSummary ? { ...healedSummary, method: 'token healing: prompt without its trailing whitespace, decoding constrained to spell it back, then greedy to the next "\\n"', seconds: healed.seconds } : null,
+      healed: healed && healedSummary ? { ...healedSummary, method: 'generate() with token healing (heal: true), greedy, stop string "\\n"', seconds: healed.seconds } : null,
       samples: samples.map((s, i) => ({ file: s.rel, line: s.line + 1, target: s.target, plain: plain.outputs[i].text, healed: healed ? healed.outputs[i].text : null })),
     },
     runtime: { provider: runtime.provider, threads: o.threads || 'onnxruntime default' },

@@ -244,62 +244,16 @@ export async function completeLine(runtime: ModelRuntime, tokenizer: TextTokeniz
   return { text: g.text, tokens: g.tokens.length, promptTokens: g.promptTokens, stoppedBy: g.stoppedBy };
 }
 
-/** Text of every token id below `vocab` ('' for ids the tokenizer lacks and for end-of-text). */
-export function tokenTexts(tokenizer: TextTokenizer, vocab: number): string[] {
-  return Array.from({ length: vocab }, (_, id) => (id === tokenizer.eosId || id >= tokenizer.vocabSize ? '' : tokenizer.tokenText(id)));
-}
-
 /**
- * Token healing at the line boundary. Byte-level BPE merges a newline with the indentation (and
- * blank lines) around it ("\n   " is one token), so a prompt that ends with a lone "\n" token is a
- * context the model almost never saw before an indented line. Here the prompt's trailing
- * whitespace (at least the newline) is taken off, generation is constrained to spell it back
- * first, then greedy decoding goes on until the next newline; the completion is what lies between.
+ * The token-healed protocol: the same prompt through `generate()` with token healing, as the
+ * extension completes. Byte-level BPE merges a newline with the next line's indentation ("\n" + 3
+ * spaces is one token), so a prompt that ends with a lone "\n" token is a context the model almost
+ * never saw before an indented line; healing takes the prompt's trailing whitespace off and
+ * spells it back first.
  */
-export async function completeLineHealed(
-  runtime: ModelRuntime,
-  tokenizer: TextTokenizer,
-  sample: LineSample,
-  maxTokens: number,
-  texts: readonly string[],
-  start = documentStart(tokenizer),
-): Promise<LineCompletion> {
-  const trailing = /\s*$/.exec(sample.prompt)?.[0] ?? '';
-  const owed = trailing.endsWith('\n') ? trailing : '\n';
-  let ids = tokenizer.encode(start + sample.prompt.slice(0, sample.prompt.length - owed.length));
-  if (ids.length === 0) return { text: '', tokens: 0, promptTokens: 0, stoppedBy: 'empty-prompt' };
-  const context = runtime.config.maxPositions;
-  const room = Math.max(1, context - maxTokens);
-  if (ids.length > room) ids = ids.slice(ids.length - room);
-  let step = await runtime.decode(ids);
-  const tokens: number[] = [];
-  let text = '';
-  for (;;) {
-    let next: number;
-    if (text.length < owed.length) {
-      // Only tokens that keep the text consistent with the whitespace taken off the prompt.
-      next = -1;
-      for (let id = 0; id < texts.length; id++) {
-        const t = texts[id];
-        if (t === '') continue;
-        const joined = text + t;
-        if (!(owed.startsWith(joined) || joined.startsWith(owed))) continue;
-        if (next < 0 || step.logits[id] > step.logits[next]) next = id;
-      }
-      if (next < 0) return { text: '', tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'no-healing-token' };
-    } else {
-      next = argmax(step.logits);
-      if (next === tokenizer.eosId) return { text: text.slice(owed.length), tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'eos' };
-    }
-    tokens.push(next);
-    text = tokenizer.decode(tokens);
-    const body = text.slice(owed.length);
-    const cut = text.length >= owed.length ? body.indexOf('\n') : -1;
-    if (cut >= 0) return { text: body.slice(0, cut), tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'stop' };
-    if (tokens.length >= maxTokens) return { text: body, tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'max-tokens' };
-    if (step.cache.length + 1 > context) return { text: body, tokens: tokens.length, promptTokens: ids.length, stoppedBy: 'context' };
-    step = await runtime.decode([next], step.cache);
-  }
+export async function completeLineHealed(runtime: ModelRuntime, tokenizer: TextTokenizer, sample: LineSample, maxTokens: number, start = documentStart(tokenizer)): Promise<LineCompletion> {
+  const g = await generate(runtime, tokenizer, start + sample.prompt, { maxTokens, stop: ['\n'], heal: true });
+  return { text: g.text, tokens: g.tokens.length, promptTokens: g.promptTokens, stoppedBy: g.stoppedBy };
 }
 
 export interface MatchSummary {
