@@ -84,6 +84,10 @@ async function main(): Promise<void> {
     }
     const plus = await benchMethod(val, 'star+ (line search from η=0.01)', { ...base, eta: 0.01, lineSearch: true }, paper);
     sweep.push({ method: 'star+', step: 0.01, result: plus });
+    // The selection: every neuron (dense) against the top-k of all layers (global), at the best η.
+    const dense = await benchMethod(val, `star dense η=${starEta}`, { ...base, eta: starEta, select: 'dense' }, paper);
+    sweep.push({ method: 'star dense', step: starEta, result: dense });
+    const starSelect = better(dense, bestStar) && better(dense, plus) ? 'dense' : 'global';
     for (const eta of SGD_ETAS) {
       const r = await benchMethod(val, `sgd η=${eta}`, { ...base, method: 'sgd', eta }, paper);
       sweep.push({ method: 'sgd', step: eta, result: r });
@@ -95,8 +99,8 @@ async function main(): Promise<void> {
       if (better(r, bestMint)) [bestMint, mintF] = [r, f];
     }
     // STAR+ becomes the product default only if it beats fixed-η STAR on validation (STAR.md).
-    const usePlus = better(plus, bestStar);
-    tuned = { star: { eta: usePlus ? 0.01 : starEta, lineSearch: usePlus, select: 'global' }, sgd: { eta: sgdEta }, mint: { f: mintF } };
+    const usePlus = starSelect === 'global' && better(plus, bestStar);
+    tuned = { star: { eta: usePlus ? 0.01 : starEta, lineSearch: usePlus, select: starSelect }, sgd: { eta: sgdEta }, mint: { f: mintF } };
     writeFileSync(
       join(folder.dir, 'star-repair.json'),
       JSON.stringify({ ...tuned, note: 'Per-model repair defaults, tuned on the validation split of bench/data by `npm run bench:repair` (see BENCHMARKS.md).', tunedAt: started.toISOString(), modelFingerprint: folder.fingerprint }, null, 2) + '\n',
@@ -106,8 +110,8 @@ async function main(): Promise<void> {
 
   // 2. The test split.
   const results: MethodResult[] = [];
-  const starTuned: RepairRequest = { ...base, eta: tuned.star.eta, lineSearch: tuned.star.lineSearch ?? false };
-  results.push(await benchMethod(test, `STAR (${tuned.star.lineSearch ? 'STAR+, line search' : `η=${tuned.star.eta}`})`, starTuned, tuned));
+  const starTuned: RepairRequest = { ...base, eta: tuned.star.eta, lineSearch: tuned.star.lineSearch ?? false, select: tuned.star.select ?? 'global' };
+  results.push(await benchMethod(test, `STAR (${tuned.star.lineSearch ? 'STAR+, line search' : `η=${tuned.star.eta}`}, ${starTuned.select})`, starTuned, tuned));
   results.push(await benchMethod(test, `MINT (f=${tuned.mint.f})`, { ...base, method: 'mint', f: tuned.mint.f }, tuned));
   results.push(await benchMethod(test, `SGD (η=${tuned.sgd.eta})`, { ...base, method: 'sgd', eta: tuned.sgd.eta }, tuned));
   const extra: MethodResult[] = [];

@@ -9,7 +9,8 @@ export const SETTINGS_PREFIX = 'starRepair';
 
 export type ExecutionProviderSetting = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export type CompletionStop = 'line' | 'block';
-export type NeuronSelection = 'dense' | 'global' | 'layer';
+/** 'model': the choice tuned for the model (`star-repair.json` in its folder), else 'global'. */
+export type NeuronSelection = 'model' | 'dense' | 'global' | 'layer';
 export type SpecificityGuard = 'off' | 'warn' | 'undo';
 
 export interface Settings {
@@ -121,8 +122,9 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'How STAR walks the failing tokens.',
   },
   {
-    key: 'repair.select', type: 'enum', default: 'global', enum: ['dense', 'global', 'layer'],
+    key: 'repair.select', type: 'enum', default: 'model', enum: ['model', 'dense', 'global', 'layer'],
     enumDescriptions: [
+      'The selection tuned for the model by the repair benchmark (star-repair.json in the model folder), else global.',
       'Every neuron of every layer (reference setting, large patches).',
       'The top neurons by attribution over all layers.',
       'The most responsible layer, then its top neurons.',

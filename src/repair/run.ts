@@ -17,7 +17,8 @@ import { makeExample, RepairError, type Example } from './teacher';
 export interface RepairRequest {
   method: RepairMethod;
   mode: RepairMode;
-  select: SelectMode;
+  /** undefined = the model's tuned default (MethodDefaults.star.select), else 'global'. */
+  select?: SelectMode;
   epochs?: number;
   /** STAR's η or SGD's learning rate; undefined = the model's tuned default. */
   eta?: number;
@@ -98,7 +99,7 @@ export async function runRepair(model: RepairModel, fingerprint: string, items: 
   if (request.method === 'star') {
     const o = {
       mode: request.mode,
-      select: request.select,
+      select: request.select ?? defaults.star.select ?? 'global',
       epochs,
       eta: request.eta ?? defaults.star.eta,
       earlyStop: request.earlyStop ?? true,

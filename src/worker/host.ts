@@ -247,7 +247,7 @@ export class ModelHost {
       progress({ method: p.method, phase: 'assess', epoch: 0, epochs: p.epochs, loss: null, positionsFixed: 0, positionsTotal: 0 });
       const repairControl: RepairControl = { signal: control.signal, onProgress: (x) => progress({ ...x, epochs: Math.max(x.epochs, x.epoch) }) };
       const result = await runRepair(model, m.info.fingerprint, prepared, {
-        method: p.method, mode: p.mode, select: p.select, epochs: p.epochs, eta: p.eta ?? undefined,
+        method: p.method, mode: p.mode, select: p.select === 'model' ? undefined : p.select, epochs: p.epochs, eta: p.eta ?? undefined,
       }, m.defaults, repairControl);
       const { outcome, patch } = result;
       progress({ method: p.method, phase: 'evaluate', epoch: outcome.epochs, epochs: Math.max(p.epochs, outcome.epochs), loss: outcome.losses.at(-1) ?? null, positionsFixed: 0, positionsTotal: 0 });

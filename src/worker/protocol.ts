@@ -14,8 +14,9 @@ export const PROTOCOL_VERSION = 1;
 
 export type ProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
 export const PROVIDER_SETTINGS: readonly ProviderSetting[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
-export type SelectSetting = 'dense' | 'global' | 'layer';
-export const SELECT_SETTINGS: readonly SelectSetting[] = ['dense', 'global', 'layer'];
+/** 'model': the model's tuned selection (MethodDefaults), else 'global'. */
+export type SelectSetting = 'model' | 'dense' | 'global' | 'layer';
+export const SELECT_SETTINGS: readonly SelectSetting[] = ['model', 'dense', 'global', 'layer'];
 export type StopRule = 'line' | 'block' | 'none';
 export const STOP_RULES: readonly StopRule[] = ['line', 'block', 'none'];
 

@@ -77,9 +77,10 @@ function settings(model: string): Record<string, unknown> {
     'starRepair.capture.enabled': true,
     'starRepair.repair.auto': false,
     'starRepair.repair.method': 'star',
-    // The defaults, pinned so that a tuned step size shipped with the model later cannot change
+    // Repair options pinned so that a tuned step size or selection shipped with the model later cannot change
     // the run. `star-repair repair` fixes this failure exactly for any η from 0.005 to 0.1.
     'starRepair.repair.mode': 'iter',
+    'starRepair.repair.select': 'global',
     'starRepair.repair.eta': 0.01,
     'starRepair.specificity.guard': 'warn',
   };

@@ -10,6 +10,7 @@ import { repairStar } from '../../src/repair/star';
 import { repairMint, repairSgd } from '../../src/repair/baselines';
 import { makeExample, RepairError } from '../../src/repair/teacher';
 import { argmax } from '../../src/runtime/generate';
+import { PAPER_DEFAULTS, runRepair, type MethodDefaults } from '../../src/repair/run';
 
 const folder = loadModelFolder(join(__dirname, '..', 'fixtures', 'models', 'llama'));
 const fresh = () => new RepairModel(new ModelRuntime(folder.config, folder.weights), folder.weights);
@@ -112,4 +113,15 @@ test('PatchAccumulator adds deltas per (layer, row) and exports sorted rows', ()
   assert.deepEqual([...layers[0].deltas], [0, 2, 0, 1]);
   const stacked = stackPatch(2, new Map([[1, { rows: [5], deltas: Float32Array.from([10, 10]) }]]), acc);
   assert.deepEqual([...stacked.get(1)!.deltas], [0, 2, 10, 11]);
+});
+
+test('runRepair: a request without a selection takes the model\'s tuned one, else global', async () => {
+  const items = [{ failure: { id: 'f', prompt: 'def f(n):\n    return', desired: ' n + 1' }, example: planted() }];
+  const tuned: MethodDefaults = { ...PAPER_DEFAULTS, star: { eta: 1, select: 'dense' } };
+  const dense = await runRepair(fresh(), 'fp', items, { method: 'star', mode: 'batch' }, tuned);
+  assert.equal(dense.patch.options['select'], 'dense');
+  const global = await runRepair(fresh(), 'fp', items, { method: 'star', mode: 'batch', eta: 1 });
+  assert.equal(global.patch.options['select'], 'global');
+  const asked = await runRepair(fresh(), 'fp', items, { method: 'star', mode: 'batch', select: 'layer' }, tuned);
+  assert.equal(asked.patch.options['select'], 'layer');
 });

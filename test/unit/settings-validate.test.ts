@@ -17,7 +17,7 @@ test('defaults are the documented ones and produce no problems', () => {
     threads: 0,
     completions: { enabled: true, languages: ['python'], maxTokens: 32, stop: 'line', debounceMs: 150 },
     capture: { enabled: true },
-    repair: { auto: false, method: 'star', mode: 'iter', select: 'global', epochs: 10, eta: null },
+    repair: { auto: false, method: 'star', mode: 'iter', select: 'model', epochs: 10, eta: null },
     specificity: { guard: 'warn', threshold: 0.95 },
   });
   assert.deepEqual(defaultSettings(), settings);
