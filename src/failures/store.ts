@@ -120,6 +120,19 @@ export class FailureStore {
     return f === undefined ? undefined : { ...f };
   }
 
+  /**
+   * The newest pending or unfixed failure with exactly this prompt and desired text: a manual
+   * repair of text that was also captured (the user typed it over a suggestion) reuses it instead
+   * of leaving a twin behind.
+   */
+  findOpen(prompt: string, desired: string): Failure | undefined {
+    for (let i = this.failures.length - 1; i >= 0; i--) {
+      const f = this.failures[i];
+      if ((f.status === 'pending' || f.status === 'unfixed') && f.prompt === prompt && f.desired === desired) return { ...f };
+    }
+    return undefined;
+  }
+
   get size(): number {
     return this.failures.length;
   }

@@ -146,3 +146,15 @@ test('a failed write leaves the in-memory list unchanged', () => {
   assert.deepEqual(fs.readdirSync(dir).sort(), [path.basename(s.file)]);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('findOpen: the pending or unfixed failure with the same prompt and desired text (a captured twin of a manual repair)', () => {
+  const s = FailureStore.open(tmp(), FP);
+  const captured = s.add({ prompt: 'import os\n', desired: 'import re', source: 'rejected', languageId: 'python', rejected: 'import sys' });
+  assert.equal(s.findOpen('import os\n', 'import re')?.id, captured.id);
+  assert.equal(s.findOpen('import os\n', 'import r'), undefined);
+  assert.equal(s.findOpen('import os', 'import re'), undefined);
+  s.update(captured.id, { status: 'unfixed' });
+  assert.equal(s.findOpen('import os\n', 'import re')?.id, captured.id);
+  s.update(captured.id, { status: 'repaired' });
+  assert.equal(s.findOpen('import os\n', 'import re'), undefined, 'a repaired or discarded failure is not reopened');
+});
