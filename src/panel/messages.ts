@@ -3,6 +3,8 @@
 // (src/panel/) and the webview bundle (webview/) import this file, so it must stay free of
 // `vscode` and of Node built-ins.
 
+import { bool, fail, field, finite, intIn, list, nullable, numIn, oneOf, optional, ReadError, record, text, type Reader } from '../util/read';
+
 // ---------------------------------------------------------------------------------------
 // State (extension → webview, as full snapshots)
 // ---------------------------------------------------------------------------------------
@@ -171,59 +173,19 @@ export class PanelMessageError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------
-// Validation. Each reader returns a fresh value holding only the known fields, or throws
-// PanelMessageError naming the path of the first bad field. The public validate* functions
+// Validation (readers from src/util/read.ts). Each reader returns a fresh value holding only the
+// known fields, or throws naming the path of the first bad field. The public validate* functions
 // turn that into a Validation result so callers can drop and log.
 // ---------------------------------------------------------------------------------------
 
-type Reader<T> = (v: unknown, path: string) => T;
-
 const MAX_ID = 256;
 const MAX_TEXT = 200_000;
-
-function fail(path: string, expected: string, got: unknown): never {
-  throw new PanelMessageError(`${path}: expected ${expected}, got ${describe(got)}`);
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v);
-  if (typeof v === 'number') return String(v);
-  return typeof v;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function record(v: unknown, path: string): Record<string, unknown> {
-  if (!isRecord(v)) fail(path, 'an object', v);
-  return v;
-}
-
-function text(max = MAX_TEXT): Reader<string> {
-  return (v, path) => {
-    if (typeof v !== 'string') fail(path, 'a string', v);
-    if (v.length > max) fail(path, `at most ${max} characters`, v);
-    return v;
-  };
-}
+const MAX_ITEMS = 1_000_000;
 
 const id: Reader<string> = (v, path) => {
   const s = text(MAX_ID)(v, path);
   if (s.length === 0) fail(path, 'a non-empty id', v);
   return s;
-};
-
-const bool: Reader<boolean> = (v, path) => {
-  if (typeof v !== 'boolean') fail(path, 'a boolean', v);
-  return v;
-};
-
-const finite: Reader<number> = (v, path) => {
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, 'a finite number', v);
-  return v;
 };
 
 const nonNegative: Reader<number> = (v, path) => {
@@ -232,52 +194,15 @@ const nonNegative: Reader<number> = (v, path) => {
   return n;
 };
 
-const count: Reader<number> = (v, path) => {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(path, 'an integer ≥ 0', v);
-  return v;
-};
+const count = intIn(0);
 
-const probability: Reader<number> = (v, path) => {
-  const n = finite(v, path);
-  if (n < 0 || n > 1) fail(path, 'a number in [0, 1]', v);
-  return n;
-};
+const probability = numIn(0, 1);
 
 const timestamp: Reader<string> = (v, path) => {
   const s = text(64)(v, path);
   if (Number.isNaN(Date.parse(s))) fail(path, 'an ISO 8601 timestamp', v);
   return s;
 };
-
-function oneOf<T extends string>(values: readonly T[]): Reader<T> {
-  return (v, path) => {
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) fail(path, `one of ${values.join(', ')}`, v);
-    return v as T;
-  };
-}
-
-function list<T>(item: Reader<T>, max = 1_000_000): Reader<T[]> {
-  return (v, path) => {
-    if (!Array.isArray(v)) fail(path, 'an array', v);
-    if (v.length > max) fail(path, `at most ${max} items`, v);
-    const out = new Array<T>(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = item(v[i], `${path}[${i}]`);
-    return out;
-  };
-}
-
-function nullable<T>(item: Reader<T>): Reader<T | null> {
-  return (v, path) => (v === null ? null : item(v, path));
-}
-
-/** Reads `o[key]`; absent and undefined are the same thing for optional fields. */
-function field<T>(o: Record<string, unknown>, key: string, item: Reader<T>, path: string): T {
-  return item(o[key], `${path}.${key}`);
-}
-
-function optional<T>(o: Record<string, unknown>, key: string, item: Reader<T>, path: string): T | undefined {
-  return o[key] === undefined ? undefined : item(o[key], `${path}.${key}`);
-}
 
 /** Copies optional fields only when present, so `exactOptionalPropertyTypes`-style consumers see no `undefined` keys. */
 function withOptional<T extends object>(base: T, extras: Partial<T>): T {
@@ -289,7 +214,7 @@ function uniqueIds<T>(items: T[], key: (t: T) => string, path: string): void {
   const seen = new Set<string>();
   items.forEach((t, i) => {
     const k = key(t);
-    if (seen.has(k)) throw new PanelMessageError(`${path}[${i}].id: duplicate id ${JSON.stringify(k)}`);
+    if (seen.has(k)) throw new ReadError(`${path}[${i}].id: duplicate id ${JSON.stringify(k)}`);
     seen.add(k);
   });
 }
@@ -321,12 +246,12 @@ const readFailure: Reader<FailureSummary> = (v, path) => {
       id: field(o, 'id', id, path),
       status: field(o, 'status', oneOf(FAILURE_STATUSES), path),
       languageId: field(o, 'languageId', text(200), path),
-      prompt: field(o, 'prompt', text(), path),
-      desired: field(o, 'desired', text(), path),
+      prompt: field(o, 'prompt', text(MAX_TEXT), path),
+      desired: field(o, 'desired', text(MAX_TEXT), path),
       createdAt: field(o, 'createdAt', timestamp, path),
     },
     {
-      rejected: optional(o, 'rejected', text(), path),
+      rejected: optional(o, 'rejected', text(MAX_TEXT), path),
       uri: optional(o, 'uri', text(8000), path),
       line: optional(o, 'line', count, path),
     },
@@ -351,7 +276,7 @@ const readRepair: Reader<RepairStatus> = (v, path) => {
   const progress = readProgressFields(o, path);
   return {
     running: field(o, 'running', bool, path),
-    failureIds: field(o, 'failureIds', list(id), path),
+    failureIds: field(o, 'failureIds', list(id, MAX_ITEMS), path),
     method: field(o, 'method', text(100), path),
     ...progress,
   };
@@ -382,14 +307,14 @@ const readPosition: Reader<PositionProbability> = (v, path) => {
 
 const readLayer: Reader<LayerDelta> = (v, path) => {
   const o = record(v, path);
-  const rows = field(o, 'rows', list(count), path);
-  const norms = field(o, 'norms', list(nonNegative), path);
+  const rows = field(o, 'rows', list(count, MAX_ITEMS), path);
+  const norms = field(o, 'norms', list(nonNegative, MAX_ITEMS), path);
   if (rows.length !== norms.length) {
-    throw new PanelMessageError(`${path}: rows (${rows.length}) and norms (${norms.length}) must have the same length`);
+    throw new ReadError(`${path}: rows (${rows.length}) and norms (${norms.length}) must have the same length`);
   }
   const seen = new Set<number>();
   rows.forEach((r, i) => {
-    if (seen.has(r)) throw new PanelMessageError(`${path}.rows[${i}]: neuron ${r} appears twice in this layer`);
+    if (seen.has(r)) throw new ReadError(`${path}.rows[${i}]: neuron ${r} appears twice in this layer`);
     seen.add(r);
   });
   return { layer: field(o, 'layer', count, path), rows, norms };
@@ -397,10 +322,10 @@ const readLayer: Reader<LayerDelta> = (v, path) => {
 
 const readPatch: Reader<PatchSummary> = (v, path) => {
   const o = record(v, path);
-  const layers = field(o, 'layers', list(readLayer), path);
+  const layers = field(o, 'layers', list(readLayer, MAX_ITEMS), path);
   const seen = new Set<number>();
   layers.forEach((l, i) => {
-    if (seen.has(l.layer)) throw new PanelMessageError(`${path}.layers[${i}].layer: layer ${l.layer} appears twice in this patch`);
+    if (seen.has(l.layer)) throw new ReadError(`${path}.layers[${i}].layer: layer ${l.layer} appears twice in this patch`);
     seen.add(l.layer);
   });
   return {
@@ -409,12 +334,12 @@ const readPatch: Reader<PatchSummary> = (v, path) => {
     mode: field(o, 'mode', text(100), path),
     createdAt: field(o, 'createdAt', timestamp, path),
     enabled: field(o, 'enabled', bool, path),
-    failureIds: field(o, 'failureIds', list(id), path),
+    failureIds: field(o, 'failureIds', list(id, MAX_ITEMS), path),
     neurons: field(o, 'neurons', count, path),
     params: field(o, 'params', count, path),
     ms: field(o, 'ms', nonNegative, path),
     scores: field(o, 'scores', readScores, path),
-    positions: field(o, 'positions', list(readPosition), path),
+    positions: field(o, 'positions', list(readPosition, MAX_ITEMS), path),
     layers,
   };
 };
@@ -422,8 +347,8 @@ const readPatch: Reader<PatchSummary> = (v, path) => {
 const readState: Reader<PanelState> = (v, path) => {
   const o = record(v, path);
   const model = field(o, 'model', nullable(readModel), path);
-  const failures = field(o, 'failures', list(readFailure), path);
-  const patches = field(o, 'patches', list(readPatch), path);
+  const failures = field(o, 'failures', list(readFailure, MAX_ITEMS), path);
+  const patches = field(o, 'patches', list(readPatch, MAX_ITEMS), path);
   uniqueIds(failures, (f) => f.id, `${path}.failures`);
   uniqueIds(patches, (p) => p.id, `${path}.patches`);
   // The neuron map indexes by (layer, row): out-of-range values would draw outside the map.
@@ -523,7 +448,7 @@ function validate<T>(reader: Reader<T>, v: unknown, root: string): Validation<T>
   try {
     return { ok: true, value: reader(v, root) };
   } catch (e) {
-    if (e instanceof PanelMessageError) return { ok: false, error: e.message };
+    if (e instanceof ReadError) return { ok: false, error: e.message };
     throw e;
   }
 }

@@ -5,6 +5,7 @@
 // client, the worker and the tests all import it.
 
 import type { PatchJson, PatchScores, RepairMethod, RepairMode } from '../repair/patch';
+import { bool, fail, field, finite, intIn, list, nullable, numIn, object, oneOf, ReadError, record, text, type Reader } from '../util/read';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -254,96 +255,21 @@ export class ProtocolError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------
-// Readers: each returns a fresh value holding only the known fields or throws ProtocolError.
+// Readers (src/util/read.ts): each returns a fresh value holding only the known fields. The
+// exported parse functions turn the ReadError of the first bad field into a ProtocolError.
 // ---------------------------------------------------------------------------------------
 
-type Reader<T> = (v: unknown, path: string) => T;
-
 const MAX_TEXT = 4_000_000;
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (v === undefined) return 'nothing';
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v);
-  if (typeof v === 'number') return String(v);
-  return typeof v;
-}
-
-function fail(path: string, expected: string, got: unknown): never {
-  throw new ProtocolError(`${path}: expected ${expected}, got ${describe(got)}`);
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function record(v: unknown, path: string): Record<string, unknown> {
-  if (!isRecord(v)) fail(path, 'an object', v);
-  return v;
-}
-
-function text(max = MAX_TEXT, min = 0): Reader<string> {
-  return (v, path) => {
-    if (typeof v !== 'string') fail(path, 'a string', v);
-    if (v.length > max) fail(path, `at most ${max} characters`, v);
-    if (v.length < min) fail(path, min === 1 ? 'a non-empty string' : `at least ${min} characters`, v);
-    return v;
-  };
-}
-
-const bool: Reader<boolean> = (v, path) => {
-  if (typeof v !== 'boolean') fail(path, 'a boolean', v);
-  return v;
-};
-
-const finite: Reader<number> = (v, path) => {
-  if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, 'a finite number', v);
-  return v;
-};
-
-function intIn(min: number, max = Number.MAX_SAFE_INTEGER): Reader<number> {
-  return (v, path) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(path, `an integer in ${min}..${max}`, v);
-    return v;
-  };
-}
-
+const MAX_ITEMS = 100_000;
 const count = intIn(0);
 
-function numIn(min: number, max: number): Reader<number> {
-  return (v, path) => {
-    const n = finite(v, path);
-    if (n < min || n > max) fail(path, `a number in [${min}, ${max}]`, v);
-    return n;
-  };
-}
-
-function oneOf<T extends string>(values: readonly T[]): Reader<T> {
-  return (v, path) => {
-    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) fail(path, `one of ${values.join(', ')}`, v);
-    return v as T;
-  };
-}
-
-function list<T>(item: Reader<T>, max = 100_000): Reader<T[]> {
-  return (v, path) => {
-    if (!Array.isArray(v)) fail(path, 'an array', v);
-    if (v.length > max) fail(path, `at most ${max} items`, v);
-    return v.map((x, i) => item(x, `${path}[${i}]`));
-  };
-}
-
-function nullable<T>(item: Reader<T>): Reader<T | null> {
-  return (v, path) => (v === null ? null : item(v, path));
-}
-
-function field<T>(o: Record<string, unknown>, key: string, item: Reader<T>, path: string): T {
-  return item(o[key], `${path}.${key}`);
-}
-
-function object<T>(read: (o: Record<string, unknown>, path: string) => T): Reader<T> {
-  return (v, path) => read(record(v, path), path);
+function asProtocolError<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof ReadError) throw new ProtocolError(e.message);
+    throw e;
+  }
 }
 
 /** JSON itself is checked by patchFromJson where it is used; here only the envelope of a patch. */
@@ -353,16 +279,16 @@ const patchJson: Reader<PatchJson> = object((o, path) => {
   field(o, 'layers', list(object((l, lp) => {
     field(l, 'layer', count, lp);
     field(l, 'rows', list(count, 10_000_000), lp);
-    field(l, 'deltas', text(), lp);
+    field(l, 'deltas', text(MAX_TEXT), lp);
     return l;
-  })), path);
+  }), MAX_ITEMS), path);
   return structuredClone(o) as unknown as PatchJson;
 });
 
 const sample: Reader<Sample> = object((o, path) => ({
   id: field(o, 'id', text(256, 1), path),
-  prompt: field(o, 'prompt', text(), path),
-  desired: field(o, 'desired', text(), path),
+  prompt: field(o, 'prompt', text(MAX_TEXT), path),
+  desired: field(o, 'desired', text(MAX_TEXT), path),
 }));
 
 const methodReader = oneOf<RepairMethod>(['star', 'mint', 'sgd']);
@@ -461,27 +387,27 @@ const RESULTS: { [M in Method]: Reader<ResultOf<M>> } = {
     fingerprint: field(o, 'fingerprint', text(256, 1), p),
   })),
   complete: object((o, p) => ({
-    text: field(o, 'text', text(), p),
+    text: field(o, 'text', text(MAX_TEXT), p),
     tokens: field(o, 'tokens', count, p),
     promptTokens: field(o, 'promptTokens', count, p),
     stoppedBy: field(o, 'stoppedBy', text(100), p),
     ms: field(o, 'ms', finite, p),
   })),
-  setPatches: object((o, p) => ({ applied: field(o, 'applied', list(text(256)), p), neurons: field(o, 'neurons', count, p) })),
+  setPatches: object((o, p) => ({ applied: field(o, 'applied', list(text(256), MAX_ITEMS), p), neurons: field(o, 'neurons', count, p) })),
   predict: object((o, p) => {
-    const desiredTokens = field(o, 'desiredTokens', list(text()), p);
-    const correct = field(o, 'correct', list(bool), p);
-    const pDesired = field(o, 'pDesired', list(numIn(0, 1)), p);
+    const desiredTokens = field(o, 'desiredTokens', list(text(MAX_TEXT), MAX_ITEMS), p);
+    const correct = field(o, 'correct', list(bool, MAX_ITEMS), p);
+    const pDesired = field(o, 'pDesired', list(numIn(0, 1), MAX_ITEMS), p);
     if (correct.length !== desiredTokens.length || pDesired.length !== desiredTokens.length) {
       throw new ProtocolError(`${p}: desiredTokens, correct and pDesired differ in length`);
     }
-    return { prediction: field(o, 'prediction', text(), p), desiredTokens, correct, pDesired, allCorrect: field(o, 'allCorrect', bool, p) };
+    return { prediction: field(o, 'prediction', text(MAX_TEXT), p), desiredTokens, correct, pDesired, allCorrect: field(o, 'allCorrect', bool, p) };
   }),
   repair: object((o, p) => ({
     patch: field(o, 'patch', patchJson, p),
-    fixed: field(o, 'fixed', list(text(256)), p),
-    unfixed: field(o, 'unfixed', list(text(256)), p),
-    skipped: field(o, 'skipped', list(object((s, sp) => ({ id: field(s, 'id', text(256), sp), code: field(s, 'code', text(100), sp), message: field(s, 'message', text(4000), sp) }))), p),
+    fixed: field(o, 'fixed', list(text(256), MAX_ITEMS), p),
+    unfixed: field(o, 'unfixed', list(text(256), MAX_ITEMS), p),
+    skipped: field(o, 'skipped', list(object((s, sp) => ({ id: field(s, 'id', text(256), sp), code: field(s, 'code', text(100), sp), message: field(s, 'message', text(4000), sp) })), MAX_ITEMS), p),
     scoresBefore: field(o, 'scoresBefore', object((s, sp) => scoresOrNull(sp, s)), p),
     evaluation: field(o, 'evaluation', evaluationCounts, p),
     positions: field(o, 'positions', list(object((s, sp) => ({
@@ -489,9 +415,9 @@ const RESULTS: { [M in Method]: Reader<ResultOf<M>> } = {
       token: field(s, 'token', text(1000), sp),
       pBefore: field(s, 'pBefore', numIn(0, 1), sp),
       pAfter: field(s, 'pAfter', numIn(0, 1), sp),
-    }))), p),
+    })), MAX_ITEMS), p),
     epochs: field(o, 'epochs', count, p),
-    losses: field(o, 'losses', list(finite), p),
+    losses: field(o, 'losses', list(finite, MAX_ITEMS), p),
   })),
   evaluate: object((o, p) => ({
     results: field(o, 'results', list(object((r, rp) => ({
@@ -499,7 +425,7 @@ const RESULTS: { [M in Method]: Reader<ResultOf<M>> } = {
       scores: field(r, 'scores', scores, rp),
       scoresBefore: field(r, 'scoresBefore', object((s, sp) => scoresOrNull(sp, s)), rp),
       evaluation: field(r, 'evaluation', evaluationCounts, rp),
-    }))), p),
+    })), MAX_ITEMS), p),
   })),
   neuronDetails: object((o, p) => ({
     deltaNorm: field(o, 'deltaNorm', numIn(0, Number.MAX_VALUE), p),
@@ -537,6 +463,10 @@ function readParamsOf<M extends Method>(method: M, v: unknown, path: string): Pa
 
 /** Worker side: checks a message from the host, including the params of its method. */
 export function parseHostMessage(raw: unknown): HostMessage {
+  return asProtocolError(() => readHostMessage(raw));
+}
+
+function readHostMessage(raw: unknown): HostMessage {
   const o = record(raw, 'message');
   switch (o.type) {
     case 'request': {
@@ -553,6 +483,10 @@ export function parseHostMessage(raw: unknown): HostMessage {
 
 /** Host side: checks the envelope of a message from the worker (results are checked per method by parseResult). */
 export function parseWorkerMessage(raw: unknown): WorkerMessage {
+  return asProtocolError(() => readWorkerMessage(raw));
+}
+
+function readWorkerMessage(raw: unknown): WorkerMessage {
   const o = record(raw, 'message');
   switch (o.type) {
     case 'ready':
@@ -572,11 +506,11 @@ export function parseWorkerMessage(raw: unknown): WorkerMessage {
 }
 
 export function parseParams<M extends Method>(method: M, v: unknown): ParamsOf<M> {
-  return readParamsOf(method, v, `${method}.params`);
+  return asProtocolError(() => readParamsOf(method, v, `${method}.params`));
 }
 
 export function parseResult<M extends Method>(method: M, v: unknown): ResultOf<M> {
-  return (RESULTS[method] as Reader<ResultOf<M>>)(v, `${method}.result`);
+  return asProtocolError(() => (RESULTS[method] as Reader<ResultOf<M>>)(v, `${method}.result`));
 }
 
 /** Turns anything thrown in the worker into a WireError (code from a typed error when it has one). */

@@ -121,9 +121,9 @@ describe('validateExtensionMessage', () => {
 
   it('rejects unknown kinds and bad payloads', () => {
     rejects(validateExtensionMessage({ type: 'ready' }), /^message\.type: expected one of state, repairProgress, neuronDetails, got "ready"$/);
-    rejects(validateExtensionMessage({ type: 'state' }), /^message\.state: expected an object, got undefined$/);
+    rejects(validateExtensionMessage({ type: 'state' }), /^message\.state: expected an object, got nothing$/);
     rejects(validateExtensionMessage('state'), /^message: expected an object/);
-    rejects(validateExtensionMessage({ type: 'neuronDetails', details: { patchId: 'p', layer: 0, neuron: 1, attribution: 0, deltaNorm: 1, up: [{ token: 'a' }], down: [] } }), /details\.up\[0\]\.logit: expected a finite number, got undefined/);
+    rejects(validateExtensionMessage({ type: 'neuronDetails', details: { patchId: 'p', layer: 0, neuron: 1, attribution: 0, deltaNorm: 1, up: [{ token: 'a' }], down: [] } }), /details\.up\[0\]\.logit: expected a finite number, got nothing/);
     rejects(validateRepairProgress({ epoch: -1, epochs: 2, loss: 0, positionsFixed: 0, positionsTotal: 0 }), /^progress\.epoch: expected an integer ≥ 0, got -1$/);
     rejects(validateNeuronDetails({ patchId: 'p', layer: 0, neuron: 1, attribution: 'high', deltaNorm: 1, up: [], down: [] }), /details\.attribution: expected a finite number, got "high"/);
   });
@@ -155,10 +155,10 @@ describe('validateWebviewMessage', () => {
     rejects(validateWebviewMessage({ type: 'repair', failureIds: [] }), /^message\.failureIds: expected at least one failure id/);
     rejects(validateWebviewMessage({ type: 'repair', failureIds: ['a', 'a'] }), /^message\.failureIds: expected distinct failure ids/);
     rejects(validateWebviewMessage({ type: 'repairBatch', failureIds: [1] }), /^message\.failureIds\[0\]: expected a string, got 1$/);
-    rejects(validateWebviewMessage({ type: 'discard' }), /^message\.failureId: expected a string, got undefined$/);
+    rejects(validateWebviewMessage({ type: 'discard' }), /^message\.failureId: expected a string, got nothing$/);
     rejects(validateWebviewMessage({ type: 'togglePatch', patchId: 'p', enabled: 'true' }), /^message\.enabled: expected a boolean/);
     rejects(validateWebviewMessage({ type: 'selectNeuron', patchId: 'p', layer: -1, neuron: 0 }), /^message\.layer: expected an integer ≥ 0, got -1$/);
-    rejects(validateWebviewMessage(undefined), /^message: expected an object, got undefined$/);
+    rejects(validateWebviewMessage(undefined), /^message: expected an object, got nothing$/);
   });
 });
 

@@ -149,7 +149,7 @@ describe('RepairPanelProvider', () => {
     view.messages.fire('<script>');
     assert.deepEqual(got, [{ type: 'selectNeuron', patchId: 'p-star', layer: 3, neuron: 700 }]);
     assert.equal(logs.length, 2);
-    assert.match(logs[0], /message\.neuron: expected an integer ≥ 0, got undefined/);
+    assert.match(logs[0], /message\.neuron: expected an integer ≥ 0, got nothing/);
   });
 
   it('answers neuron requests and refuses contract breaches', () => {
