@@ -4,6 +4,7 @@
 // message naming the bad field, never half-used). No vscode and no onnxruntime here: the
 // client, the worker and the tests all import it.
 
+import type { RepairProgress } from '../repair/engine';
 import type { PatchJson, PatchScores, RepairMethod, RepairMode } from '../repair/patch';
 import { bool, fail, field, finite, intIn, list, nullable, numIn, object, oneOf, ReadError, record, text, type Reader } from '../util/read';
 
@@ -50,15 +51,8 @@ export interface Sample {
   desired: string;
 }
 
-export interface RepairProgressEvent {
-  method: string;
-  phase: 'assess' | 'locate' | 'step' | 'evaluate';
-  epoch: number;
-  epochs: number;
-  loss: number | null;
-  positionsFixed: number;
-  positionsTotal: number;
-}
+/** The engine's progress report, as it travels to the host. */
+export type RepairProgressEvent = RepairProgress;
 
 export interface SkippedFailure {
   id: string;
