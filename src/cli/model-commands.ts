@@ -62,7 +62,8 @@ export const modelCommands: Record<string, Command> = {
       const decodeMs = g.ms - g.prefillMs;
       const result = {
         completion: g.text,
-        tokens: g.tokens.length,
+        tokens: g.tokens.length - g.healingTokens,
+        healed: g.healed,
         promptTokens: g.promptTokens,
         stoppedBy: g.stoppedBy,
         ms: Math.round(g.ms),

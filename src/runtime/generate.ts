@@ -33,7 +33,10 @@ export type StopReason = 'max-tokens' | 'stop' | 'eos' | 'cancelled' | 'context'
 
 export interface Generation {
   text: string;
+  /** Every generated id, the healing ones (which spell `healed` back) first. */
   tokens: number[];
+  /** How many of `tokens` were spent spelling the healed text back; the budget counts the rest. */
+  healingTokens: number;
   promptTokens: number;
   stoppedBy: StopReason;
   ms: number;
@@ -188,5 +191,5 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
       step = await runtime.decode([next], step.cache);
     }
   } else if (options.signal?.aborted) stoppedBy = 'cancelled';
-  return { text, tokens, promptTokens: promptIds.length, stoppedBy, ms: performance.now() - start, prefillMs, healed: owed };
+  return { text, tokens, promptTokens: promptIds.length, stoppedBy, ms: performance.now() - start, prefillMs, healed: owed, healingTokens: healing };
 }

@@ -118,7 +118,8 @@ export function removeStaleTempFiles(target: string, minAgeMs = 60_000, now = Da
     if (!isTempFor(name, base)) continue;
     const full = path.join(dir, name);
     try {
-      if (now - fs.statSync(full).mtimeMs >= minAgeMs) {
+      // Whole milliseconds on both sides: Date.now() has no fraction, mtimeMs does.
+      if (now - Math.floor(fs.statSync(full).mtimeMs) >= minAgeMs) {
         fs.rmSync(full, { force: true });
         removed.push(full);
       }

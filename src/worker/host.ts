@@ -160,7 +160,7 @@ export class ModelHost {
     if (signal.aborted) throw new WorkerStateError('cancelled', 'the completion was cancelled');
     return {
       text: finishCompletion(g.text, p.stopRule, indent),
-      tokens: g.tokens.length,
+      tokens: g.tokens.length - g.healingTokens,
       promptTokens: g.promptTokens,
       stoppedBy: ended.signal.aborted ? 'stop' : g.stoppedBy,
       ms: g.ms,

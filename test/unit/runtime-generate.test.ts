@@ -76,6 +76,7 @@ test('generate with healing: the prompt loses its trailing newline, which decodi
   assert.equal(one.g.text, 'ab', 'the completion is what follows the healed text; the stop string applies to it alone');
   assert.equal(one.g.stoppedBy, 'stop');
   assert.deepEqual(one.g.tokens, [nl, a, b, nl]);
+  assert.equal(one.g.healingTokens, 1);
   // After a blank line both newlines are owed before the line can start.
   const two = await run('y = 1\n\n', [{ [nl]: 5, [a]: 9 }, { [x]: 9, [nl]: 1 }, { [b]: 3 }, { [nl]: 3 }], { stop: ['\n'], heal: true });
   assert.deepEqual(two.prompts, [tok.encode('y = 1')]);
@@ -83,6 +84,7 @@ test('generate with healing: the prompt loses its trailing newline, which decodi
   // Healing tokens do not count against the budget.
   const three = await run('y = 1\n', [{ [nl]: 5 }, { [a]: 3 }], { maxTokens: 4, heal: true });
   assert.equal(three.g.text, 'aaaa');
+  assert.equal(three.g.tokens.length - three.g.healingTokens, 4);
   assert.equal(three.g.stoppedBy, 'max-tokens');
 });
 

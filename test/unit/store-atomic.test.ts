@@ -108,6 +108,19 @@ test('a partial temp file that was never renamed does not affect the target', ()
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('a temp file written within the current millisecond counts as age 0, not as from the future', () => {
+  // Date.now() is whole milliseconds while mtimeMs carries a fraction: a file stamped 0.5 ms after
+  // the "now" millisecond began must still be removable with minAgeMs = 0.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'star-atomic-'));
+  const file = path.join(dir, 'x.json');
+  const stale = path.join(dir, '.x.json.999.abc.tmp');
+  fs.writeFileSync(stale, '{');
+  fs.utimesSync(stale, 1_700_000_000.0005, 1_700_000_000.0005);
+  assert.ok(fs.statSync(stale).mtimeMs > 1_700_000_000_000, 'this file system keeps sub-millisecond times');
+  assert.deepEqual(removeStaleTempFiles(file, 0, 1_700_000_000_000), [stale]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('readJsonFile: missing → undefined, garbage → CorruptJsonError, BOM tolerated; moveAside keeps the bytes', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'star-atomic-'));
   const file = path.join(dir, 'x.json');
