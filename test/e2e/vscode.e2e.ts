@@ -28,8 +28,9 @@ import {
 const EXTENSION_ID = 'star-repair.star-repair';
 const WORKSPACE_FIXTURE = join(ROOT, 'test', 'e2e', 'workspace');
 // The prompt is the whole fixture file (the cursor goes to its end, the start of a new line):
-// two imports. The embedded model's greedy suggestion there repeats one of them ("import os");
-// the person wants a third module instead.
+// a shebang and two imports. The embedded model's greedy suggestion there repeats one of them
+// ("import os"); the person wants a third module instead. A retrained model may suggest something
+// else here: the first steps say so, and `star-repair complete --stop-line` finds a new prompt.
 const FILE = 'app.py';
 const DESIRED = 'import re';
 
@@ -77,11 +78,12 @@ function settings(model: string): Record<string, unknown> {
     'starRepair.capture.enabled': true,
     'starRepair.repair.auto': false,
     'starRepair.repair.method': 'star',
-    // Repair options pinned so that a tuned step size or selection shipped with the model later cannot change
-    // the run. `star-repair repair` fixes this failure exactly for any η from 0.005 to 0.1.
+    // Repair options pinned so that a step size or selection tuned for the model later cannot
+    // change the run. `star-repair repair --mode iter --select global --eta 0.1` fixes this failure
+    // on the shipped model (η = 0.01 does not within 10 epochs).
     'starRepair.repair.mode': 'iter',
     'starRepair.repair.select': 'global',
-    'starRepair.repair.eta': 0.01,
+    'starRepair.repair.eta': 0.1,
     'starRepair.specificity.guard': 'warn',
   };
 }
