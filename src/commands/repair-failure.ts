@@ -55,7 +55,11 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
       void vscode.window.showWarningMessage('STAR Repair: there is no text before the selection for the model to continue from: select text that follows some code.');
       return undefined;
     }
-    return stores.failures.findOpen(prompt, desired) ?? stores.failures.add({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line });
+    // A selected line usually ends with its line break, which the captured rejection lacks: the
+    // same failure, now with the fuller desired text.
+    const twin = stores.failures.findOpen(prompt, desired) ?? stores.failures.findOpen(prompt, desired.replace(/\r?\n$/, ''));
+    if (twin) return twin.desired === desired ? twin : stores.failures.update(twin.id, { desired });
+    return stores.failures.add({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line });
   }
   const captured = s.capture.failureAt(doc.uri.toString(), sel.active.line);
   if (captured) return captured;

@@ -223,6 +223,8 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     await shot('scores');
     // The repair fixed the failure: the desired text is the model's greedy output after the patch.
     assert.equal((await effectiveness.textContent())?.trim(), '100.0%', `effectiveness after the patch: ${scores['effectiveness']}`);
+    // The selected line (with its line break) is the captured rejection, not a second failure.
+    assert.equal(await panel.locator('li.failure', { has: panel.locator('.where', { hasText: FILE }) }).count(), 1, 'one failure in the panel for the typed line');
   });
 
   step('the same place now completes to the desired line', async () => {
