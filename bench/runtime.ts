@@ -14,7 +14,9 @@ import { chainResult, openModelChain, openSquareChain, type Chain, type ChainRes
 import { collectGarbage, cpuSnapshot, loadAverage1m, machineInfo, othersCpuShare, peakRssBytes, type CpuSnapshot, type MachineInfo } from './lib/machine';
 import { summarise, type Timing } from './lib/stats';
 import { fmtGB, fmtMs, fmtRatio, markdownTable } from './lib/table';
-import { randomWeights, uniformFiller, weightBytes } from './lib/weights';
+import { randomCanonicalWeights } from '../src/model/synthetic';
+import { uniformFiller } from '../src/util/random';
+import { weightBytes } from './lib/weights';
 
 // The square chain for the limits: 16 × 4096² fp32 = 1.07 GB of weights per run.
 const CHAIN_SIZE = 4096;
@@ -113,7 +115,7 @@ async function run(args: RuntimeBenchArgs): Promise<Report> {
   log(`${cfg.architecture} ${cfg.layers}×${cfg.hidden} (vocab ${cfg.vocab}) on ${args.ep}, ${args.threads} threads; ${machine.cpu}, ${machine.cores} cores`);
 
   let t = performance.now();
-  const weights = randomWeights(cfg, 1);
+  const weights = randomCanonicalWeights(cfg, 1);
   const bytes = weightBytes(weights);
   const weightsMs = performance.now() - t;
   log(`random weights: ${fmtGB(bytes)} in ${fmtMs(weightsMs)}`);

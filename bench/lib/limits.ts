@@ -11,7 +11,7 @@ import { Graph, type Value } from '../../src/graph/builder';
 import type { ModelConfig } from '../../src/model/config';
 import { createSession, type RuntimeOptions } from '../../src/runtime/providers';
 import { summarise, type Timing } from './stats';
-import { uniformFiller } from './weights';
+import { uniformFiller } from '../../src/util/random';
 
 export interface Chain {
   /** What the chain is, for the report. */

@@ -2,7 +2,7 @@
 // desired = the selection, prompt = the text before it. Without: the newest failure captured on
 // the cursor's line, else the user types the desired text. The model's current prediction is shown
 // next to the desired text before the repair runs. A captured failure with the same prompt and
-// desired text is reused, so one fix never leaves a pending twin.
+// desired text (up to a final line break) is reused, so one fix never leaves a pending twin.
 
 import * as vscode from 'vscode';
 import { promptBefore } from '../completion/provider';
@@ -39,7 +39,7 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
   }
   const budget = Math.min(32_000, (s.model.info?.context ?? 2048) * 4);
   if (args?.prompt !== undefined && args.desired !== undefined) {
-    return stores.failures.findOpen(args.prompt, args.desired) ?? stores.failures.add({ source: 'manual', prompt: args.prompt, desired: args.desired, languageId: args.languageId ?? 'plaintext' });
+    return stores.failures.addOrReuse({ source: 'manual', prompt: args.prompt, desired: args.desired, languageId: args.languageId ?? 'plaintext' });
   }
   const editor = vscode.window.activeTextEditor;
   if (!editor) {
@@ -55,11 +55,7 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
       void vscode.window.showWarningMessage('STAR Repair: there is no text before the selection for the model to continue from: select text that follows some code.');
       return undefined;
     }
-    // A selected line usually ends with its line break, which the captured rejection lacks: the
-    // same failure, now with the fuller desired text.
-    const twin = stores.failures.findOpen(prompt, desired) ?? stores.failures.findOpen(prompt, desired.replace(/\r?\n$/, ''));
-    if (twin) return twin.desired === desired ? twin : stores.failures.update(twin.id, { desired });
-    return stores.failures.add({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line });
+    return stores.failures.addOrReuse({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line });
   }
   const captured = s.capture.failureAt(doc.uri.toString(), sel.active.line);
   if (captured) return captured;
@@ -76,8 +72,7 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
     validateInput: (v) => (v.length === 0 ? 'type the text the model should produce' : undefined),
   });
   if (desired === undefined) return undefined;
-  const typed = desired.replace(/\\n/g, '\n');
-  return stores.failures.findOpen(prompt, typed) ?? stores.failures.add({ source: 'manual', prompt, desired: typed, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.active.line });
+  return stores.failures.addOrReuse({ source: 'manual', prompt, desired: desired.replace(/\\n/g, '\n'), languageId: doc.languageId, uri: doc.uri.toString(), line: sel.active.line });
 }
 
 export const repairFailure: CommandSpec = {

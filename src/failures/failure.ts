@@ -2,6 +2,7 @@
 // Owns its validation, creation and the CLI's JSONL exchange format. No vscode here:
 // the CLI, the worker and the tests use it directly.
 import { randomUUID } from 'node:crypto';
+import { isRecord } from '../util/read';
 
 export type FailureSource = 'rejected' | 'manual' | 'imported';
 export type FailureStatus = 'pending' | 'repaired' | 'unfixed' | 'discarded';
@@ -45,10 +46,6 @@ export class InvalidFailureError extends Error {
     super(`invalid failure: ${problems.join('; ')}`);
     this.name = 'InvalidFailureError';
   }
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function checkTextFields(v: Record<string, unknown>, limits: FailureLimits, problems: string[]): void {

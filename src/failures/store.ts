@@ -121,16 +121,20 @@ export class FailureStore {
   }
 
   /**
-   * The newest pending or unfixed failure with exactly this prompt and desired text: a manual
-   * repair of text that was also captured (the user typed it over a suggestion) reuses it instead
-   * of leaving a twin behind.
+   * Adds a failure unless an open (pending or unfixed) one already has the same prompt and the
+   * same desired text up to a final line break: then that one is returned, taking the new desired
+   * text. A manual repair of text that was also captured (the user typed it over a suggestion,
+   * then selected the line with its line break) so reuses the captured failure instead of leaving
+   * a twin behind.
    */
-  findOpen(prompt: string, desired: string): Failure | undefined {
+  addOrReuse(input: NewFailureInput): Failure {
+    const bare = (t: string) => t.replace(/\r?\n$/, '');
     for (let i = this.failures.length - 1; i >= 0; i--) {
       const f = this.failures[i];
-      if ((f.status === 'pending' || f.status === 'unfixed') && f.prompt === prompt && f.desired === desired) return { ...f };
+      if ((f.status !== 'pending' && f.status !== 'unfixed') || f.prompt !== input.prompt || bare(f.desired) !== bare(input.desired)) continue;
+      return f.desired === input.desired ? { ...f } : this.update(f.id, { desired: input.desired });
     }
-    return undefined;
+    return this.add(input);
   }
 
   get size(): number {

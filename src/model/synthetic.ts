@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ModelConfig } from './config';
 import { writeSafetensors, type Dtype, type HostTensor } from './safetensors';
 import { toCheckpointTensors, type CanonicalWeights, type Linear, type Norm } from './weights';
-import { seededRandom } from '../util/random';
+import { seededRandom, uniformFiller } from '../util/random';
 
 export { seededRandom };
 
@@ -16,13 +16,8 @@ export { seededRandom };
  * deviation `std`, norm weights near 1, biases small — the scale of a freshly initialised model.
  */
 export function randomCanonicalWeights(config: ModelConfig, seed = 1, std = 0.02): CanonicalWeights {
-  const rand = seededRandom(seed);
-  const half = std * Math.sqrt(3);
-  const fill = (n: number, centre: number, spread: number): Float32Array => {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = centre + (2 * rand() - 1) * spread;
-    return a;
-  };
+  const fill = uniformFiller(seed);
+  const half = std * Math.sqrt(3); // uniform on ±half has standard deviation std
   const linear = (out: number, inp: number, bias: boolean): Linear => {
     const l: Linear = { weight: fill(out * inp, 0, half), out, in: inp };
     if (bias) l.bias = fill(out, 0, half);

@@ -3,6 +3,7 @@
 // little-endian float32), validation, the fingerprint check, stacking and negation.
 // Pure: no vscode, no runtime; the worker feeds combined patches to the graphs.
 import { randomUUID } from 'node:crypto';
+import { isRecord } from '../util/read';
 
 export type RepairMethod = 'star' | 'mint' | 'sgd';
 export type RepairMode = 'iter' | 'batch';
@@ -100,10 +101,6 @@ export function decodeFloat32Base64(text: string): Float32Array {
   // Copy rather than view: the Buffer may be pooled and unaligned.
   for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
   return out;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function isNonNegInt(v: unknown): v is number {

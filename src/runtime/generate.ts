@@ -87,7 +87,6 @@ function healingToken(logits: ArrayLike<number>, texts: readonly string[], rest:
   return best;
 }
 
-
 export function argmax(logits: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
@@ -147,6 +146,7 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
   const stop = options.stop ?? [];
   const tokens: number[] = [];
   let healing = 0;
+  let full = ''; // decode(tokens): the healed text, then the completion
   let text = '';
   let stoppedBy: StopReason = 'max-tokens';
   let prefillMs = 0;
@@ -156,9 +156,8 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
     prefillMs = performance.now() - start;
     for (;;) {
       let next: number;
-      const spelled = tokens.length > 0 ? tokenizer.decode(tokens).length : 0;
-      if (spelled < owed.length) {
-        next = healingToken(step.logits, tokenTexts(tokenizer, step.logits.length), owed.slice(spelled));
+      if (full.length < owed.length) {
+        next = healingToken(step.logits, tokenTexts(tokenizer, step.logits.length), owed.slice(full.length));
         // No token spells the rest (a character the vocabulary only has in pieces): start over unhealed.
         if (next < 0) return generate(runtime, tokenizer, prompt, { ...options, heal: false });
         healing++;
@@ -170,7 +169,7 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
         }
       }
       tokens.push(next);
-      const full = tokenizer.decode(tokens);
+      full = tokenizer.decode(tokens);
       text = full.length >= owed.length ? full.slice(owed.length) : '';
       const cut = stopIndex(text, stop);
       if (cut >= 0) {

@@ -7,6 +7,7 @@
 import { writeJsonFileAtomic } from '../store/atomic';
 import { InvalidDocumentError, loadDocument, UnsupportedStoreVersionError, type ParsedDocument } from '../store/document';
 import { storeFileFor } from '../store/fingerprint-file';
+import { isRecord } from '../util/read';
 import type { EvaluationCounts, PositionProbabilityReport, ScoresBefore } from '../worker/protocol';
 
 const VERSION = 1;
@@ -27,10 +28,6 @@ export interface RegressionSampleRecord {
   completion: string;
   /** ISO 8601. */
   time: string;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function isProbability(v: unknown): v is number {

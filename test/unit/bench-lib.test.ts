@@ -14,7 +14,9 @@ import { modelChainGraph, squareChainGraph } from '../../bench/lib/limits';
 import { othersCpuShare } from '../../bench/lib/machine';
 import { median, summarise } from '../../bench/lib/stats';
 import { markdownTable } from '../../bench/lib/table';
-import { randomWeights, uniformFiller, weightBytes } from '../../bench/lib/weights';
+import { weightBytes } from '../../bench/lib/weights';
+import { randomCanonicalWeights } from '../../src/model/synthetic';
+import { uniformFiller } from '../../src/util/random';
 
 function qwenLike(tied: boolean): ModelConfig {
   return parseConfig({
@@ -37,7 +39,7 @@ const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 test('random weights have the runtime weight inputs\' shapes; tied LM head counts once', () => {
   for (const tied of [true, false]) {
     const cfg = qwenLike(tied);
-    const w = randomWeights(cfg, 5);
+    const w = randomCanonicalWeights(cfg, 5);
     const arrays = weightArrays(cfg, w);
     let expected = 0;
     for (const wi of weightInputs(cfg)) {
@@ -53,7 +55,7 @@ test('random weights have the runtime weight inputs\' shapes; tied LM head count
 
 test('random weights: standard deviation as asked, norms near 1, deterministic per seed', () => {
   const cfg = qwenLike(true);
-  const w = randomWeights(cfg, 9, 0.02);
+  const w = randomCanonicalWeights(cfg, 9, 0.02);
   const a = w.embed;
   let sum = 0;
   let sq = 0;
@@ -66,8 +68,8 @@ test('random weights: standard deviation as asked, norms near 1, deterministic p
   assert.ok(Math.abs(mean) < 0.002, `mean ${mean}`);
   assert.ok(Math.abs(std - 0.02) < 0.001, `std ${std}`);
   assert.ok(w.layers[0].attnNorm.weight.every((x) => x > 0.85 && x < 1.15));
-  assert.deepEqual(randomWeights(cfg, 9).layers[2].down.weight, w.layers[2].down.weight);
-  assert.notDeepEqual(randomWeights(cfg, 10).layers[2].down.weight, w.layers[2].down.weight);
+  assert.deepEqual(randomCanonicalWeights(cfg, 9).layers[2].down.weight, w.layers[2].down.weight);
+  assert.notDeepEqual(randomCanonicalWeights(cfg, 10).layers[2].down.weight, w.layers[2].down.weight);
   const u = uniformFiller(3)(10000, 1, 0.5);
   assert.ok(u.every((x) => x >= 0.5 && x <= 1.5));
 });
@@ -110,7 +112,7 @@ test('model chain graph takes the runtime\'s weight inputs and yields [rows, V] 
   const rows = 3;
   const { model, weightNames } = modelChainGraph(cfg, rows);
   const shapes = new Map(weightInputs(cfg).map((wi) => [wi.name, wi.shape]));
-  const arrays = weightArrays(cfg, randomWeights(cfg, 2));
+  const arrays = weightArrays(cfg, randomCanonicalWeights(cfg, 2));
   const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', uniformFiller(1)(rows * cfg.hidden, 0, 1), [rows, cfg.hidden]) };
   let macs = 0;
   for (const name of weightNames) {

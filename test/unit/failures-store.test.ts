@@ -147,14 +147,23 @@ test('a failed write leaves the in-memory list unchanged', () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('findOpen: the pending or unfixed failure with the same prompt and desired text (a captured twin of a manual repair)', () => {
+test('addOrReuse: an open failure with the same prompt and desired text (up to a final line break) is reused, not twinned', () => {
   const s = FailureStore.open(tmp(), FP);
   const captured = s.add({ prompt: 'import os\n', desired: 'import re', source: 'rejected', languageId: 'python', rejected: 'import sys' });
-  assert.equal(s.findOpen('import os\n', 'import re')?.id, captured.id);
-  assert.equal(s.findOpen('import os\n', 'import r'), undefined);
-  assert.equal(s.findOpen('import os', 'import re'), undefined);
+  const manual = { prompt: 'import os\n', source: 'manual' as const, languageId: 'python' };
+  assert.equal(s.addOrReuse({ ...manual, desired: 'import re' }).id, captured.id);
+  assert.equal(s.size, 1);
+  // The selected line with its line break: the same failure, taking the fuller desired text.
+  const taken = s.addOrReuse({ ...manual, desired: 'import re\n' });
+  assert.equal(taken.id, captured.id);
+  assert.equal(s.get(captured.id)?.desired, 'import re\n');
+  assert.equal(s.size, 1);
+  // Other text or another prompt: a new failure.
+  assert.notEqual(s.addOrReuse({ ...manual, desired: 'import r' }).id, captured.id);
+  assert.notEqual(s.addOrReuse({ ...manual, prompt: 'import os', desired: 'import re\n' }).id, captured.id);
+  assert.equal(s.size, 3);
   s.update(captured.id, { status: 'unfixed' });
-  assert.equal(s.findOpen('import os\n', 'import re')?.id, captured.id);
+  assert.equal(s.addOrReuse({ ...manual, desired: 'import re\n' }).id, captured.id);
   s.update(captured.id, { status: 'repaired' });
-  assert.equal(s.findOpen('import os\n', 'import re'), undefined, 'a repaired or discarded failure is not reopened');
+  assert.notEqual(s.addOrReuse({ ...manual, desired: 'import re\n' }).id, captured.id, 'a repaired or discarded failure is not reopened');
 });
