@@ -1,8 +1,9 @@
 // config.json → ModelConfig: the one place that knows each supported architecture's
 // config fields, their transformers defaults, and which features we refuse (and why).
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelError, errorText } from './errors';
+import { CONFIG_JSON_LIMIT, readRegularFile } from './files';
 
 export type Family = 'llama' | 'gpt2'; // llama = Llama/Qwen2/Mistral; gpt2 = GPT-2/GPTBigCode
 export type Activation = 'silu' | 'gelu' | 'gelu_tanh';
@@ -304,6 +305,11 @@ export function parseConfig(json: unknown, source?: string): ModelConfig {
   return { ...parsed, raw: Object.freeze({ ...obj }) };
 }
 
+/** config.json's bytes: a regular file of at most CONFIG_JSON_LIMIT bytes (file-system errors are thrown as they are). */
+export function readConfigBytes(file: string): Buffer {
+  return readRegularFile(file, 'config.json', CONFIG_JSON_LIMIT, 'config-invalid');
+}
+
 export function loadConfig(dir: string): ModelConfig {
   const file = join(dir, 'config.json');
   let text: string;
@@ -316,8 +322,9 @@ export function loadConfig(dir: string): ModelConfig {
     throw new ModelError('config-missing', `model folder ${dir} does not exist (${errorText(e)}); give the path of a Hugging Face model folder`, dir, { cause: e });
   }
   try {
-    text = readFileSync(file, 'utf8');
+    text = readConfigBytes(file).toString('utf8');
   } catch (e) {
+    if (e instanceof ModelError) throw e;
     throw new ModelError('config-missing', `no readable config.json in ${dir} (${errorText(e)}); a Hugging Face model folder needs config.json, *.safetensors and tokenizer.json`, file, { cause: e });
   }
   let json: unknown;

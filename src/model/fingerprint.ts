@@ -5,11 +5,11 @@
 // Other weights are covered only through the headers (names, dtypes, shapes, offsets), which keeps
 // hashing a multi-GB model to a fraction of its size while still telling checkpoints apart.
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ModelConfig } from './config';
+import { readConfigBytes, type ModelConfig } from './config';
 import { ModelError, errorText } from './errors';
-import { readSafetensorsHeader, weightFiles, type SafetensorsHeader } from './safetensors';
+import { openWeightFile, readSafetensorsHeader, weightFiles, type SafetensorsHeader } from './safetensors';
 import { downProjectionNames } from './weights';
 
 const CHUNK = 1 << 22;
@@ -21,7 +21,7 @@ function updateLength(hash: Hash, n: number): void {
 }
 
 function hashFileRange(hash: Hash, file: string, start: number, length: number): void {
-  const fd = openSync(file, 'r');
+  const fd = openWeightFile(file);
   try {
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(length, 1)));
     for (let done = 0; done < length;) {
@@ -43,8 +43,9 @@ export function fingerprint(dir: string, config: ModelConfig): string {
   const configFile = join(dir, 'config.json');
   let configBytes: Buffer;
   try {
-    configBytes = readFileSync(configFile);
+    configBytes = readConfigBytes(configFile);
   } catch (e) {
+    if (e instanceof ModelError) throw e;
     throw new ModelError('config-missing', `no readable config.json in ${dir} (${errorText(e)})`, configFile, { cause: e });
   }
   updateLength(hash, configBytes.length);

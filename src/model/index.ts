@@ -14,6 +14,7 @@ export * from './safetensors';
 export * from './weights';
 export * from './tokenizer';
 export * from './fingerprint';
+export * from './files';
 
 export interface ModelFolder {
   dir: string;

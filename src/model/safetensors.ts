@@ -4,10 +4,11 @@
 // multi-gigabyte checkpoint never sits in memory twice. Byte order: safetensors is
 // little-endian, as is every platform onnxruntime-node ships for.
 import {
-  closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, writeSync,
+  closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, readdirSync, renameSync, rmSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ModelError, errorText } from './errors';
+import { SIDE_JSON_LIMIT, openRegularFile, readRegularFile } from './files';
 
 export type Dtype = 'F32' | 'F16' | 'BF16';
 export interface HostTensor { shape: number[]; data: Float32Array }
@@ -132,7 +133,7 @@ export function parseSafetensorsHeader(buf: Buffer, source?: string, fileSize?: 
 
 /** Reads just the header of a file on disk (validated against the file's size). */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
-  const fd = openFile(file);
+  const fd = openWeightFile(file);
   try {
     return readHeaderFd(fd, file);
   } catch (e) {
@@ -148,10 +149,12 @@ function asModelError(e: unknown, file: string): ModelError {
   return new ModelError('weights-missing', `cannot read weight file ${file} (${errorText(e)})`, file, { cause: e });
 }
 
-function openFile(file: string): number {
+/** Opens a weight file for reading; anything but a regular file (a FIFO would block) is refused. */
+export function openWeightFile(file: string): number {
   try {
-    return openSync(file, 'r');
+    return openRegularFile(file, 'a weight file', 'weights-missing').fd;
   } catch (e) {
+    if (e instanceof ModelError) throw e;
     throw new ModelError('weights-missing', `cannot open weight file ${file} (${errorText(e)})`, file, { cause: e });
   }
 }
@@ -241,7 +244,7 @@ export interface ReadOptions {
 
 /** Reads every tensor of one file as float32 (F16/BF16 converted). */
 export function readSafetensors(file: string, options: ReadOptions = {}): Map<string, HostTensor> {
-  const fd = openFile(file);
+  const fd = openWeightFile(file);
   try {
     const header = readHeaderFd(fd, file);
     const names = [...header.tensors.keys()].filter((n) => !options.skip?.(n));
@@ -416,8 +419,9 @@ export function weightFiles(dir: string): string[] {
 export function readIndex(index: string): Record<string, string> {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(index, 'utf8'));
+    json = JSON.parse(readRegularFile(index, 'a shard index', SIDE_JSON_LIMIT, 'safetensors-invalid').toString('utf8'));
   } catch (e) {
+    if (e instanceof ModelError) throw e;
     throw new ModelError('safetensors-invalid', `${index} is not readable JSON (${errorText(e)}); restore it from the original checkpoint`, index, { cause: e });
   }
   const map = json !== null && typeof json === 'object' && !Array.isArray(json) ? (json as Record<string, unknown>)['weight_map'] : undefined;

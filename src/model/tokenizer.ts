@@ -1,10 +1,10 @@
 // Tokenizer of a model folder (tokenizer.json + optional tokenizer_config.json) through
 // @huggingface/tokenizers, which is built from parsed JSON objects and so never touches the
 // network; and the prompt/target split of teacher forcing (STAR.md §1).
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelError, errorText } from './errors';
+import { SIDE_JSON_LIMIT, TOKENIZER_JSON_LIMIT, readRegularFile } from './files';
 
 export interface TextTokenizer {
   /** Token ids of `text`, with no special tokens added (no BOS). */
@@ -18,11 +18,12 @@ export interface TextTokenizer {
   tokenText(id: number): string;
 }
 
-function readJson(file: string, what: string, required: boolean): unknown {
+function readJson(file: string, what: string, required: boolean, limit: number): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, what, limit, 'tokenizer-invalid').toString('utf8');
   } catch (e) {
+    if (e instanceof ModelError) throw e;
     if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new ModelError(
       'tokenizer-missing',
@@ -50,9 +51,9 @@ function specialTokenContent(v: unknown): string | undefined {
 
 export function loadTokenizer(dir: string): TextTokenizer {
   const file = join(dir, 'tokenizer.json');
-  const json = readJson(file, 'tokenizer.json', true);
+  const json = readJson(file, 'tokenizer.json', true, TOKENIZER_JSON_LIMIT);
   const configFile = join(dir, 'tokenizer_config.json');
-  const config = readJson(configFile, 'tokenizer_config.json', false) ?? {};
+  const config = readJson(configFile, 'tokenizer_config.json', false, SIDE_JSON_LIMIT) ?? {};
   if (!isObject(json) || !isObject(json['model'])) {
     throw new ModelError('tokenizer-invalid', `${file} is not a Hugging Face tokenizer.json (no "model" object); restore it from the original model`, file);
   }
