@@ -209,7 +209,10 @@ class DecoderBuilder {
       const zl = cfg.family === 'llama' ? g.mul(this.activation(this.linear(mn, `l${l}.gate`)), this.linear(mn, `l${l}.up`)) : this.activation(this.linear(mn, `l${l}.up`));
       const rows = g.input(patchRowsName(l), 'int64', [`k${l}`]);
       const deltas = g.input(patchDeltasName(l), this.ft, [`k${l}`, d]);
-      const hl = g.add(this.linear(zl, `l${l}.down`), g.matmul(g.gather(zl, rows, 1), deltas));
+      // Gemm, not MatMul: with no patch k = 0, and onnxruntime-node 1.30's WebGPU MatMul with an
+      // empty inner dimension ([T, 0] × [0, d]) crashes the process (SIGSEGV in run); Gemm with the
+      // same shapes gives the zeros ONNX defines. See docs/gpu.md.
+      const hl = g.add(this.linear(zl, `l${l}.down`), g.gemm(g.gather(zl, rows, 1), deltas, undefined, false));
       z.push(zl);
       h.push(hl);
       x = g.add(x, hl);
