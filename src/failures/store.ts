@@ -1,18 +1,14 @@
 // FailureStore: the captured and imported failures of one model, persisted as one
-// JSON file per model fingerprint, written atomically on every change. A damaged
-// file is moved aside (nothing readable is lost) and reported through `problems`.
+// JSON file per model fingerprint (one record per line), written atomically on every change.
+// Several processes (two VS Code windows, the CLI) may share it: every change runs under the
+// store's lock on the latest file content (SharedDocument, docs/architecture-stores.md), so
+// no process drops another's records or undoes its status changes and deletes. A damaged
+// file keeps its readable records (one backup of the original) and is reported in `problems`.
 import { createFailure, validateFailure, InvalidFailureError, type Failure, type FailureLimits, type NewFailureInput } from './failure';
-import { writeJsonFileAtomic } from '../store/atomic';
-import { loadDocument, InvalidDocumentError, UnsupportedStoreVersionError, type ParsedDocument } from '../store/document';
+import { InvalidDocumentError, SharedDocument, UnsupportedStoreVersionError, type ParsedDocument } from '../store/document';
 import { storeFileFor } from '../store/fingerprint-file';
 
 const FORMAT_VERSION = 1;
-
-interface FailureDocument {
-  version: number;
-  modelFingerprint: string;
-  failures: Failure[];
-}
 
 /** The id is not in the store. */
 export class UnknownFailureError extends Error {
@@ -79,19 +75,14 @@ function parseDocument(file: string, fingerprint: string, limits: Partial<Failur
 }
 
 export class FailureStore {
-  private failures: Failure[];
   private readonly listeners = new Set<(failures: readonly Failure[]) => void>();
 
   private constructor(
     readonly file: string,
     readonly modelFingerprint: string,
-    failures: Failure[],
-    /** What went wrong while loading (damaged file moved aside, entries dropped). */
-    readonly problems: readonly string[],
+    private readonly doc: SharedDocument<Failure[]>,
     private readonly options: FailureStoreOptions,
-  ) {
-    this.failures = failures;
-  }
+  ) {}
 
   /**
    * Opens (or creates on first write) the store of `modelFingerprint` in `dir`.
@@ -100,8 +91,23 @@ export class FailureStore {
    */
   static open(dir: string, modelFingerprint: string, options: FailureStoreOptions = {}): FailureStore {
     const file = storeFileFor(dir, 'failures', modelFingerprint);
-    const loaded = loadDocument(file, parseDocument(file, modelFingerprint, options.limits ?? {}), () => [], options.now);
-    return new FailureStore(file, modelFingerprint, loaded.value, loaded.problems, options);
+    const doc = SharedDocument.open(file, {
+      key: 'failures',
+      header: { version: FORMAT_VERSION, modelFingerprint },
+      parse: parseDocument(file, modelFingerprint, options.limits ?? {}),
+      empty: () => [],
+      records: (failures) => failures,
+    }, options.now);
+    return new FailureStore(file, modelFingerprint, doc, options);
+  }
+
+  /** What went wrong while loading or re-reading (damaged file recovered, entries dropped). */
+  get problems(): readonly string[] {
+    return this.doc.problems;
+  }
+
+  private get failures(): readonly Failure[] {
+    return this.doc.value;
   }
 
   /** Failures in the order they were added, optionally filtered. */
@@ -129,12 +135,16 @@ export class FailureStore {
    */
   addOrReuse(input: NewFailureInput): Failure {
     const bare = (t: string) => t.replace(/\r?\n$/, '');
-    for (let i = this.failures.length - 1; i >= 0; i--) {
-      const f = this.failures[i];
-      if ((f.status !== 'pending' && f.status !== 'unfixed') || f.prompt !== input.prompt || bare(f.desired) !== bare(input.desired)) continue;
-      return f.desired === input.desired ? { ...f } : this.update(f.id, { desired: input.desired });
-    }
-    return this.add(input);
+    const created = createFailure(input, this.options.limits, this.now());
+    return this.commit((latest) => {
+      for (let i = latest.length - 1; i >= 0; i--) {
+        const f = latest[i]!;
+        if ((f.status !== 'pending' && f.status !== 'unfixed') || f.prompt !== input.prompt || bare(f.desired) !== bare(input.desired)) continue;
+        if (f.desired === input.desired) return { result: { ...f } };
+        return replaceAt(latest, i, validateFailure({ ...f, desired: input.desired }, this.options.limits));
+      }
+      return appendNew(latest, created);
+    });
   }
 
   get size(): number {
@@ -146,29 +156,36 @@ export class FailureStore {
     const f = 'status' in failure && 'id' in failure && 'createdAt' in failure && 'source' in failure && 'languageId' in failure
       ? validateFailure(failure, this.options.limits)
       : createFailure(failure, this.options.limits, this.now());
-    if (this.failures.some((x) => x.id === f.id)) throw new DuplicateFailureError(f.id);
-    this.commit([...this.failures, f]);
-    return { ...f };
+    return this.commit((latest) => appendNew(latest, f));
   }
 
   /** Changes some fields of a stored failure (validated); persists; returns the new record. */
   update(id: string, changes: FailureChanges): Failure {
-    const i = this.failures.findIndex((x) => x.id === id);
-    if (i < 0) throw new UnknownFailureError(id);
-    const updated = validateFailure({ ...this.failures[i], ...changes }, this.options.limits);
-    const next = this.failures.slice();
-    next[i] = updated;
-    this.commit(next);
-    return { ...updated };
+    return this.commit((latest) => {
+      const i = latest.findIndex((x) => x.id === id);
+      if (i < 0) throw new UnknownFailureError(id);
+      return replaceAt(latest, i, validateFailure({ ...latest[i], ...changes }, this.options.limits));
+    });
   }
 
   /** Removes failures by id; returns how many were removed. Unknown ids are ignored. */
   remove(...ids: string[]): number {
     const drop = new Set(ids);
-    const next = this.failures.filter((f) => !drop.has(f.id));
-    const removed = this.failures.length - next.length;
-    if (removed > 0) this.commit(next);
-    return removed;
+    return this.commit((latest) => {
+      const next = latest.filter((f) => !drop.has(f.id));
+      const removed = latest.length - next.length;
+      return removed > 0 ? { next, result: removed } : { result: 0 };
+    });
+  }
+
+  /**
+   * Re-reads the file if another process (another window, the CLI) changed it; listeners hear
+   * of it. Changes made here always start from the latest file, with or without this.
+   */
+  refresh(): boolean {
+    const changed = this.doc.refresh();
+    if (changed) this.notify();
+    return changed;
   }
 
   /** Called after every successful change with the new list. Returns an unsubscribe function. */
@@ -181,12 +198,29 @@ export class FailureStore {
     return this.options.now?.() ?? new Date();
   }
 
-  // Disk first, memory second: if the write fails the store still matches the file.
-  private commit(next: Failure[]): void {
-    const doc: FailureDocument = { version: FORMAT_VERSION, modelFingerprint: this.modelFingerprint, failures: next };
-    writeJsonFileAtomic(this.file, doc);
-    this.failures = next;
+  // Under the store's lock, on the latest content; disk first, memory second.
+  private commit<R>(change: (latest: readonly Failure[]) => { next?: Failure[]; result: R }): R {
+    const revision = this.doc.revision;
+    try {
+      return this.doc.change((latest) => change(latest));
+    } finally {
+      if (this.doc.revision !== revision) this.notify();
+    }
+  }
+
+  private notify(): void {
     const snapshot = this.list();
     for (const l of this.listeners) l(snapshot);
   }
+}
+
+function appendNew(latest: readonly Failure[], f: Failure): { next: Failure[]; result: Failure } {
+  if (latest.some((x) => x.id === f.id)) throw new DuplicateFailureError(f.id);
+  return { next: [...latest, f], result: { ...f } };
+}
+
+function replaceAt(latest: readonly Failure[], i: number, updated: Failure): { next: Failure[]; result: Failure } {
+  const next = latest.slice();
+  next[i] = updated;
+  return { next, result: { ...updated } };
 }

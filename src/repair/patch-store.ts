@@ -1,13 +1,15 @@
 // PatchStore: the ordered patch history of one model, each patch with an `enabled`
-// flag, in one JSON file per model fingerprint written atomically on every change.
-// The enabled patches, in order, are what the runtime stacks (combinePatches).
-// A damaged file is moved aside (nothing readable is lost) and reported in `problems`.
+// flag, in one JSON file per model fingerprint (one entry per line) written atomically on
+// every change. The enabled patches, in order, are what the runtime stacks (combinePatches).
+// Several processes may share it: every change runs under the store's lock on the latest file
+// content (SharedDocument, docs/architecture-stores.md), so no patch, toggle or delete made by
+// another window or the CLI is lost or undone. A damaged file keeps its readable entries (one
+// backup of the original) and is reported in `problems`.
 import {
   InvalidPatchError, PatchMismatchError, patchFromJson, patchToJson, validatePatch,
-  type Patch, type PatchJson, type PatchScores,
+  type Patch, type PatchScores,
 } from './patch';
-import { writeJsonFileAtomic } from '../store/atomic';
-import { loadDocument, InvalidDocumentError, UnsupportedStoreVersionError, type ParsedDocument } from '../store/document';
+import { InvalidDocumentError, SharedDocument, UnsupportedStoreVersionError, type ParsedDocument } from '../store/document';
 import { storeFileFor } from '../store/fingerprint-file';
 
 const FORMAT_VERSION = 1;
@@ -17,12 +19,6 @@ export interface PatchEntry {
   enabled: boolean;
   /** ISO 8601 time the patch entered the history. */
   addedAt: string;
-}
-
-interface PatchDocument {
-  version: number;
-  modelFingerprint: string;
-  entries: { enabled: boolean; addedAt: string; patch: PatchJson }[];
 }
 
 /** The id is not in the history. */
@@ -99,19 +95,14 @@ function parseDocument(file: string, fingerprint: string, hiddenSize: number | u
 }
 
 export class PatchStore {
-  private entries: PatchEntry[];
   private readonly listeners = new Set<(entries: readonly PatchEntry[]) => void>();
 
   private constructor(
     readonly file: string,
     readonly modelFingerprint: string,
-    entries: PatchEntry[],
-    /** What went wrong while loading (damaged file moved aside, entries dropped). */
-    readonly problems: readonly string[],
+    private readonly doc: SharedDocument<PatchEntry[]>,
     private readonly options: PatchStoreOptions,
-  ) {
-    this.entries = entries;
-  }
+  ) {}
 
   /**
    * Opens the history of `modelFingerprint` in `dir` (created on first write).
@@ -119,8 +110,23 @@ export class PatchStore {
    */
   static open(dir: string, modelFingerprint: string, options: PatchStoreOptions = {}): PatchStore {
     const file = storeFileFor(dir, 'patches', modelFingerprint);
-    const loaded = loadDocument(file, parseDocument(file, modelFingerprint, options.hiddenSize), () => [], options.now);
-    return new PatchStore(file, modelFingerprint, loaded.value, loaded.problems, options);
+    const doc = SharedDocument.open(file, {
+      key: 'entries',
+      header: { version: FORMAT_VERSION, modelFingerprint },
+      parse: parseDocument(file, modelFingerprint, options.hiddenSize),
+      empty: () => [],
+      records: (entries) => entries.map((e) => ({ enabled: e.enabled, addedAt: e.addedAt, patch: patchToJson(e.patch) })),
+    }, options.now);
+    return new PatchStore(file, modelFingerprint, doc, options);
+  }
+
+  /** What went wrong while loading or re-reading (damaged file recovered, entries dropped). */
+  get problems(): readonly string[] {
+    return this.doc.problems;
+  }
+
+  private get entries(): readonly PatchEntry[] {
+    return this.doc.value;
   }
 
   /** The whole history, oldest first. */
@@ -147,10 +153,11 @@ export class PatchStore {
       throw new PatchMismatchError(patch.id, patch.modelFingerprint, this.modelFingerprint);
     }
     validatePatch(patch, this.options.hiddenSize);
-    if (this.entries.some((e) => e.patch.id === patch.id)) throw new DuplicatePatchError(patch.id);
     const entry: PatchEntry = { patch, enabled: options.enabled ?? true, addedAt: this.now().toISOString() };
-    this.commit([...this.entries, entry]);
-    return copyEntry(entry);
+    return this.commit((latest) => {
+      if (latest.some((e) => e.patch.id === patch.id)) throw new DuplicatePatchError(patch.id);
+      return { next: [...latest, entry], result: copyEntry(entry) };
+    });
   }
 
   /** Enables or disables a patch (flips it when `enabled` is omitted). */
@@ -165,10 +172,10 @@ export class PatchStore {
 
   /** Deletes a patch from the history; returns the removed entry. */
   remove(id: string): PatchEntry {
-    const i = this.indexOf(id);
-    const removed = this.entries[i]!;
-    this.commit(this.entries.filter((_, j) => j !== i));
-    return copyEntry(removed);
+    return this.commit((latest) => {
+      const i = indexOf(latest, id);
+      return { next: latest.filter((_, j) => j !== i), result: copyEntry(latest[i]!) };
+    });
   }
 
   /**
@@ -177,10 +184,22 @@ export class PatchStore {
    * patch is enabled.
    */
   undoLast(): PatchEntry | undefined {
-    for (let i = this.entries.length - 1; i >= 0; i--) {
-      if (this.entries[i]!.enabled) return this.toggle(this.entries[i]!.patch.id, false);
-    }
-    return undefined;
+    return this.commit((latest) => {
+      for (let i = latest.length - 1; i >= 0; i--) {
+        if (latest[i]!.enabled) return replaceAt(latest, i, { ...latest[i]!, enabled: false });
+      }
+      return { result: undefined };
+    });
+  }
+
+  /**
+   * Re-reads the file if another process (another window, the CLI) changed it; listeners hear
+   * of it. Changes made here always start from the latest file, with or without this.
+   */
+  refresh(): boolean {
+    const changed = this.doc.refresh();
+    if (changed) this.notify();
+    return changed;
   }
 
   /** Called after every successful change with the new history. Returns an unsubscribe function. */
@@ -189,34 +208,41 @@ export class PatchStore {
     return () => this.listeners.delete(listener);
   }
 
-  private indexOf(id: string): number {
-    const i = this.entries.findIndex((e) => e.patch.id === id);
-    if (i < 0) throw new UnknownPatchError(id);
-    return i;
-  }
-
   private replace(id: string, change: (e: PatchEntry) => PatchEntry): PatchEntry {
-    const i = this.indexOf(id);
-    const next = this.entries.slice();
-    next[i] = change(this.entries[i]!);
-    this.commit(next);
-    return copyEntry(next[i]!);
+    return this.commit((latest) => {
+      const i = indexOf(latest, id);
+      return replaceAt(latest, i, change(latest[i]!));
+    });
   }
 
   private now(): Date {
     return this.options.now?.() ?? new Date();
   }
 
-  // Disk first, memory second: if the write fails the store still matches the file.
-  private commit(next: PatchEntry[]): void {
-    const doc: PatchDocument = {
-      version: FORMAT_VERSION,
-      modelFingerprint: this.modelFingerprint,
-      entries: next.map((e) => ({ enabled: e.enabled, addedAt: e.addedAt, patch: patchToJson(e.patch) })),
-    };
-    writeJsonFileAtomic(this.file, doc);
-    this.entries = next;
+  // Under the store's lock, on the latest content; disk first, memory second.
+  private commit<R>(change: (latest: readonly PatchEntry[]) => { next?: PatchEntry[]; result: R }): R {
+    const revision = this.doc.revision;
+    try {
+      return this.doc.change((latest) => change(latest));
+    } finally {
+      if (this.doc.revision !== revision) this.notify();
+    }
+  }
+
+  private notify(): void {
     const snapshot = this.list();
     for (const l of this.listeners) l(snapshot);
   }
+}
+
+function indexOf(entries: readonly PatchEntry[], id: string): number {
+  const i = entries.findIndex((e) => e.patch.id === id);
+  if (i < 0) throw new UnknownPatchError(id);
+  return i;
+}
+
+function replaceAt(entries: readonly PatchEntry[], i: number, entry: PatchEntry): { next: PatchEntry[]; result: PatchEntry } {
+  const next = entries.slice();
+  next[i] = entry;
+  return { next, result: copyEntry(entry) };
 }

@@ -1,10 +1,12 @@
 // Crash-safe file writes and JSON reads for every store (failures, patches).
 // A write goes to a temp file in the same directory, is fsynced, renamed over the
 // target and the directory is fsynced: a crash at any point leaves either the old
-// or the new version on disk, never a torn file.
+// or the new version on disk, never a torn file. Temp names carry the writer's pid, so
+// the temp file of a writer that no longer runs is removed at once.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { isProcessAlive } from './process-alive';
 
 const TEMP_SUFFIX = '.tmp';
 
@@ -18,6 +20,12 @@ function tempPathFor(target: string): string {
 /** True when `name` is a temp file that writeFileAtomic made for `target`'s basename. */
 function isTempFor(name: string, targetBase: string): boolean {
   return name.startsWith(`.${targetBase}.`) && name.endsWith(TEMP_SUFFIX);
+}
+
+/** The pid in a temp file name `.<base>.<pid>.<random>.tmp`, or undefined when there is none. */
+export function tempWriterPid(name: string, targetBase: string): number | undefined {
+  const m = /^(\d{1,10})\.[0-9a-f]+$/.exec(name.slice(targetBase.length + 2, -TEMP_SUFFIX.length));
+  return m ? Number(m[1]) : undefined;
 }
 
 function fsyncDirectory(dir: string): void {
@@ -100,11 +108,14 @@ export function readJsonFile(file: string): unknown {
 }
 
 /**
- * Removes temp files left next to `target` by writers that died mid-write.
- * Only files older than `minAgeMs` are removed, so a write in progress in another
- * process is never disturbed. Returns the removed paths.
+ * Removes temp files left next to `target` by writers that died mid-write: at once when
+ * the pid in the name no longer runs, else once older than `minAgeMs` (the pid may have
+ * been reused), so a write in progress in another process is never disturbed. Returns
+ * the removed paths.
  */
-export function removeStaleTempFiles(target: string, minAgeMs = 60_000, now = Date.now()): string[] {
+export function removeStaleTempFiles(
+  target: string, minAgeMs = 60_000, now = Date.now(), alive: (pid: number) => boolean = isProcessAlive,
+): string[] {
   const dir = path.dirname(target);
   const base = path.basename(target);
   let names: string[];
@@ -117,9 +128,10 @@ export function removeStaleTempFiles(target: string, minAgeMs = 60_000, now = Da
   for (const name of names) {
     if (!isTempFor(name, base)) continue;
     const full = path.join(dir, name);
+    const pid = tempWriterPid(name, base);
     try {
       // Whole milliseconds on both sides: Date.now() has no fraction, mtimeMs does.
-      if (now - Math.floor(fs.statSync(full).mtimeMs) >= minAgeMs) {
+      if ((pid !== undefined && !alive(pid)) || now - Math.floor(fs.statSync(full).mtimeMs) >= minAgeMs) {
         fs.rmSync(full, { force: true });
         removed.push(full);
       }
@@ -147,5 +159,36 @@ export function copyAside(file: string, now: Date = new Date()): string {
   let dest = `${file}.corrupt-${stamp}`;
   for (let i = 1; fs.existsSync(dest); i++) dest = `${file}.corrupt-${stamp}-${i}`;
   fs.copyFileSync(file, dest, fs.constants.COPYFILE_EXCL);
+  // Durable before the caller replaces the damaged original with what could be recovered.
+  const fd = fs.openSync(dest, 'r+');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fsyncDirectory(path.dirname(file));
   return dest;
+}
+
+function sameBytes(a: string, b: string): boolean {
+  const digest = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+  return fs.statSync(a).size === fs.statSync(b).size && digest(a) === digest(b);
+}
+
+/**
+ * Keeps one backup of a damaged file: returns an existing `<file>.corrupt-*` with the same
+ * bytes, else copies it aside (copyAside). Reopening a store whose damaged file could not be
+ * rewritten so never piles up copies.
+ */
+export function backupOnce(file: string, now: Date = new Date()): string {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.corrupt-`;
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(prefix)) continue;
+    const existing = path.join(dir, name);
+    try {
+      if (sameBytes(existing, file)) return existing;
+    } catch { /* vanished or unreadable: not a usable backup */ }
+  }
+  return copyAside(file, now);
 }

@@ -1,8 +1,18 @@
-// Loading a store's JSON document with recovery: a damaged file never stops the
-// extension and never loses data. An unparseable or wrongly shaped file is moved
-// aside and the store starts empty; a file with some bad entries keeps the good
-// ones and a copy of the original is kept aside. Both are reported as problems.
-import { CorruptJsonError, copyAside, moveAside, readJsonFile, removeStaleTempFiles } from './atomic';
+// Loading and changing a store's JSON document (a header and one array of records) with recovery
+// and with other processes writing the same file (docs/architecture-stores.md):
+// - the file holds one record per line, so a damaged file is recovered record by record: the
+//   readable records are kept, the damaged original is backed up once, and the live file is
+//   rewritten with what was recovered (files of the previous, pretty-printed format too);
+// - an unreadable or wrongly shaped file with nothing to recover is moved aside, starting empty;
+// - SharedDocument.change() runs under the store's lock, re-reads the file when another process
+//   changed it and applies the change to that fresh content (lock + merge on write), so no
+//   process overwrites records it has not seen.
+// Problems are reported as text, never thrown, except a newer format version (refused untouched).
+import * as fs from 'node:fs';
+import {
+  CorruptJsonError, backupOnce, moveAside, readJsonFile, removeStaleTempFiles, writeFileAtomic,
+} from './atomic';
+import { withFileLock, type LockOptions } from './lock';
 
 /** The document was written by a newer version of the extension: refuse rather than destroy it. */
 export class UnsupportedStoreVersionError extends Error {
@@ -37,50 +47,287 @@ export interface LoadedDocument<T> {
   existed: boolean;
 }
 
+/** How a store's document is laid out: enough to write it and to recover it record by record. */
+export interface DocumentFormat<T> {
+  /** Name of the array of records ("failures", "entries"). */
+  key: string;
+  /** The header of this store's documents (version, modelFingerprint), written on every save. */
+  header: Record<string, unknown>;
+  parse: (raw: unknown) => ParsedDocument<T>;
+  empty: () => T;
+  /** The records of a value, as JSON values, in order. */
+  records: (value: T) => unknown[];
+}
+
+// ---------------------------------------------------------------------------------------
+// The file format: `{<header>,"<key>":[` on the first line, then one record per line.
+// ---------------------------------------------------------------------------------------
+
+/** The document as text: still one JSON value, with every record on a line of its own. */
+export function serializeDocument(header: Record<string, unknown>, key: string, records: readonly unknown[]): string {
+  const head = JSON.stringify({ ...header, [key]: [] }); // ends with `[]}`
+  const body = records.map((r) => JSON.stringify(r)).join(',\n');
+  return `${head.slice(0, -2)}\n${body}${records.length ? '\n' : ''}]}\n`;
+}
+
+export interface RecoveredRecords {
+  /** The header fields, when the header could be read. */
+  header: Record<string, unknown> | undefined;
+  records: unknown[];
+  /** Record-sized pieces of text that could not be read. */
+  unreadable: number;
+}
+
+function parseRecord(text: string): unknown {
+  try {
+    const v = JSON.parse(text.replace(/,\s*$/, '')) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseHeader(text: string, key: string): Record<string, unknown> | undefined {
+  const h = parseRecord(text) as Record<string, unknown> | undefined;
+  if (h === undefined) return undefined;
+  delete h[key];
+  return h;
+}
+
+/**
+ * Reads what can be read of a damaged document, record by record. Understands this module's
+ * format (one record per line) and the previous one (JSON.stringify(doc, null, 1): a record
+ * spans the lines from `  {` to `  }`).
+ */
+export function recoverRecords(text: string, key: string): RecoveredRecords {
+  const lines = text.split('\n');
+  const records: unknown[] = [];
+  let unreadable = 0;
+  const take = (chunk: string) => {
+    const r = parseRecord(chunk);
+    if (r === undefined) unreadable++;
+    else records.push(r);
+  };
+  const pretty = lines.includes('  {');
+  if (pretty) {
+    const keyLine = lines.findIndex((l) => l.startsWith(` ${JSON.stringify(key)}:`));
+    const header = keyLine > 0 ? parseHeader(`${lines.slice(0, keyLine).join('\n').replace(/,\s*$/, '')}}`, key) : undefined;
+    let chunk: string[] | null = null;
+    for (const line of lines) {
+      if (line === '  {') chunk = [line];
+      else if (chunk) {
+        chunk.push(line);
+        if (/^ {2}\},?$/.test(line)) {
+          take(chunk.join('\n'));
+          chunk = null;
+        }
+      }
+    }
+    if (chunk) unreadable++;
+    return { header, records, unreadable };
+  }
+  const first = new RegExp(`^(\\{.*)${JSON.stringify(key).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\[$`).exec(lines[0] ?? '');
+  const header = first ? parseHeader(`${first[1]!.replace(/,$/, '')}}`, key) : undefined;
+  lines.forEach((line, i) => {
+    if (i === 0 || line.trim() === '' || line === ']}') return;
+    take(line);
+  });
+  return { header, records, unreadable };
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading with recovery
+// ---------------------------------------------------------------------------------------
+
+type Plan<T> =
+  | { kind: 'clean'; loaded: LoadedDocument<T> }
+  /** Nothing usable: move the file aside and start empty. */
+  | { kind: 'move-aside'; value: T; problem: (aside: string) => string }
+  /** Some records usable: back the file up once and rewrite it with them. */
+  | { kind: 'rewrite'; value: T; problems: (aside: string) => string[] };
+
+function planLoad<T>(file: string, parse: (raw: unknown) => ParsedDocument<T>, empty: () => T, format?: DocumentFormat<T>): Plan<T> {
+  let raw: unknown;
+  try {
+    raw = readJsonFile(file);
+  } catch (err) {
+    if (!(err instanceof CorruptJsonError)) throw err;
+    const why = err.message.replace(/; move it aside.*$/, '');
+    if (format) {
+      const text = fs.readFileSync(file, 'utf8').replace(/^\ufeff/, '');
+      const found = recoverRecords(text, format.key);
+      let parsed: ParsedDocument<T> | undefined;
+      try {
+        parsed = parse({ ...(found.header ?? format.header), [format.key]: found.records });
+      } catch (e) {
+        if (!(e instanceof InvalidDocumentError)) throw e;
+      }
+      const kept = parsed ? format.records(parsed.value).length : 0;
+      if (parsed && kept > 0) {
+        const dropped = parsed.dropped;
+        return {
+          kind: 'rewrite',
+          value: parsed.value,
+          problems: (aside) => [
+            `${why}: recovered ${kept} record(s), ${found.unreadable} unreadable; the damaged original is kept as ${aside}`,
+            ...dropped.map((d) => `${file}: ${d} (dropped; the original file is kept as ${aside})`),
+          ],
+        };
+      }
+    }
+    return { kind: 'move-aside', value: empty(), problem: (aside) => `${why}: moved to ${aside}, starting empty` };
+  }
+  if (raw === undefined) return { kind: 'clean', loaded: { value: empty(), problems: [], existed: false } };
+  let parsed: ParsedDocument<T>;
+  try {
+    parsed = parse(raw);
+  } catch (err) {
+    if (!(err instanceof InvalidDocumentError)) throw err;
+    return { kind: 'move-aside', value: empty(), problem: (aside) => `${file}: ${err.message}: moved to ${aside}, starting empty` };
+  }
+  if (parsed.dropped.length === 0) return { kind: 'clean', loaded: { value: parsed.value, problems: [], existed: true } };
+  return {
+    kind: 'rewrite',
+    value: parsed.value,
+    problems: (aside) => parsed.dropped.map((d) => `${file}: ${d} (dropped; the original file is kept as ${aside})`),
+  };
+}
+
+/** Carries out a plan; the caller holds the store's lock when `format` (and so a rewrite) is given. */
+function carryOut<T>(file: string, plan: Plan<T>, now: Date, format?: DocumentFormat<T>): LoadedDocument<T> {
+  switch (plan.kind) {
+    case 'clean':
+      return plan.loaded;
+    case 'move-aside': {
+      const aside = moveAside(file, now);
+      return { value: plan.value, problems: [plan.problem(aside)], asidePath: aside, existed: true };
+    }
+    case 'rewrite': {
+      const aside = backupOnce(file, now);
+      if (format) {
+        // The damaged original is safe in the backup; the live file gets what was recovered, so
+        // reopening is clean and makes no further copy.
+        writeFileAtomic(file, serializeDocument(format.header, format.key, format.records(plan.value)));
+      }
+      return { value: plan.value, problems: plan.problems(aside), asidePath: aside, existed: true };
+    }
+  }
+}
+
 /**
  * Reads `file` and parses it with `parse`. `parse` throws InvalidDocumentError for a
  * wrong shape and UnsupportedStoreVersionError for a newer format (which propagates).
+ * With `format`, a damaged file is recovered record by record and rewritten under the lock.
  */
 export function loadDocument<T>(
   file: string,
   parse: (raw: unknown) => ParsedDocument<T>,
   empty: () => T,
   now: () => Date = () => new Date(),
+  format?: DocumentFormat<T>,
+  lock: LockOptions = {},
 ): LoadedDocument<T> {
   removeStaleTempFiles(file);
-  let raw: unknown;
+  const plan = planLoad(file, parse, empty, format);
+  if (plan.kind === 'clean') return plan.loaded;
+  if (!format) return carryOut(file, plan, now());
+  // Repairs happen under the lock, on the file as it is then (another process may have fixed it).
+  return withFileLock(file, () => carryOut(file, planLoad(file, parse, empty, format), now(), format), lock);
+}
+
+// ---------------------------------------------------------------------------------------
+// A document shared with other processes
+// ---------------------------------------------------------------------------------------
+
+/** Identifies one version of the file: every save renames a new file into place. */
+function signatureOf(file: string): string {
   try {
-    raw = readJsonFile(file);
+    const st = fs.statSync(file, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
   } catch (err) {
-    if (!(err instanceof CorruptJsonError)) throw err;
-    const aside = moveAside(file, now());
-    return {
-      value: empty(),
-      problems: [`${err.message.replace(/; move it aside.*$/, '')}: moved to ${aside}, starting empty`],
-      asidePath: aside,
-      existed: true,
-    };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    return `error:${(err as NodeJS.ErrnoException).code ?? String(err)}`;
   }
-  if (raw === undefined) return { value: empty(), problems: [], existed: false };
-  let parsed: ParsedDocument<T>;
-  try {
-    parsed = parse(raw);
-  } catch (err) {
-    if (!(err instanceof InvalidDocumentError)) throw err;
-    const aside = moveAside(file, now());
-    return {
-      value: empty(),
-      problems: [`${file}: ${err.message}: moved to ${aside}, starting empty`],
-      asidePath: aside,
-      existed: true,
-    };
+}
+
+/**
+ * One store document as this process last read or wrote it. Changes go through change(), which
+ * takes the lock, brings the value up to date with the file, applies the change and saves.
+ */
+export class SharedDocument<T> {
+  /** Problems found while loading, and while re-reading a file changed by someone else. */
+  readonly problems: string[];
+  private current: T;
+  private signature: string;
+  private changes = 0;
+
+  private constructor(
+    readonly file: string,
+    private readonly format: DocumentFormat<T>,
+    loaded: LoadedDocument<T>,
+    signature: string,
+    private readonly now: () => Date,
+    private readonly lock: LockOptions,
+  ) {
+    this.current = loaded.value;
+    this.problems = [...loaded.problems];
+    this.signature = signature;
   }
-  if (parsed.dropped.length === 0) return { value: parsed.value, problems: [], existed: true };
-  const aside = copyAside(file, now());
-  return {
-    value: parsed.value,
-    problems: parsed.dropped.map((d) => `${file}: ${d} (dropped; the original file is kept as ${aside})`),
-    asidePath: aside,
-    existed: true,
-  };
+
+  static open<T>(file: string, format: DocumentFormat<T>, now: () => Date = () => new Date(), lock: LockOptions = {}): SharedDocument<T> {
+    // The signature is taken before reading: a change in between is seen as a change later.
+    const before = signatureOf(file);
+    const loaded = loadDocument(file, format.parse, format.empty, now, format, lock);
+    const signature = loaded.problems.length > 0 ? signatureOf(file) : before;
+    return new SharedDocument(file, format, loaded, signature, now, lock);
+  }
+
+  get value(): T {
+    return this.current;
+  }
+
+  /** Counts the times the value changed (saved here or re-read after another process saved). */
+  get revision(): number {
+    return this.changes;
+  }
+
+  /** Re-reads the file when another process changed it; true when it had changed. */
+  refresh(): boolean {
+    if (signatureOf(this.file) === this.signature) return false;
+    return withFileLock(this.file, () => this.sync(), this.lock);
+  }
+
+  /**
+   * Under the lock: the latest content (re-read if another process saved since), then
+   * `change(latest)`; when it returns a `next` value, that is saved atomically (disk first,
+   * memory second). A change that throws (e.g. the record was removed by another process) or
+   * returns no `next` saves nothing.
+   */
+  change<R>(change: (latest: T) => { next?: T; result: R }): R {
+    return withFileLock(this.file, () => {
+      this.sync();
+      const { next, result } = change(this.current);
+      if (next !== undefined) {
+        writeFileAtomic(this.file, serializeDocument(this.format.header, this.format.key, this.format.records(next)));
+        this.current = next;
+        this.signature = signatureOf(this.file);
+        this.changes++;
+      }
+      return result;
+    }, this.lock);
+  }
+
+  /** Caller holds the lock. */
+  private sync(): boolean {
+    removeStaleTempFiles(this.file);
+    const signature = signatureOf(this.file);
+    if (signature === this.signature) return false;
+    const plan = planLoad(this.file, this.format.parse, this.format.empty, this.format);
+    const loaded = carryOut(this.file, plan, this.now(), this.format);
+    this.problems.push(...loaded.problems);
+    this.current = loaded.value;
+    this.signature = signatureOf(this.file);
+    this.changes++;
+    return true;
+  }
 }

@@ -100,7 +100,8 @@ test('a partial temp file that was never renamed does not affect the target', ()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'star-atomic-'));
   const file = path.join(dir, 'x.json');
   writeJsonFileAtomic(file, { ok: true });
-  const stale = path.join(dir, '.x.json.999.abc.tmp');
+  // Named after this (live) process: a fresh temp file of a running writer is left alone.
+  const stale = path.join(dir, `.x.json.${process.pid}.abc.tmp`);
   fs.writeFileSync(stale, '{"ok": fa');
   assert.deepEqual(readJsonFile(file), { ok: true });
   assert.deepEqual(removeStaleTempFiles(file, 60_000), [], 'a fresh temp file may belong to a live writer');
