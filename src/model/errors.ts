@@ -11,7 +11,9 @@ export type ModelErrorCode =
   | 'shape-mismatch'
   | 'tensor-missing'
   | 'tokenizer-missing'
-  | 'tokenizer-invalid';
+  | 'tokenizer-invalid'
+  | 'weights-not-finite'
+  | 'logits-not-finite';
 
 export class ModelError extends Error {
   readonly code: ModelErrorCode;

@@ -15,6 +15,7 @@ export * from './weights';
 export * from './tokenizer';
 export * from './fingerprint';
 export * from './files';
+export * from './finite';
 
 export interface ModelFolder {
   dir: string;

@@ -9,6 +9,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { ModelError, errorText } from './errors';
 import { SIDE_JSON_LIMIT, openRegularFile, readRegularFile } from './files';
+import { checkFiniteWeights } from './finite';
 
 export type Dtype = 'F32' | 'F16' | 'BF16';
 export interface HostTensor { shape: number[]; data: Float32Array }
@@ -207,7 +208,8 @@ function unsupportedDtype(file: string, name: string, dtype: string): ModelError
   );
 }
 
-function readTensorFd(fd: number, file: string, header: SafetensorsHeader, name: string): HostTensor {
+/** Reads tensor `name` as float32; unless `allowNonFinite`, a NaN or infinity is refused in the same pass (per conversion chunk). */
+function readTensorFd(fd: number, file: string, header: SafetensorsHeader, name: string, allowNonFinite = false): HostTensor {
   const t = header.tensors.get(name);
   if (!t) throw new ModelError('tensor-missing', `${file} has no tensor "${name}"`, file);
   const count = elementCount(t.shape);
@@ -215,6 +217,7 @@ function readTensorFd(fd: number, file: string, header: SafetensorsHeader, name:
   const position = header.dataOffset + t.begin;
   if (t.dtype === 'F32') {
     readExactly(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position, file);
+    if (!allowNonFinite) checkFiniteWeights(out, name, file);
   } else if (t.dtype === 'F16' || t.dtype === 'BF16') {
     const chunk = Buffer.allocUnsafe(Math.min(CONVERT_CHUNK_BYTES, count * 2));
     const outBits = new Uint32Array(out.buffer, out.byteOffset, count);
@@ -229,6 +232,7 @@ function readTensorFd(fd: number, file: string, header: SafetensorsHeader, name:
       } else {
         for (let j = 0; j < n; j++) outBits[i + j] = ((view[2 * j]! | (view[2 * j + 1]! << 8)) << 16) >>> 0;
       }
+      if (!allowNonFinite) checkFiniteWeights(out, name, file, i, i + n); // while the chunk is still in cache
       i += n;
     }
   } else {
@@ -240,6 +244,8 @@ function readTensorFd(fd: number, file: string, header: SafetensorsHeader, name:
 export interface ReadOptions {
   /** Tensors to leave on disk (e.g. GPT-2's attention-mask buffers); their dtype is not checked. */
   skip?: (name: string) => boolean;
+  /** Keep NaN and infinities instead of refusing them (weights-not-finite); only tests of the decoders want this. */
+  allowNonFinite?: boolean;
 }
 
 /** Reads every tensor of one file as float32 (F16/BF16 converted). */
@@ -254,7 +260,7 @@ export function readSafetensors(file: string, options: ReadOptions = {}): Map<st
       if (!SUPPORTED_DTYPES.includes(dtype as Dtype)) throw unsupportedDtype(file, n, dtype);
     }
     const out = new Map<string, HostTensor>();
-    for (const n of names) out.set(n, readTensorFd(fd, file, header, n));
+    for (const n of names) out.set(n, readTensorFd(fd, file, header, n, options.allowNonFinite));
     return out;
   } catch (e) {
     throw asModelError(e, file);

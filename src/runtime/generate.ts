@@ -3,6 +3,7 @@
 // run; each new token is then one run that extends the cache.
 
 import type { TextTokenizer } from '../model/tokenizer';
+import { checkFiniteLogits } from '../model/finite';
 import type { ModelRuntime } from './runtime';
 import { seededRandom as prng } from '../util/random';
 
@@ -87,13 +88,16 @@ function healingToken(logits: ArrayLike<number>, texts: readonly string[], rest:
   return best;
 }
 
+/** Index of the largest logit; throws ModelError 'logits-not-finite' for NaN or +Infinity, never returns a token for them. */
 export function argmax(logits: ArrayLike<number>): number {
+  checkFiniteLogits(logits);
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
   return best;
 }
 
 function sample(logits: ArrayLike<number>, temperature: number, topP: number, random: () => number): number {
+  checkFiniteLogits(logits);
   const n = logits.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
