@@ -6,7 +6,8 @@ import { evaluatePatch } from '../eval/evaluate';
 import { parseFailuresJsonl, type Failure } from '../failures/failure';
 import { RepairModel } from '../repair/engine';
 import type { SelectMode } from '../repair/locate';
-import { checkPatchForModel, combinePatches, patchFromJson, stringifyPatch, type RepairMethod, type RepairMode } from '../repair/patch';
+import { checkPatchForModel, combinePatches, stringifyPatch, type RepairMethod, type RepairMode } from '../repair/patch';
+import { readPatchFile } from '../store/patch-file';
 import { methodDefaults, prepareFailures, runRepair } from '../repair/run';
 import { openModel } from '../runtime/open';
 import { print, UsageError, type Command, type Flags } from './common';
@@ -112,7 +113,7 @@ export const repairCommands: Record<string, Command> = {
       const heldout = flags.heldout === undefined ? [] : readFailures(flags.heldout, 'heldout');
       const regression = flags.regression === undefined ? [] : readFailures(flags.regression, 'regression');
       const { folder, runtime } = openModel(dir, rt);
-      const patch = patchFromJson(JSON.parse(readFileSync(flags.patch, 'utf8')), folder.config.hidden);
+      const patch = readPatchFile(flags.patch, folder.config.hidden);
       checkPatchForModel(patch, { fingerprint: folder.fingerprint, hiddenSize: folder.config.hidden, numLayers: folder.config.layers, intermediateSize: folder.config.intermediate });
       const examples = (fs: Failure[]) => {
         const { prepared, skipped } = prepareFailures(folder.tokenizer, fs, folder.config.maxPositions);

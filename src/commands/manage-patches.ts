@@ -2,9 +2,10 @@
 // JSON file, or import one. An imported patch made for another model is refused and the user is
 // told why (PatchMismatchError's message); a malformed one lists its problems.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
-import { checkPatchForModel, patchFromJson, stringifyPatch, type Patch } from '../repair/patch';
+import { checkPatchForModel, stringifyPatch, type Patch } from '../repair/patch';
+import { readPatchFile } from '../store/patch-file';
 import type { PatchEntry } from '../repair/patch-store';
 import type { Services } from '../services/services';
 import { errorText, requireStores, type CommandSpec } from './common';
@@ -66,7 +67,7 @@ export async function importPatch(s: Services, file: string): Promise<Patch | un
   if (!stores || !info) throw new Error('the model is not loaded');
   let patch: Patch;
   try {
-    patch = patchFromJson(readFileSync(file, 'utf8'));
+    patch = readPatchFile(file);
     checkPatchForModel(patch, { fingerprint: info.fingerprint, hiddenSize: info.hidden, numLayers: info.layers, intermediateSize: info.neurons });
   } catch (e) {
     void vscode.window.showErrorMessage(`STAR Repair: the patch in ${file} was not applied: ${errorText(e)}`);
