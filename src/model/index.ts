@@ -16,6 +16,7 @@ export * from './tokenizer';
 export * from './fingerprint';
 export * from './files';
 export * from './finite';
+export * from './tokenizer-check';
 
 export interface ModelFolder {
   dir: string;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelError, errorText } from './errors';
 import { SIDE_JSON_LIMIT, TOKENIZER_JSON_LIMIT, readRegularFile } from './files';
+import { checkTokenIds } from './tokenizer-check';
 
 export interface TextTokenizer {
   /** Token ids of `text`, with no special tokens added (no BOS). */
@@ -60,6 +61,7 @@ export function loadTokenizer(dir: string): TextTokenizer {
   if (!isObject(config)) {
     throw new ModelError('tokenizer-invalid', `${configFile} is not a JSON object; restore it from the original model`, configFile);
   }
+  checkTokenIds(json, file);
   // The library requires these keys; older files omit the ones that are null.
   const full: Record<string, unknown> = {
     normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
