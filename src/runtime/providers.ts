@@ -1,10 +1,12 @@
 // Execution-provider choice: which onnxruntime provider a session runs on, and why not another.
-// `auto` tries CUDA (only when its provider libraries are installed), then WebGPU, then CPU; every
-// provider that was tried and failed is recorded with its reason so the UI and the CLI can show it.
+// `auto` tries CUDA (only when its provider libraries are installed), then WebGPU (never on a
+// software, CPU-type adapter such as Mesa's llvmpipe: see adapter.ts), then CPU; every provider
+// that was tried and failed is recorded with its reason so the UI and the CLI can show it.
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { systemSoftwareAdapterReason } from './adapter';
 
 export type ProviderName = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
 export const PROVIDERS: readonly ProviderName[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
@@ -53,12 +55,18 @@ function platformReason(provider: string): string | null {
 /** What to load on a given provider: the model bytes and any extra session options (external data). */
 export type ModelForProvider = (provider: string) => { model: Uint8Array; options?: ort.InferenceSession.SessionOptions };
 
+/** Why `auto` passes over a provider that exists here: WebGPU on a software adapter. */
+async function autoReason(provider: string): Promise<string | null> {
+  return provider === 'webgpu' ? systemSoftwareAdapterReason() : null;
+}
+
 /** Creates a session on the first provider that works, falling back to CPU with the reasons. */
 export async function createSession(modelFor: ModelForProvider | Uint8Array, options: RuntimeOptions = {}, extra: ort.InferenceSession.SessionOptions = {}): Promise<SessionChoice> {
   const fallbacks: Fallback[] = [];
   const build: ModelForProvider = typeof modelFor === 'function' ? modelFor : () => ({ model: modelFor });
-  for (const provider of candidates(options.provider ?? 'cpu')) {
-    const skip = platformReason(provider);
+  const requested = options.provider ?? 'cpu';
+  for (const provider of candidates(requested)) {
+    const skip = platformReason(provider) ?? (requested === 'auto' ? await autoReason(provider) : null);
     if (skip) {
       fallbacks.push({ provider, reason: skip });
       continue;
