@@ -40,6 +40,8 @@ export class ModelService implements vscode.Disposable {
   private readonly loaded = new vscode.EventEmitter<ModelInfo>();
   private readonly disposables: vscode.Disposable[] = [];
   private lastNotifiedError: string | null = null;
+  /** start() calls in progress: they report a worker that cannot start themselves. */
+  private starting = 0;
   private storeUnsubscribers: (() => void)[] = [];
 
   /** The model, its phase, the worker's state or the stores changed. */
@@ -97,12 +99,29 @@ export class ModelService implements vscode.Disposable {
     this.activityChanged.fire();
   }
 
-  /** Starts the worker (which loads the model through onStart). */
+  /**
+   * Starts the worker (which loads the model through onStart). When it cannot be started
+   * (WorkerStartError) the model is marked broken and the user is told, with Restart Worker.
+   */
   async start(): Promise<void> {
+    this.starting++;
     try {
       await this.client.start();
     } catch (e) {
-      this.log(`[model] worker did not start: ${e instanceof Error ? e.message : String(e)}`);
+      const message = e instanceof Error ? e.message : String(e);
+      this.log(`[model] worker did not start: ${message}`);
+      this.phase = 'error';
+      this.error = message;
+      this.changed.fire();
+      if (this.lastNotifiedError !== message) {
+        this.lastNotifiedError = message;
+        void vscode.window.showErrorMessage(`STAR Repair: ${message}`, 'Restart Worker', 'Show Log').then((pick) => {
+          if (pick === 'Restart Worker') void vscode.commands.executeCommand('starRepair.restartWorker');
+          if (pick === 'Show Log') void vscode.commands.executeCommand('starRepair.showLog');
+        });
+      }
+    } finally {
+      this.starting--;
     }
   }
 
@@ -236,7 +255,8 @@ export class ModelService implements vscode.Disposable {
     const why = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
     this.log(`[worker] crashed (${why})${exit.stderr.length ? `; last output: ${exit.stderr.slice(-5).join(' | ')}` : ''}`);
     if (state.status === 'failed') {
-      void vscode.window.showErrorMessage(`STAR Repair: the model worker keeps crashing (${why}) and was stopped. Your failures and patches are saved.`, 'Restart Worker', 'Show Log').then((pick) => {
+      // A start() in progress reports it itself (with the worker's last output).
+      if (this.starting === 0) void vscode.window.showErrorMessage(`STAR Repair: the model worker keeps crashing (${why}) and was stopped. Your failures and patches are saved.`, 'Restart Worker', 'Show Log').then((pick) => {
         if (pick === 'Restart Worker') void vscode.commands.executeCommand('starRepair.restartWorker');
         if (pick === 'Show Log') void vscode.commands.executeCommand('starRepair.showLog');
       });

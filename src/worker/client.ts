@@ -4,6 +4,11 @@
 // Requests in flight when it dies fail with a WorkerError saying so; requests made while it
 // restarts wait for it. After every start the `onStart` hook runs first — the host re-sends
 // `load` and `setPatches` there, since it, not the worker, owns the failures and patches.
+// Every request ends: with the answer; with a WorkerProtocolError when the answer cannot be read;
+// with 'timeout' at its method's deadline (DEFAULT_DEADLINES_MS: short for complete/predict, none
+// for repair/evaluate/export, which report progress and can be cancelled instead); with
+// 'worker-crashed' when the worker exits. start() rejects with WorkerStartError when the worker
+// cannot be started (it crashed maxCrashes times in a row), so callers can report it.
 // No vscode import, so the unit tests drive it with a real forked worker.
 
 import { fork, type ChildProcess } from 'node:child_process';
@@ -24,6 +29,48 @@ export class WorkerError extends Error {
   }
 }
 
+/** The worker cannot be started: it crashed `crashes` times in a row and is not restarted automatically. */
+export class WorkerStartError extends WorkerError {
+  constructor(readonly crashes: number, readonly lastExit: WorkerExit | null) {
+    const tail = lastExit?.stderr.filter((l) => l.trim() !== '').slice(-3).join(' | ');
+    super('worker-failed', `the model worker could not be started: it crashed ${crashes} times in a row ` +
+      `(${lastExit ? describeExit(lastExit) : 'unknown cause'}${tail ? `; last output: ${tail}` : ''}) and is not restarted ` +
+      'automatically: see the STAR Repair output (Show Log), then run "STAR Repair: Restart Model Worker"');
+    this.name = 'WorkerStartError';
+  }
+}
+
+/** The worker's answer to a request could not be read (it breaks the protocol). */
+export class WorkerProtocolError extends WorkerError {
+  constructor(readonly method: Method, detail: string) {
+    super('protocol', `the worker's answer to ${method} could not be read (${detail}): the extension and dist/worker.js ` +
+      'may come from different builds; reinstall the extension or run "STAR Repair: Restart Model Worker"');
+    this.name = 'WorkerProtocolError';
+  }
+}
+
+/**
+ * How long each method may go unanswered before it fails with 'timeout' (and the worker is told to
+ * cancel it). Completions and predictions are short on any model the extension can run; loading a
+ * multi-GB model from a slow disk can take minutes. repair, evaluate and export have no deadline:
+ * they take as long as the model and data need, report progress, can be cancelled, and end with
+ * 'worker-crashed' if the worker exits.
+ */
+export const DEFAULT_DEADLINES_MS: Readonly<Partial<Record<Method, number>>> = {
+  load: 600_000,
+  complete: 60_000,
+  predict: 60_000,
+  setPatches: 120_000,
+  neuronDetails: 30_000,
+};
+
+/** The id of a reply that could not be read, when it names one (so its request can still be settled). */
+export function replyIdOf(raw: unknown): number | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const m = raw as Record<string, unknown>;
+  return m.type === 'response' && typeof m.id === 'number' && Number.isSafeInteger(m.id) ? m.id : undefined;
+}
+
 /** Structural view of vscode.CancellationToken, so this file needs no vscode. */
 export interface CancellationLike {
   readonly isCancellationRequested: boolean;
@@ -34,8 +81,11 @@ export interface RequestOptions {
   signal?: AbortSignal;
   token?: CancellationLike;
   onProgress?: (p: RepairProgressEvent) => void;
-  /** Rejects with code 'timeout' (and cancels in the worker) after this long. */
-  timeoutMs?: number;
+  /**
+   * Rejects with code 'timeout' (and cancels in the worker) after this long; null: no deadline.
+   * Default: the method's deadline (DEFAULT_DEADLINES_MS, or the client's deadlinesMs).
+   */
+  timeoutMs?: number | null;
 }
 
 export type WorkerStatus = 'stopped' | 'starting' | 'running' | 'restarting' | 'failed';
@@ -76,6 +126,8 @@ export interface WorkerClientOptions {
   /** Consecutive crashes after which the client stops restarting (status 'failed') until restart(). */
   maxCrashes?: number;
   readyTimeoutMs?: number;
+  /** Per-method deadlines replacing DEFAULT_DEADLINES_MS (null: none). */
+  deadlinesMs?: Partial<Record<Method, number | null>>;
 }
 
 interface Pending {
@@ -90,18 +142,21 @@ interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
   reject: (e: Error) => void;
+  /** True once resolved or rejected: a settled gate cannot carry a later outcome. */
+  readonly settled: boolean;
 }
 
 function deferred(): Deferred {
   let resolve!: () => void;
   let reject!: (e: Error) => void;
+  let settled = false;
   const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
+    resolve = () => { settled = true; res(); };
+    reject = (e) => { settled = true; rej(e); };
   });
   // A gate nobody waits on must not become an unhandled rejection.
   promise.catch(() => undefined);
-  return { promise, resolve, reject };
+  return { promise, resolve, reject, get settled() { return settled; } };
 }
 
 function describeExit(e: WorkerExit): string {
@@ -121,7 +176,7 @@ export class WorkerClient {
   private stderrTail: string[] = [];
   private readonly stateListeners = new Set<(s: WorkerState) => void>();
   private readonly crashListeners = new Set<(exit: WorkerExit, state: WorkerState) => void>();
-  private readonly opts: Required<Omit<WorkerClientOptions, 'env' | 'onStart' | 'execArgv'>> & Pick<WorkerClientOptions, 'env' | 'onStart' | 'execArgv'>;
+  private readonly opts: Required<Omit<WorkerClientOptions, 'env' | 'onStart' | 'execArgv' | 'deadlinesMs'>> & Pick<WorkerClientOptions, 'env' | 'onStart' | 'execArgv' | 'deadlinesMs'>;
 
   constructor(options: WorkerClientOptions) {
     this.opts = {
@@ -154,9 +209,13 @@ export class WorkerClient {
     return () => this.crashListeners.delete(listener);
   }
 
-  /** Starts the worker if it is not running; resolves once it is ready and onStart has run. */
+  /**
+   * Starts the worker if it is not running; resolves once it is ready and onStart has run.
+   * Rejects with WorkerStartError when it cannot be started (status 'failed'): call restart().
+   */
   start(): Promise<void> {
     if (this.disposed) return Promise.reject(new WorkerError('worker-stopped', 'the model worker has been shut down'));
+    if (this.state.status === 'failed') return Promise.reject(new WorkerStartError(this.state.crashes, this.state.lastExit));
     if (this.state.status === 'stopped') this.spawn();
     return this.gate.promise;
   }
@@ -254,7 +313,15 @@ export class WorkerClient {
       child.kill('SIGKILL');
     }, this.opts.readyTimeoutMs);
     child.on('message', (raw: unknown) => this.onMessage(child, raw, readyTimer));
-    child.on('error', (e) => this.opts.log(`[worker] process error: ${e.message}`));
+    child.on('error', (e) => {
+      this.opts.log(`[worker] process error: ${e.message}`);
+      // The process could not be created at all: no 'exit' follows, so count it as one.
+      if (child.pid === undefined) {
+        clearTimeout(readyTimer);
+        this.stderrTail.push(e.message);
+        this.onExit(child, null, null);
+      }
+    });
     child.on('exit', (code, signal) => {
       clearTimeout(readyTimer);
       this.onExit(child, code, signal);
@@ -267,7 +334,7 @@ export class WorkerClient {
     try {
       m = parseWorkerMessage(raw);
     } catch (e) {
-      this.opts.log(`[worker] dropped a malformed message: ${(e as Error).message}`);
+      this.onUnreadable(raw, e instanceof Error ? e.message : String(e));
       return;
     }
     switch (m.type) {
@@ -296,11 +363,23 @@ export class WorkerClient {
         try {
           p.resolve(parseResult(p.method, m.result));
         } catch (e) {
-          const msg = e instanceof ProtocolError ? e.message : String(e);
-          p.reject(new WorkerError('protocol', `the worker's answer to ${p.method} breaks the protocol (${msg}): the extension and dist/worker.js may come from different builds`));
+          p.reject(new WorkerProtocolError(p.method, e instanceof ProtocolError ? e.message : String(e)));
         }
       }
     }
+  }
+
+  /** A message that breaks the protocol: settles the request it answers, if it names one; else logged. */
+  private onUnreadable(raw: unknown, detail: string): void {
+    const id = replyIdOf(raw);
+    const p = id === undefined ? undefined : this.pending.get(id);
+    if (id === undefined || !p) {
+      this.opts.log(`[worker] dropped an unreadable message that answers no pending request${id === undefined ? '' : ` (id ${id})`}: ${detail}`);
+      return;
+    }
+    this.pending.delete(id);
+    p.cleanup();
+    p.reject(new WorkerProtocolError(p.method, detail));
   }
 
   private async runStartHook(child: ChildProcess): Promise<void> {
@@ -337,8 +416,11 @@ export class WorkerClient {
     const crashes = uptime >= this.opts.stableMs ? 1 : this.state.crashes + 1;
     this.opts.log(`[worker] exited unexpectedly (${describeExit(exit)}) after ${uptime} ms; crash ${crashes}`);
     if (crashes >= this.opts.maxCrashes) {
+      // The gate may already be open (it crashed while running): start() and requests waiting
+      // from now on must see the failure, not the old success.
+      if (this.gate.settled) this.gate = deferred();
       this.setState({ status: 'failed', pid: null, crashes, lastExit: exit, restartInMs: null });
-      this.gate.reject(new WorkerError('worker-failed', `the model worker crashed ${crashes} times in a row (${describeExit(exit)}); it will not be restarted automatically`));
+      this.gate.reject(new WorkerStartError(crashes, exit));
     } else {
       const delay = Math.min(this.opts.maxBackoffMs, this.opts.initialBackoffMs * 2 ** (crashes - 1));
       // Requests made from now on wait for the new process.
@@ -356,6 +438,14 @@ export class WorkerClient {
       p.cleanup();
       p.reject(error(p));
     }
+  }
+
+  /** The request's own timeout, else the client's or the default deadline of its method; null: none. */
+  private deadlineOf(method: Method, options: RequestOptions): number | null {
+    if (options.timeoutMs !== undefined) return options.timeoutMs;
+    const configured = this.opts.deadlinesMs?.[method];
+    if (configured !== undefined) return configured;
+    return DEFAULT_DEADLINES_MS[method] ?? null;
   }
 
   private send<M extends Method>(method: M, params: ParamsOf<M>, options: RequestOptions): Promise<ResultOf<M>> {
@@ -386,8 +476,10 @@ export class WorkerClient {
         const sub = options.token.onCancellationRequested(cancelled);
         disposers.push(() => void sub.dispose());
       }
-      if (options.timeoutMs !== undefined) {
-        const t = setTimeout(() => cancel('timeout', `${method} took longer than ${options.timeoutMs} ms and was stopped`), options.timeoutMs);
+      const deadline = this.deadlineOf(method, options);
+      if (deadline !== null) {
+        const t = setTimeout(() => cancel('timeout', `${method} got no answer from the model worker within ${deadline / 1000} s and was stopped: ` +
+          'try again; if it keeps happening the worker may be stuck — run "STAR Repair: Restart Model Worker"'), deadline);
         disposers.push(() => clearTimeout(t));
       }
       this.pending.set(id, {
