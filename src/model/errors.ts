@@ -12,6 +12,7 @@ export type ModelErrorCode =
   | 'tensor-missing'
   | 'tokenizer-missing'
   | 'tokenizer-invalid'
+  | 'tokenizer-unsafe'
   | 'weights-not-finite'
   | 'logits-not-finite';
 

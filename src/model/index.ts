@@ -17,6 +17,8 @@ export * from './fingerprint';
 export * from './files';
 export * from './finite';
 export * from './tokenizer-check';
+export * from './regex-safety';
+export * from './time-limit';
 
 export interface ModelFolder {
   dir: string;

@@ -6,6 +6,8 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelError, errorText } from './errors';
 import { SIDE_JSON_LIMIT, TOKENIZER_JSON_LIMIT, readRegularFile } from './files';
 import { checkTokenIds } from './tokenizer-check';
+import { checkTokenizerRegexes, encodeTimeLimitMs, probeTokenizer } from './regex-safety';
+import { TimeLimitExceeded, runWithin } from './time-limit';
 
 export interface TextTokenizer {
   /** Token ids of `text`, with no special tokens added (no BOS). */
@@ -44,6 +46,21 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** rawEncode(text) under encodeTimeLimitMs: a regex that backtracks is stopped with a typed error. */
+function encodeWithin(rawEncode: (text: string) => unknown, text: string, file: string): unknown {
+  const ms = encodeTimeLimitMs(text.length);
+  try {
+    return runWithin(ms, () => rawEncode(text));
+  } catch (e) {
+    if (!(e instanceof TimeLimitExceeded)) throw e;
+    throw new ModelError(
+      'tokenizer-unsafe',
+      `${file}: encoding a text of ${text.length} characters took more than ${ms} ms and was stopped: a regex of its normalizer or pre-tokenizer backtracks catastrophically on it — use the tokenizer.json that came with the model`,
+      file,
+    );
+  }
+}
+
 function specialTokenContent(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
   if (isObject(v) && typeof v['content'] === 'string') return v['content'];
@@ -62,6 +79,7 @@ export function loadTokenizer(dir: string): TextTokenizer {
     throw new ModelError('tokenizer-invalid', `${configFile} is not a JSON object; restore it from the original model`, configFile);
   }
   checkTokenIds(json, file);
+  checkTokenizerRegexes(json, file);
   // The library requires these keys; older files omit the ones that are null.
   const full: Record<string, unknown> = {
     normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
@@ -89,13 +107,15 @@ export function loadTokenizer(dir: string): TextTokenizer {
     if (kept.length === 0) return '';
     return tok.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
   };
+  const rawEncode = (text: string): unknown => tok.encode(text, { add_special_tokens: false }).ids;
+  probeTokenizer((text) => rawEncode(text) as number[], decode, file);
 
   return {
     vocabSize,
     eosId,
     encode(text: string): number[] {
       // The library's .d.ts files do not resolve fully under NodeNext, so check the ids' type here.
-      const ids: unknown = tok.encode(text, { add_special_tokens: false }).ids;
+      const ids = encodeWithin(rawEncode, text, file);
       if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id))) {
         throw new ModelError('tokenizer-invalid', `the text contains characters ${file} cannot represent and it defines no unknown-token id`, file);
       }
