@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { errorText } from './model/errors';
 import { PROVIDERS, type ProviderName } from './runtime/providers';
-import { commonOptions, intFlag, UsageError, type Command, type Flags } from './cli/common';
+import { commonOptions, exitAfterOutput, intFlag, tolerateClosedOutput, UsageError, type Command, type Flags } from './cli/common';
 import { modelCommands } from './cli/model-commands';
 import { repairCommands } from './cli/repair-commands';
 import { benchCommand } from './cli/bench-command';
@@ -44,5 +44,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  tolerateClosedOutput();
+  void main(process.argv.slice(2)).then(exitAfterOutput);
 }

@@ -28,6 +28,33 @@ export function intFlag(flags: Flags, name: string, fallback: number): number {
   return n;
 }
 
+/**
+ * Resolves once everything written to `stream` so far has been handed to the OS: writes complete
+ * in order, so the callback of an empty write comes after them. A stream whose reader is gone
+ * (EPIPE) resolves too — nothing more can be shown.
+ */
+export function drained(stream: NodeJS.WritableStream & { destroyed?: boolean; writable?: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writable === false) return resolve();
+    stream.write('', () => resolve());
+  });
+}
+
+/** Ignore write errors of the CLI's own output (a reader that left: `| head`) instead of crashing on them. */
+export function tolerateClosedOutput(): void {
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => undefined);
+}
+
+/**
+ * Exits with `code` once stdout and stderr have drained. process.exit() on its own drops what is
+ * still queued for a pipe whose reader is slow (all but the first 64 KiB).
+ */
+export async function exitAfterOutput(code: number): Promise<void> {
+  process.exitCode = code;
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  process.exit(code);
+}
+
 export function print(flags: Flags, value: unknown, human: () => string): void {
   process.stdout.write(flags.json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
 }
