@@ -101,6 +101,13 @@ function parseHeader(text: string, key: string): Record<string, unknown> | undef
  */
 export function recoverRecords(text: string, key: string): RecoveredRecords {
   const lines = text.split('\n');
+  const compact = recoverLines(lines, key);
+  if (!lines.includes('  {')) return compact;
+  const pretty = recoverPretty(lines, key);
+  return pretty.records.length > compact.records.length ? pretty : compact;
+}
+
+function recoverPretty(lines: string[], key: string): RecoveredRecords {
   const records: unknown[] = [];
   let unreadable = 0;
   const take = (chunk: string) => {
@@ -108,8 +115,7 @@ export function recoverRecords(text: string, key: string): RecoveredRecords {
     if (r === undefined) unreadable++;
     else records.push(r);
   };
-  const pretty = lines.includes('  {');
-  if (pretty) {
+  {
     const keyLine = lines.findIndex((l) => l.startsWith(` ${JSON.stringify(key)}:`));
     const header = keyLine > 0 ? parseHeader(`${lines.slice(0, keyLine).join('\n').replace(/,\s*$/, '')}}`, key) : undefined;
     let chunk: string[] | null = null;
@@ -126,11 +132,18 @@ export function recoverRecords(text: string, key: string): RecoveredRecords {
     if (chunk) unreadable++;
     return { header, records, unreadable };
   }
+}
+
+function recoverLines(lines: string[], key: string): RecoveredRecords {
+  const records: unknown[] = [];
+  let unreadable = 0;
   const first = new RegExp(`^(\\{.*)${JSON.stringify(key).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\[$`).exec(lines[0] ?? '');
   const header = first ? parseHeader(`${first[1]!.replace(/,$/, '')}}`, key) : undefined;
   lines.forEach((line, i) => {
-    if (i === 0 || line.trim() === '' || line === ']}') return;
-    take(line);
+    if (i === 0 || line.trim() === '' || line === ']}' || line === '  {') return;
+    const r = parseRecord(line);
+    if (r === undefined) unreadable++;
+    else records.push(r);
   });
   return { header, records, unreadable };
 }
@@ -146,6 +159,34 @@ type Plan<T> =
   /** Some records usable: back the file up once and rewrite it with them. */
   | { kind: 'rewrite'; value: T; problems: (aside: string) => string[] };
 
+/**
+ * Record-by-record recovery of a document that is not JSON or whose header is damaged. The store's
+ * own header is used (the file name, not a damaged header, says which model it belongs to); only a
+ * readable version number is taken from the file, so a newer format is still refused.
+ */
+function planRecovery<T>(file: string, why: string, parse: (raw: unknown) => ParsedDocument<T>, format: DocumentFormat<T>): Plan<T> | undefined {
+  const text = fs.readFileSync(file, 'utf8').replace(/^\ufeff/, '');
+  const found = recoverRecords(text, format.key);
+  const version = found.header?.version;
+  let parsed: ParsedDocument<T>;
+  try {
+    parsed = parse({ ...format.header, ...(typeof version === 'number' ? { version } : {}), [format.key]: found.records });
+  } catch (e) {
+    if (!(e instanceof InvalidDocumentError)) throw e;
+    return undefined;
+  }
+  const kept = format.records(parsed.value).length;
+  if (kept === 0) return undefined;
+  return {
+    kind: 'rewrite',
+    value: parsed.value,
+    problems: (aside) => [
+      `${why}: recovered ${kept} record(s), ${found.unreadable} unreadable; the damaged original is kept as ${aside}`,
+      ...parsed.dropped.map((d) => `${file}: ${d} (dropped; the original file is kept as ${aside})`),
+    ],
+  };
+}
+
 function planLoad<T>(file: string, parse: (raw: unknown) => ParsedDocument<T>, empty: () => T, format?: DocumentFormat<T>): Plan<T> {
   let raw: unknown;
   try {
@@ -153,29 +194,8 @@ function planLoad<T>(file: string, parse: (raw: unknown) => ParsedDocument<T>, e
   } catch (err) {
     if (!(err instanceof CorruptJsonError)) throw err;
     const why = err.message.replace(/; move it aside.*$/, '');
-    if (format) {
-      const text = fs.readFileSync(file, 'utf8').replace(/^\ufeff/, '');
-      const found = recoverRecords(text, format.key);
-      let parsed: ParsedDocument<T> | undefined;
-      try {
-        parsed = parse({ ...(found.header ?? format.header), [format.key]: found.records });
-      } catch (e) {
-        if (!(e instanceof InvalidDocumentError)) throw e;
-      }
-      const kept = parsed ? format.records(parsed.value).length : 0;
-      if (parsed && kept > 0) {
-        const dropped = parsed.dropped;
-        return {
-          kind: 'rewrite',
-          value: parsed.value,
-          problems: (aside) => [
-            `${why}: recovered ${kept} record(s), ${found.unreadable} unreadable; the damaged original is kept as ${aside}`,
-            ...dropped.map((d) => `${file}: ${d} (dropped; the original file is kept as ${aside})`),
-          ],
-        };
-      }
-    }
-    return { kind: 'move-aside', value: empty(), problem: (aside) => `${why}: moved to ${aside}, starting empty` };
+    return (format && planRecovery(file, why, parse, format)) ??
+      { kind: 'move-aside', value: empty(), problem: (aside) => `${why}: moved to ${aside}, starting empty` };
   }
   if (raw === undefined) return { kind: 'clean', loaded: { value: empty(), problems: [], existed: false } };
   let parsed: ParsedDocument<T>;
@@ -183,7 +203,9 @@ function planLoad<T>(file: string, parse: (raw: unknown) => ParsedDocument<T>, e
     parsed = parse(raw);
   } catch (err) {
     if (!(err instanceof InvalidDocumentError)) throw err;
-    return { kind: 'move-aside', value: empty(), problem: (aside) => `${file}: ${err.message}: moved to ${aside}, starting empty` };
+    const why = `${file}: ${err.message}`;
+    return (format && planRecovery(file, why, parse, format)) ??
+      { kind: 'move-aside', value: empty(), problem: (aside) => `${why}: moved to ${aside}, starting empty` };
   }
   if (parsed.dropped.length === 0) return { kind: 'clean', loaded: { value: parsed.value, problems: [], existed: true } };
   return {

@@ -154,3 +154,33 @@ test('opening a store removes the temp file a killed writer left, however fresh'
   assert.equal(fs.existsSync(leftover), false);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('a damaged header that still parses (a key renamed, another fingerprint) keeps the records too', () => {
+  const dir = tmp();
+  const s = FailureStore.open(dir, FP);
+  for (let i = 0; i < 3; i++) s.add({ id: `id-${i}`, prompt: `p${i}`, desired: 'd' });
+  const good = fs.readFileSync(s.file, 'utf8');
+  fs.writeFileSync(s.file, good.replace('"version"', '"versioN"'));
+  const a = FailureStore.open(dir, FP);
+  assert.deepEqual(a.list().map((f) => f.id), ['id-0', 'id-1', 'id-2']);
+  assert.match(a.problems[0]!, /missing numeric "version".*recovered 3 record/);
+  fs.writeFileSync(s.file, good.replace(FP, 'a'.repeat(64)));
+  const b = FailureStore.open(dir, FP);
+  assert.deepEqual(b.list().map((f) => f.id), ['id-0', 'id-1', 'id-2']);
+  assert.match(b.problems[0]!, /"modelFingerprint" is "aaaa.*recovered 3 record/);
+  assert.deepEqual(FailureStore.open(dir, FP).problems, []);
+  fs.writeFileSync(s.file, good.replace('"failures":[', '"failureS":['));
+  assert.equal(FailureStore.open(dir, FP).size, 3);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a stray "  {" line in a file of this format does not hide the records', () => {
+  const dir = tmp();
+  const s = FailureStore.open(dir, FP);
+  for (let i = 0; i < 3; i++) s.add({ id: `id-${i}`, prompt: `p${i}`, desired: 'd' });
+  const lines = fs.readFileSync(s.file, 'utf8').split('\n');
+  lines.splice(2, 0, '  {');
+  fs.writeFileSync(s.file, lines.join('\n'));
+  assert.deepEqual(FailureStore.open(dir, FP).list().map((f) => f.id), ['id-0', 'id-1', 'id-2']);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
