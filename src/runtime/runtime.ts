@@ -9,6 +9,7 @@ import { buildDecodeGraph, buildProbeGraph, pastName, patchDeltasName, patchRows
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
 import { createSession, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
+import { decodeOutputLocations, DeviceIo, deviceTensorRegistry, disposeDeviceTensors, keepsDataOnDevice } from './device-io';
 
 /** One layer's neuron patch: `deltas` is row-major [rows.length, d]; rows are down-projection inputs. */
 export interface LayerPatch {
@@ -21,6 +22,12 @@ export interface KvCache {
   readonly length: number;
   readonly keys: readonly ort.Tensor[];
   readonly values: readonly ort.Tensor[];
+  /**
+   * On a GPU provider (WebGPU) the keys and values live in device memory: a cache passed to
+   * decode() is spent there (continue from the returned one), and releaseCache() frees one that is
+   * not passed on.
+   */
+  readonly onDevice?: boolean;
 }
 
 export interface ProbeResult {
@@ -97,6 +104,11 @@ export class ModelRuntime {
   private patchFeeds: Record<string, ort.Tensor> = {};
   private chosenProvider: string | null = null;
   private sessions = new Map<SessionKind, Promise<LoadedSession>>();
+  // Data kept on the device between runs (device-io.ts): the patch, uploaded once per setPatch().
+  private patchVersion = 0;
+  private devicePatch: { version: number; feeds: Promise<Record<string, ort.Tensor>>; resolved?: Record<string, ort.Tensor> } | null = null;
+  private deviceIo: DeviceIo | null = null;
+  private readonly releasedCaches = new WeakSet<KvCache>();
 
   constructor(config: ModelConfig, weights: CanonicalWeights, options: ModelRuntimeOptions = {}) {
     this.config = config;
@@ -128,6 +140,7 @@ export class ModelRuntime {
       feeds[patchDeltasName(l)] = new ort.Tensor(this.floatType, p ? argsFloat(this.floatType, p.deltas) : new (this.floatType === 'float64' ? Float64Array : Float32Array)(0), [k, d]);
     }
     this.patchFeeds = feeds;
+    this.patchVersion++;
   }
 
   private build(kind: SessionKind, weights: WeightMode): Uint8Array {
@@ -153,7 +166,8 @@ export class ModelRuntime {
           const data = this.weightData.get(wi.name)!;
           return { path: weightFile(wi.name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
         });
-        return { model: this.build(kind, mode), options: { externalData } };
+        const device = kind === 'decode' && keepsDataOnDevice(p) ? { preferredOutputLocation: decodeOutputLocations(this.config.layers) } : {};
+        return { model: this.build(kind, mode), options: { externalData, ...device } };
       },
       { ...this.options, provider },
       extra,
@@ -166,19 +180,57 @@ export class ModelRuntime {
     return { session: choice.session, provider: choice.provider, weights: modes.get(choice.provider) ?? 'inputs' };
   }
 
-  private session(kind: SessionKind): Promise<LoadedSession> {
+  private async session(kind: SessionKind): Promise<LoadedSession> {
     let s = this.sessions.get(kind);
     if (!s) {
       s = this.load(kind);
       this.sessions.set(kind, s);
       s.catch(() => this.sessions.delete(kind));
     }
-    return s;
+    const loaded = await s;
+    if (keepsDataOnDevice(loaded.provider)) await this.syncDevicePatch(loaded.provider);
+    return loaded;
+  }
+
+  private io(provider: string): DeviceIo {
+    this.deviceIo ??= new DeviceIo(provider);
+    return this.deviceIo;
+  }
+
+  /** Uploads the patch to the device unless the current one is there already. */
+  private async syncDevicePatch(provider: string): Promise<void> {
+    const current = this.devicePatch;
+    if (current?.version === this.patchVersion) {
+      await current.feeds;
+      return;
+    }
+    const entry: { version: number; feeds: Promise<Record<string, ort.Tensor>>; resolved?: Record<string, ort.Tensor> } = { version: this.patchVersion, feeds: this.io(provider).upload(this.patchFeeds) };
+    this.devicePatch = entry;
+    try {
+      entry.resolved = await entry.feeds;
+    } catch (e) {
+      if (this.devicePatch === entry) this.devicePatch = null;
+      throw e;
+    }
+    // Runs that took the old tensors were queued before the upload, so they have run by now.
+    if (current) disposeDeviceTensors(Object.values(await current.feeds.catch(() => ({}))));
+  }
+
+  /** Bytes of the patch that a run feeds: the device copy when it is current, else the CPU tensors. */
+  private currentPatchFeeds(loaded: LoadedSession): Record<string, ort.Tensor> {
+    const d = this.devicePatch;
+    return keepsDataOnDevice(loaded.provider) && d?.version === this.patchVersion && d.resolved ? d.resolved : this.patchFeeds;
+  }
+
+  /** How many times the patch was uploaded to the device (once per change on GPU providers). */
+  get patchUploads(): number {
+    return this.deviceIo?.uploads ?? 0;
   }
 
   /** Weight feeds (when the session takes weights as inputs) and the active patch. */
   private baseFeeds(loaded: LoadedSession): Record<string, ort.Tensor> {
-    return loaded.weights === 'inputs' ? { ...this.weightFeeds, ...this.patchFeeds } : { ...this.patchFeeds };
+    const patch = this.currentPatchFeeds(loaded);
+    return loaded.weights === 'inputs' ? { ...this.weightFeeds, ...patch } : { ...patch };
   }
 
   /** Builds and loads the sessions now instead of on first use. */
@@ -190,6 +242,24 @@ export class ModelRuntime {
     const { kvHeads, headDim, layers } = this.config;
     const empty = () => new ort.Tensor(this.floatType, new (this.floatType === 'float64' ? Float64Array : Float32Array)(0), [kvHeads, 0, headDim]);
     return { length: 0, keys: Array.from({ length: layers }, empty), values: Array.from({ length: layers }, empty) };
+  }
+
+  /** Frees a cache's device memory; nothing for a CPU cache or one already spent or freed. */
+  releaseCache(cache: KvCache): void {
+    if (!cache.onDevice || this.releasedCaches.has(cache)) return;
+    this.releasedCaches.add(cache);
+    deviceTensorRegistry.unregister(cache);
+    disposeDeviceTensors([...cache.keys, ...cache.values]);
+  }
+
+  /** A cache's keys and values [KV, length, hd] per layer, on the CPU wherever they live. */
+  async readCache(cache: KvCache): Promise<{ keys: FloatArray[]; values: FloatArray[] }> {
+    if (this.releasedCaches.has(cache)) throw new Error('readCache: this cache was spent by decode() or released');
+    const feeds: Record<string, ort.Tensor> = {};
+    cache.keys.forEach((t, l) => (feeds[`k${l}`] = t));
+    cache.values.forEach((t, l) => (feeds[`v${l}`] = t));
+    const out = cache.onDevice ? await this.io(this.provider).download(feeds) : feeds;
+    return { keys: cache.keys.map((_, l) => out[`k${l}`].data as FloatArray), values: cache.values.map((_, l) => out[`v${l}`].data as FloatArray) };
   }
 
   /** Runs `ids` after the cached positions; returns the last position's logits [V] and the longer cache. */
@@ -210,7 +280,13 @@ export class ModelRuntime {
       keys.push(out[presentName(l, 'key')] as ort.Tensor);
       values.push(out[presentName(l, 'value')] as ort.Tensor);
     }
-    return { logits: out.logits.data as Float32Array | Float64Array, cache: { length: cache.length + ids.length, keys, values } };
+    const onDevice = keepsDataOnDevice(loaded.provider);
+    const next: KvCache = { length: cache.length + ids.length, keys, values, onDevice };
+    if (onDevice) {
+      this.releaseCache(cache);
+      deviceTensorRegistry.register(next, [...keys, ...values], next);
+    }
+    return { logits: out.logits.data as Float32Array | Float64Array, cache: next };
   }
 
   private sequenceFeeds(loaded: LoadedSession, ids: readonly number[], targets: readonly number[], mask: readonly number[]): Record<string, ort.Tensor> {
@@ -253,5 +329,10 @@ export class ModelRuntime {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of all) await (await s).session.release();
+    const patch = this.devicePatch;
+    this.devicePatch = null;
+    if (patch) disposeDeviceTensors(Object.values(await patch.feeds.catch(() => ({}))));
+    await this.deviceIo?.release();
+    this.deviceIo = null;
   }
 }

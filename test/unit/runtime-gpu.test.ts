@@ -200,6 +200,9 @@ for (const provider of ['webgpu', 'cuda'] as const) {
       const c = new Checker(t);
       try {
         const prompt = folder.tokenizer.encode(TEXT);
+        assert.ok(prompt.length > 1);
+        const V = folder.config.vocab;
+        let uploads = gpu.patchUploads;
         for (const layers of [[], [0, folder.config.layers - 1]]) {
           const patch = patchFor(folder, layers);
           gpu.setPatch(patch);
@@ -208,21 +211,42 @@ for (const provider of ['webgpu', 'cuda'] as const) {
           let cb = await cpu.decode(prompt);
           const label = layers.length ? `patched (layers ${layers.join(', ')})` : 'no patch';
           for (let step = 0; step < 6; step++) {
+            // Only the last position's logits come back, whatever the number of new tokens.
+            assert.equal(ga.logits.length, V);
             c.check('logits', `${label}, step ${step}`, ga.logits, cb.logits, { abs: LOGITS_ABS, rel: LOGITS_REL });
             const next = argmax(cb.logits);
             assert.equal(argmax(ga.logits), next, `${label} step ${step}: greedy tokens differ`);
             const caches: [KvCache, KvCache] = [ga.cache, cb.cache];
             assert.equal(caches[0].length, caches[1].length);
+            if (provider === 'webgpu') {
+              // The cache stays in device buffers between steps.
+              assert.equal(caches[0].onDevice, true);
+              for (const k of caches[0].keys) assert.equal(k.location, 'gpu-buffer');
+            }
+            const [ra, rb] = [await gpu.readCache(caches[0]), await cpu.readCache(caches[1])];
             for (let l = 0; l < folder.config.layers; l++) {
               assert.deepEqual(caches[0].keys[l].dims, caches[1].keys[l].dims);
-              c.check('keys', `${label}, step ${step}, layer ${l}`, caches[0].keys[l].data as Float32Array, caches[1].keys[l].data as Float32Array, { rel: CACHE_REL });
-              c.check('values', `${label}, step ${step}, layer ${l}`, caches[0].values[l].data as Float32Array, caches[1].values[l].data as Float32Array, { rel: CACHE_REL });
+              c.check('keys', `${label}, step ${step}, layer ${l}`, ra.keys[l], rb.keys[l], { rel: CACHE_REL });
+              c.check('values', `${label}, step ${step}, layer ${l}`, ra.values[l], rb.values[l], { rel: CACHE_REL });
             }
             // Each side continues from its own cache: errors may only grow through the cache itself.
+            const spent = ga.cache;
             ga = await gpu.decode([next], ga.cache);
             cb = await cpu.decode([next], cb.cache);
+            if (spent.onDevice) {
+              // The spent cache's device buffers were freed (onnxruntime does not free them on GC).
+              for (const k of [...spent.keys, ...spent.values]) assert.equal(k.location, 'none');
+              await assert.rejects(gpu.readCache(spent), /spent by decode\(\) or released/);
+            }
+          }
+          gpu.releaseCache(ga.cache);
+          if (provider === 'webgpu') {
+            // One upload per setPatch(), not one per run (7 decode runs here).
+            assert.equal(gpu.patchUploads, uploads + 1, 'the patch was uploaded more than once');
+            uploads = gpu.patchUploads;
           }
         }
+        assert.equal(cpu.patchUploads, 0);
         c.report();
       } finally {
         await gpu.release();
