@@ -156,7 +156,7 @@ describe('loadModelFolder', () => {
 });
 
 describe('fingerprint', () => {
-  test('stable across loads and copies; sensitive to config and down projections; not to other weight bytes', () => {
+  test('stable across loads and copies; sensitive to config, down projections and other weight bytes', () => {
     const { dir } = makeFolder(qwenJson);
     const c = parseConfig(qwenJson);
     const fp = fingerprint(dir, c);
@@ -167,8 +167,12 @@ describe('fingerprint', () => {
 
     const file = join(copy, 'model.safetensors');
     flipByte(file, 'model.embed_tokens.weight', 5);
+    assert.notEqual(fingerprint(copy, c), fp, 'the embeddings are hashed (whole, being small)');
+    flipByte(file, 'model.embed_tokens.weight', 5);
     flipByte(file, 'model.layers.0.mlp.up_proj.weight', 2);
-    assert.equal(fingerprint(copy, c), fp, 'bytes of other tensors are not hashed');
+    assert.notEqual(fingerprint(copy, c), fp, 'up_proj is hashed');
+    flipByte(file, 'model.layers.0.mlp.up_proj.weight', 2);
+    assert.equal(fingerprint(copy, c), fp);
 
     flipByte(file, 'model.layers.1.mlp.down_proj.weight', 123);
     const changed = fingerprint(copy, c);
