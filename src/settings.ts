@@ -3,14 +3,15 @@
 // object with validation (bad values fall back or are clamped, each with a message)
 // and package.json's `contributes.configuration`, so the two cannot drift apart.
 // No vscode import: the extension passes `(key) => config.get(key)`.
+import type { SelectMode } from './repair/locate';
 import type { RepairMethod, RepairMode } from './repair/patch';
 
 export const SETTINGS_PREFIX = 'starRepair';
 
 export type ExecutionProviderSetting = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export type CompletionStop = 'line' | 'block';
-/** 'model': the choice tuned for the model (`star-repair.json` in its folder), else 'global'. */
-export type NeuronSelection = 'model' | 'dense' | 'global' | 'layer';
+/** 'model': the choice tuned for the model (`star-repair.json` in its folder), else 'dense'. */
+export type NeuronSelection = 'model' | SelectMode;
 export type SpecificityGuard = 'off' | 'warn' | 'undo';
 
 export interface Settings {
@@ -36,6 +37,8 @@ export interface Settings {
     epochs: number;
     /** Step size; null = the model's tuned default. */
     eta: number | null;
+    /** Specificity-preserving rows from the regression set; null = the model's tuned default. */
+    preserveRows: number | null;
   };
   specificity: { guard: SpecificityGuard; threshold: number };
 }
@@ -117,16 +120,20 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Repair method.',
   },
   {
-    key: 'repair.mode', type: 'enum', default: 'iter', enum: ['iter', 'batch'],
-    enumDescriptions: ['One failing token at a time, left to right.', 'All failing tokens (of one or several failures) together.'],
-    description: 'How STAR walks the failing tokens.',
+    key: 'repair.mode', type: 'enum', default: 'batch', enum: ['iter', 'batch'],
+    enumDescriptions: [
+      'One failing token at a time, left to right.',
+      'Every target token of the failures together, as the STAR authors run it: tokens already right are kept right.',
+    ],
+    description: 'How STAR walks the target tokens.',
   },
   {
-    key: 'repair.select', type: 'enum', default: 'model', enum: ['model', 'dense', 'global', 'layer'],
+    key: 'repair.select', type: 'enum', default: 'model', enum: ['model', 'dense', 'global', 'layer', 'one-layer'],
     enumDescriptions: [
-      'The selection tuned for the model by the repair benchmark (star-repair.json in the model folder), else global.',
+      'The selection tuned for the model by the repair benchmark (star-repair.json in the model folder), else dense.',
       'Every neuron of every layer (reference setting, large patches).',
       'The top neurons by attribution over all layers.',
+      'The quarter of layers whose MLP matters most to the failure (skipping it raises the loss most), all their neurons.',
       'The most responsible layer, then its top neurons.',
     ],
     description: 'Which neurons a repair may change.',
@@ -140,11 +147,15 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Step size η of the repair; empty (null) uses the value tuned for the model.',
   },
   {
-    key: 'specificity.guard', type: 'enum', default: 'warn', enum: ['off', 'warn', 'undo'],
+    key: 'repair.preserveRows', type: 'number', default: null, nullable: true, minimum: 0, maximum: 4096,
+    description: 'How many token positions of completions that were right (accepted ones and the model\'s built-in samples) a STAR patch is solved to leave unchanged; 0 turns this off, empty (null) uses the value tuned for the model.',
+  },
+  {
+    key: 'specificity.guard', type: 'enum', default: 'undo', enum: ['off', 'warn', 'undo'],
     enumDescriptions: [
       'Do not check.',
-      'Warn when a new patch changes too many completions that were right.',
-      'Undo such a patch automatically (it stays in the history, disabled).',
+      'Keep the patch, and warn when it changes too many completions that were right.',
+      'Undo such a patch at once and say so (it stays in the history, disabled).',
     ],
     description: 'What to do when a new patch\'s specificity falls below the threshold.',
   },
@@ -318,6 +329,7 @@ export function validateSettings(raw: unknown): { settings: Settings; problems: 
       select: v<NeuronSelection>('repair.select'),
       epochs: v<number>('repair.epochs'),
       eta: v<number | null>('repair.eta'),
+      preserveRows: v<number | null>('repair.preserveRows'),
     },
     specificity: { guard: v<SpecificityGuard>('specificity.guard'), threshold: v<number>('specificity.threshold') },
   };

@@ -5,8 +5,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { evaluatePatch } from '../eval/evaluate';
 import { parseFailuresJsonl, type Failure } from '../failures/failure';
 import { RepairModel } from '../repair/engine';
-import type { SelectMode } from '../repair/locate';
-import { checkPatchForModel, combinePatches, stringifyPatch, type RepairMethod, type RepairMode } from '../repair/patch';
+import { SELECT_MODES, type SelectMode } from '../repair/locate';
+import { checkPatchForModel, combinePatches, REPAIR_METHODS, REPAIR_MODES, stringifyPatch, type RepairMethod, type RepairMode } from '../repair/patch';
+import { STOP_WHEN, type StopWhen } from '../repair/star';
 import { readPatchFile } from '../store/patch-file';
 import { methodDefaults, prepareFailures, runRepair } from '../repair/run';
 import { openModel } from '../runtime/open';
@@ -44,26 +45,40 @@ export function readFailures(file: string | boolean | undefined, what: string): 
 export const repairCommands: Record<string, Command> = {
   repair: {
     summary: 'repair the model on failures (STAR, MINT or SGD) and write the patch',
-    usage: 'star-repair repair [<modelDir>] --failures F.jsonl [--method star|mint|sgd] [--mode iter|batch] [--select dense|global|layer] [--epochs N] [--eta X] [--line-search] [--out patch.json] [--json]',
-    options: { failures: { type: 'string' }, method: { type: 'string' }, mode: { type: 'string' }, select: { type: 'string' }, epochs: { type: 'string' }, eta: { type: 'string' }, f: { type: 'string' }, 'top-k': { type: 'string' }, fraction: { type: 'string' }, 'line-search': { type: 'boolean' }, out: { type: 'string' } },
+    usage: 'star-repair repair [<modelDir>] --failures F.jsonl [--method star|mint|sgd] [--mode iter|batch] [--select dense|global|layer|one-layer] [--epochs N] [--eta X] [--stop target-right|failing-fixed|never] [--margin X] [--line-search] [--preserve R.jsonl [--preserve-rows N]] [--out patch.json] [--json]',
+    options: {
+      failures: { type: 'string' }, method: { type: 'string' }, mode: { type: 'string' }, select: { type: 'string' }, epochs: { type: 'string' }, eta: { type: 'string' }, f: { type: 'string' },
+      'top-k': { type: 'string' }, fraction: { type: 'string' }, 'line-search': { type: 'boolean' }, stop: { type: 'string' }, margin: { type: 'string' },
+      preserve: { type: 'string' }, 'preserve-rows': { type: 'string' }, out: { type: 'string' },
+    },
     async run(dir, flags, rt) {
       const failures = readFailures(flags.failures, 'failures');
+      const preserveFailures = flags.preserve === undefined ? [] : readFailures(flags.preserve, 'preserve');
       const { folder, runtime } = openModel(dir, rt);
       const defaults = methodDefaults(folder.dir);
       const { prepared, skipped } = prepareFailures(folder.tokenizer, failures, folder.config.maxPositions);
       for (const s of skipped) process.stderr.write(`failure ${s.id}: ${s.message} (skipped)\n`);
+      const preserve = prepareFailures(folder.tokenizer, preserveFailures, folder.config.maxPositions).prepared.map((p) => p.example);
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
       const epochs = flags.epochs === undefined ? undefined : Number(flags.epochs);
       if (epochs !== undefined && !(Number.isInteger(epochs) && epochs >= 1)) throw new UsageError('--epochs must be a positive integer');
+      const margin = flags.margin === undefined ? undefined : Number(flags.margin);
+      if (margin !== undefined && !(margin >= 0 && margin <= 20)) throw new UsageError('--margin must be a number from 0 to 20');
+      const preserveRows = flags['preserve-rows'] === undefined ? undefined : Number(flags['preserve-rows']);
+      if (preserveRows !== undefined && !(Number.isInteger(preserveRows) && preserveRows >= 0 && preserveRows <= 4096)) throw new UsageError('--preserve-rows must be an integer from 0 to 4096');
       const result = await runRepair(
         new RepairModel(runtime, folder.weights),
+        folder.tokenizer,
         folder.fingerprint,
         prepared,
         {
-          method: choice<RepairMethod>(flags, 'method', ['star', 'mint', 'sgd'], 'star'),
-          mode: choice<RepairMode>(flags, 'mode', ['iter', 'batch'], 'batch'),
-          select: choice<SelectMode>(flags, 'select', ['dense', 'global', 'layer'], defaults.star.select ?? 'global'),
+          method: choice<RepairMethod>(flags, 'method', REPAIR_METHODS, defaults.method ?? 'star'),
+          mode: flags.mode === undefined ? undefined : choice<RepairMode>(flags, 'mode', REPAIR_MODES, 'batch'),
+          select: flags.select === undefined ? undefined : choice<SelectMode>(flags, 'select', SELECT_MODES, 'dense'),
+          stopWhen: flags.stop === undefined ? undefined : choice<StopWhen>(flags, 'stop', STOP_WHEN, 'target-right'),
+          margin,
+          preserveRows,
           epochs,
           eta: numberFlag(flags, 'eta'),
           f: numberFlag(flags, 'f'),
@@ -73,6 +88,7 @@ export const repairCommands: Record<string, Command> = {
         },
         defaults,
         { signal: abort.signal },
+        { preserve },
       );
       for (const s of result.skipped) process.stderr.write(`failure ${s.id}: ${s.message} (skipped)\n`);
       if (typeof flags.out === 'string') writeFileSync(flags.out, stringifyPatch(result.patch));
@@ -85,11 +101,14 @@ export const repairCommands: Record<string, Command> = {
         method: result.patch.method,
         mode: result.patch.mode,
         failures: result.repaired.length,
-        fixed: o.after.filter((a) => a.allCorrect).length,
+        /** Failures the editor now completes as desired (same prompt, healing and stop rule). */
+        fixed: result.fixed.length,
+        fixedIds: result.fixed,
         tokenAccuracyBefore: tokens(o.before),
         tokenAccuracyAfter: tokens(o.after),
         neurons: result.patch.stats.neurons,
         params: result.patch.stats.params,
+        layers: o.layers,
         epochs: o.epochs,
         ms: result.patch.stats.ms,
         peakRssMb: result.patch.stats.peakRssMb,
@@ -97,7 +116,7 @@ export const repairCommands: Record<string, Command> = {
         patch: typeof flags.out === 'string' ? flags.out : null,
       };
       print(flags, summary, () =>
-        `${summary.method} (${summary.mode}): fixed ${summary.fixed}/${summary.failures}, token accuracy ${(100 * summary.tokenAccuracyBefore).toFixed(1)}% → ${(100 * summary.tokenAccuracyAfter).toFixed(1)}%, ${summary.neurons} neurons (${summary.params} parameters), ${summary.ms} ms, peak RSS ${summary.peakRssMb} MB` + (summary.patch ? `\npatch written to ${summary.patch}` : ''),
+        `${summary.method} (${summary.mode}): fixed ${summary.fixed}/${summary.failures} as the editor shows them, token accuracy ${(100 * summary.tokenAccuracyBefore).toFixed(1)}% → ${(100 * summary.tokenAccuracyAfter).toFixed(1)}%, ${summary.neurons} neurons (${summary.params} parameters), ${summary.epochs} epochs, ${summary.ms} ms, peak RSS ${summary.peakRssMb} MB` + (summary.patch ? `\npatch written to ${summary.patch}` : ''),
       );
       await runtime.release();
       return summary;
@@ -118,9 +137,9 @@ export const repairCommands: Record<string, Command> = {
       const examples = (fs: Failure[]) => {
         const { prepared, skipped } = prepareFailures(folder.tokenizer, fs, folder.config.maxPositions);
         for (const s of skipped) process.stderr.write(`failure ${s.id}: ${s.message} (skipped)\n`);
-        return prepared.map((p) => p.example);
+        return prepared;
       };
-      const result = await evaluatePatch(new RepairModel(runtime, folder.weights), combinePatches([patch], folder.config.hidden), {
+      const result = await evaluatePatch(new RepairModel(runtime, folder.weights), folder.tokenizer, combinePatches([patch], folder.config.hidden), {
         repaired: examples(failures),
         heldout: examples(heldout),
         regression: examples(regression),

@@ -4,6 +4,7 @@
 
 import * as vscode from 'vscode';
 import type { Failure } from '../failures/failure';
+import type { SpecificityGuard } from '../settings';
 import type { RepairSummary } from '../services/repair-service';
 import type { ModelStores } from '../services/model-service';
 import type { Services } from '../services/services';
@@ -40,24 +41,46 @@ function pct(x: number | null): string {
   return x === null ? '–' : `${Math.round(x * 100)}%`;
 }
 
-/** Tells the outcome of a repair; "Show in panel" reveals the patch there. */
+/**
+ * Tells the real outcome of a repair: what the editor now shows (fixed counts), the patch's cost and
+ * scores, and what the specificity guard did — a warning whenever a failure is left unfixed or the
+ * patch broke completions that were right; "Show in Panel" reveals the patch there.
+ */
 export async function reportRepair(s: Services, summary: RepairSummary, failures: readonly Failure[]): Promise<void> {
   const p = summary.patch;
   const what = failures.length === 1 ? `"${shortText(failures[0].desired)}"` : `${failures.length} failures`;
-  const head = summary.fixed.length === failures.length
-    ? `Fixed ${what}`
-    : summary.fixed.length === 0 ? `Could not fix ${what}` : `Fixed ${summary.fixed.length} of ${failures.length} failures`;
-  const tail = `${p.stats.neurons} neuron(s) changed in ${seconds(p.stats.ms)} · specificity ${pct(p.scores.specificity)} · generalisation ${pct(p.scores.generalisation)}`;
-  const note = summary.keptDisabled ? ' The patch is kept in the history, disabled.' : summary.undoneByGuard ? ' The patch was undone by the specificity guard.' : '';
-  const text = `STAR Repair: ${head} — ${tail}.${note}`;
-  const pick = summary.fixed.length
-    ? await vscode.window.showInformationMessage(text, 'Show in Panel')
-    : await vscode.window.showWarningMessage(text, 'Show in Panel');
-  if (pick) await s.showPanel();
+  const scores = `specificity ${pct(p.scores.specificity)} · generalisation ${pct(p.scores.generalisation)}`;
+  let text: string;
+  let warn: boolean;
+  let undo = false;
+  if (summary.undoneByGuard) {
+    text = `Patch undone: it would have fixed ${summary.wouldFix} of ${failures.length}, but kept only ${pct(p.scores.specificity)} of the completions that were right (threshold ${pct(summary.threshold)}). The model is unchanged; the patch stays in the history, disabled.`;
+    warn = true;
+  } else if (summary.keptDisabled) {
+    text = `Could not fix ${what} (${p.stats.neurons} neuron(s) tried in ${seconds(p.stats.ms)}). The model is unchanged; the patch stays in the history, disabled.`;
+    warn = true;
+  } else {
+    const head = summary.fixed.length === failures.length ? `Fixed ${what}` : `Fixed ${summary.fixed.length} of ${failures.length} failures`;
+    text = `${head} — ${p.stats.neurons} neuron(s) changed in ${seconds(p.stats.ms)} · ${scores}.`;
+    warn = summary.fixed.length < failures.length || summary.belowThreshold;
+    if (summary.belowThreshold) {
+      text += ` It keeps only ${pct(p.scores.specificity)} of the completions that were right (threshold ${pct(summary.threshold)}).`;
+      undo = true;
+    }
+  }
+  const actions = undo ? ['Undo Patch', 'Show in Panel'] : ['Show in Panel'];
+  const pick = warn ? await vscode.window.showWarningMessage(`STAR Repair: ${text}`, ...actions) : await vscode.window.showInformationMessage(`STAR Repair: ${text}`, ...actions);
+  if (pick === 'Undo Patch') {
+    // The patch may have been undone another way while the message was up.
+    if (s.model.stores?.patches.get(p.id)?.enabled) {
+      s.model.stores.patches.toggle(p.id, false);
+      await s.model.syncPatches();
+    }
+  } else if (pick) await s.showPanel();
 }
 
 /** Runs a repair behind a cancellable notification; tells the outcome; returns it (undefined if it did not run). */
-export async function repairWithProgress(s: Services, failures: readonly Failure[], title: string, mode?: 'iter' | 'batch'): Promise<RepairSummary | undefined> {
+export async function repairWithProgress(s: Services, failures: readonly Failure[], title: string, mode?: 'iter' | 'batch', guard?: SpecificityGuard): Promise<RepairSummary | undefined> {
   try {
     const summary = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title, cancellable: true },
@@ -66,6 +89,7 @@ export async function repairWithProgress(s: Services, failures: readonly Failure
         return s.repairs.repair(failures.map((f) => f.id), {
           token,
           mode,
+          guard,
           onProgress: (p) => {
             const frac = p.epochs > 0 ? Math.min(1, p.epoch / p.epochs) : 0;
             const increment = Math.max(0, frac * 90 - last);

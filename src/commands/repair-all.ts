@@ -1,7 +1,9 @@
 // "Repair All Pending Failures": every failure waiting for review, repaired together in STAR's
-// batch mode (one patch).
+// batch mode (one patch). It never leaves a patch in place that breaks what worked: below the
+// specificity threshold the patch is undone whatever the guard setting, unless the guard is off.
 
 import * as vscode from 'vscode';
+import { readSettings } from '../services/config';
 import { repairWithProgress, requireStores, type CommandSpec } from './common';
 
 export const repairAllPending: CommandSpec = {
@@ -14,6 +16,7 @@ export const repairAllPending: CommandSpec = {
       void vscode.window.showInformationMessage('STAR Repair: no failure is waiting for review.');
       return undefined;
     }
-    return repairWithProgress(s, pending, `STAR Repair: repairing ${pending.length} failure(s) together`, 'batch');
+    const guard = readSettings().settings.specificity.guard === 'off' ? 'off' : 'undo';
+    return repairWithProgress(s, pending, `STAR Repair: repairing ${pending.length} failure(s) together`, 'batch', guard);
   },
 };

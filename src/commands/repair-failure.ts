@@ -6,7 +6,9 @@
 
 import * as vscode from 'vscode';
 import { promptBefore } from '../completion/provider';
-import type { Failure } from '../failures/failure';
+import { MAX_AFTER_CHARS, type Failure } from '../failures/failure';
+import type { CompletionReplay } from '../runtime/replay';
+import { readSettings } from '../services/config';
 import type { Services } from '../services/services';
 import type { PredictResult } from '../worker/protocol';
 import { errorText, repairWithProgress, requireStores, type CommandSpec } from './common';
@@ -23,6 +25,12 @@ export interface RepairFailureArgs {
 
 function isArgs(v: unknown): v is RepairFailureArgs {
   return typeof v === 'object' && v !== null && !(v instanceof vscode.Uri) && ('prompt' in v || 'desired' in v || 'failureId' in v || 'confirm' in v);
+}
+
+/** The completion settings in force: a manual failure is repaired for the completions the editor shows now. */
+function replayNow(): CompletionReplay {
+  const { completions } = readSettings().settings;
+  return { heal: true, stop: completions.stop, maxTokens: completions.maxTokens };
 }
 
 function visible(t: string): string {
@@ -55,7 +63,9 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
       void vscode.window.showWarningMessage('STAR Repair: there is no text before the selection for the model to continue from: select text that follows some code.');
       return undefined;
     }
-    return stores.failures.addOrReuse({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line });
+    // A selection that ends a line ends the completion there: the text after it shows how.
+    const rest = doc.getText(new vscode.Range(sel.end, doc.lineAt(Math.min(sel.end.line + 1, doc.lineCount - 1)).range.end));
+    return stores.failures.addOrReuse({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line, replay: replayNow(), ...(rest.startsWith('\n') || desired.endsWith('\n') ? { after: rest.slice(0, MAX_AFTER_CHARS) } : {}) });
   }
   const captured = s.capture.failureAt(doc.uri.toString(), sel.active.line);
   if (captured) return captured;
@@ -72,7 +82,7 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
     validateInput: (v) => (v.length === 0 ? 'type the text the model should produce' : undefined),
   });
   if (desired === undefined) return undefined;
-  return stores.failures.addOrReuse({ source: 'manual', prompt, desired: desired.replace(/\\n/g, '\n'), languageId: doc.languageId, uri: doc.uri.toString(), line: sel.active.line });
+  return stores.failures.addOrReuse({ source: 'manual', prompt, desired: desired.replace(/\\n/g, '\n'), languageId: doc.languageId, uri: doc.uri.toString(), line: sel.active.line, replay: replayNow() });
 }
 
 export const repairFailure: CommandSpec = {
@@ -89,7 +99,7 @@ export const repairFailure: CommandSpec = {
     if (!failure) return undefined;
     let prediction: PredictResult;
     try {
-      prediction = await s.model.request('predict', { prompt: failure.prompt, desired: failure.desired });
+      prediction = await s.model.request('predict', { prompt: failure.prompt, desired: failure.desired, after: failure.after, replay: failure.replay });
     } catch (e) {
       void vscode.window.showErrorMessage(`STAR Repair: cannot repair this failure: ${errorText(e)}`);
       return undefined;

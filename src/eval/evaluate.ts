@@ -1,13 +1,26 @@
-// Evaluation of a patch (STAR.md "Evaluation"): effectiveness on the repaired failures,
-// generalisation to similar failures not used in the repair, specificity on samples the model
-// got right. Each compares teacher-forced assessments without and with the patch.
+// Evaluation of a patch (docs/algorithm.md "Evaluation"): effectiveness on the repaired failures,
+// generalisation to similar failures not used in the repair, specificity on completions the model
+// got right. "Fixed", "still right" and "right before" mean what the editor shows: the completion
+// at that place (runtime/completion.ts) equals the desired text. Teacher-forced assessments add
+// the token-level figures (token accuracy, ΔP(y), Δrank, Δ top-1 probability).
 
+import type { TextTokenizer } from '../model/tokenizer';
 import type { LayerPatch } from '../runtime/runtime';
 import { assess, stackPatch, type Assessment, type RepairModel } from '../repair/engine';
-import type { Example } from '../repair/teacher';
+import { shownFixed, type Prepared } from '../repair/run';
+
+/** One failure or sample as the evaluation sees it: its example and how the editor completes there. */
+export type Case = Pick<Prepared, 'failure' | 'replay' | 'example'>;
+
+/** A case under one set of weights: teacher-forced, and as the editor shows it. */
+export interface CaseState {
+  assessment: Assessment;
+  /** The editor's completion there equals the desired text. */
+  shown: boolean;
+}
 
 export interface Effectiveness {
-  /** Failures whose desired completion is now produced exactly (every target token is the argmax). */
+  /** Failures whose completion in the editor is now the desired text. */
   fixed: number;
   total: number;
   rate: number;
@@ -16,7 +29,7 @@ export interface Effectiveness {
 }
 
 export interface Generalisation {
-  /** Of the held-out failures that failed before, how many are fixed now. */
+  /** Of the held-out failures that were wrong in the editor before, how many are right now. */
   fixed: number;
   total: number;
   rate: number;
@@ -27,7 +40,7 @@ export interface Generalisation {
 }
 
 export interface Specificity {
-  /** Of the samples that were right before, how many are still right. */
+  /** Of the samples the editor completed right before, how many it still completes right. */
   kept: number;
   total: number;
   rate: number;
@@ -41,9 +54,10 @@ export interface Evaluation {
   specificity: Specificity | null;
 }
 
-async function assessAll(model: RepairModel, examples: readonly Example[]): Promise<Assessment[]> {
-  const out: Assessment[] = [];
-  for (const ex of examples) out.push(await assess(model.runtime, ex));
+export async function caseStates(model: RepairModel, tokenizer: TextTokenizer, cases: readonly Case[]): Promise<CaseState[]> {
+  const shown = await shownFixed(model, tokenizer, cases);
+  const out: CaseState[] = [];
+  for (let i = 0; i < cases.length; i++) out.push({ assessment: await assess(model.runtime, cases[i].example), shown: shown[i] });
   return out;
 }
 
@@ -51,35 +65,50 @@ function mean(xs: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
 }
 
-export function effectiveness(before: readonly Assessment[], after: readonly Assessment[]): Effectiveness {
-  const fixed = after.filter((a) => a.allCorrect).length;
-  const tokens = (as: readonly Assessment[]) => {
-    const all = as.flatMap((a) => a.correct);
-    return all.length ? all.filter(Boolean).length / all.length : 0;
-  };
-  return { fixed, total: after.length, rate: after.length ? fixed / after.length : 0, tokenAccuracyBefore: tokens(before), tokenAccuracyAfter: tokens(after) };
+function tokenAccuracy(states: readonly CaseState[]): number {
+  const all = states.flatMap((s) => s.assessment.correct);
+  return all.length ? all.filter(Boolean).length / all.length : 0;
 }
 
-export function generalisation(before: readonly Assessment[], after: readonly Assessment[]): Generalisation {
-  const failing = before.map((_, i) => i).filter((i) => !before[i].allCorrect);
-  const fixed = failing.filter((i) => after[i].allCorrect).length;
+export function effectiveness(before: readonly CaseState[], after: readonly CaseState[]): Effectiveness {
+  const fixed = after.filter((s) => s.shown).length;
+  return { fixed, total: after.length, rate: after.length ? fixed / after.length : 0, tokenAccuracyBefore: tokenAccuracy(before), tokenAccuracyAfter: tokenAccuracy(after) };
+}
+
+export function generalisation(before: readonly CaseState[], after: readonly CaseState[]): Generalisation {
+  const failing = before.map((_, i) => i).filter((i) => !before[i].shown);
+  const fixed = failing.filter((i) => after[i].shown).length;
   const dp: number[] = [];
   const dr: number[] = [];
   for (const i of failing) {
-    before[i].pDesired.forEach((p, k) => {
-      dp.push(after[i].pDesired[k] - p);
-      dr.push(after[i].rankDesired[k] - before[i].rankDesired[k]);
+    const b = before[i].assessment;
+    const a = after[i].assessment;
+    b.pDesired.forEach((p, k) => {
+      dp.push(a.pDesired[k] - p);
+      dr.push(a.rankDesired[k] - b.rankDesired[k]);
     });
   }
   return { fixed, total: failing.length, rate: failing.length ? fixed / failing.length : 0, meanDeltaP: mean(dp), meanDeltaRank: mean(dr) };
 }
 
-export function specificity(before: readonly Assessment[], after: readonly Assessment[]): Specificity {
-  const right = before.map((_, i) => i).filter((i) => before[i].allCorrect);
-  const kept = right.filter((i) => after[i].allCorrect).length;
+export function specificity(before: readonly CaseState[], after: readonly CaseState[]): Specificity {
+  const right = before.map((_, i) => i).filter((i) => before[i].shown);
+  const kept = right.filter((i) => after[i].shown).length;
   const dt: number[] = [];
-  for (const i of right) before[i].pTop.forEach((p, k) => dt.push(Math.abs(after[i].pTop[k] - p)));
+  for (const i of right) before[i].assessment.pTop.forEach((p, k) => dt.push(Math.abs(after[i].assessment.pTop[k] - p)));
   return { kept, total: right.length, rate: right.length ? kept / right.length : 1, meanAbsDeltaTopP: mean(dt) };
+}
+
+export interface EvaluationSets {
+  repaired: readonly Case[];
+  heldout?: readonly Case[];
+  regression?: readonly Case[];
+}
+
+export interface StatesBefore {
+  repaired?: CaseState[];
+  heldout?: CaseState[];
+  regression?: CaseState[];
 }
 
 /**
@@ -87,25 +116,19 @@ export function specificity(before: readonly Assessment[], after: readonly Asses
  * failures, held-out failures of the same kind, and a regression set. Leaves the runtime with
  * the patch applied.
  */
-export async function evaluatePatch(
-  model: RepairModel,
-  patch: ReadonlyMap<number, LayerPatch>,
-  sets: { repaired: readonly Example[]; heldout?: readonly Example[]; regression?: readonly Example[] },
-  cachedBefore?: { repaired?: Assessment[]; heldout?: Assessment[]; regression?: Assessment[] },
-): Promise<Evaluation> {
+export async function evaluatePatch(model: RepairModel, tokenizer: TextTokenizer, patch: ReadonlyMap<number, LayerPatch>, sets: EvaluationSets, cachedBefore: StatesBefore = {}): Promise<Evaluation> {
   const d = model.config.hidden;
   model.runtime.setPatch(model.base);
   const before = {
-    repaired: cachedBefore?.repaired ?? (await assessAll(model, sets.repaired)),
-    heldout: cachedBefore?.heldout ?? (await assessAll(model, sets.heldout ?? [])),
-    regression: cachedBefore?.regression ?? (await assessAll(model, sets.regression ?? [])),
+    repaired: cachedBefore.repaired ?? (await caseStates(model, tokenizer, sets.repaired)),
+    heldout: cachedBefore.heldout ?? (await caseStates(model, tokenizer, sets.heldout ?? [])),
+    regression: cachedBefore.regression ?? (await caseStates(model, tokenizer, sets.regression ?? [])),
   };
-  const combined = stackPatch(d, model.base, patch);
-  model.runtime.setPatch(combined);
+  model.runtime.setPatch(stackPatch(d, model.base, patch));
   const after = {
-    repaired: await assessAll(model, sets.repaired),
-    heldout: await assessAll(model, sets.heldout ?? []),
-    regression: await assessAll(model, sets.regression ?? []),
+    repaired: await caseStates(model, tokenizer, sets.repaired),
+    heldout: await caseStates(model, tokenizer, sets.heldout ?? []),
+    regression: await caseStates(model, tokenizer, sets.regression ?? []),
   };
   return {
     effectiveness: effectiveness(before.repaired, after.repaired),

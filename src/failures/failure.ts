@@ -2,7 +2,8 @@
 // Owns its validation, creation and the CLI's JSONL exchange format. No vscode here:
 // the CLI, the worker and the tests use it directly.
 import { randomUUID } from 'node:crypto';
-import { isRecord } from '../util/read';
+import { readReplay, type CompletionReplay } from '../runtime/replay';
+import { isRecord, ReadError } from '../util/read';
 
 export type FailureSource = 'rejected' | 'manual' | 'imported';
 export type FailureStatus = 'pending' | 'repaired' | 'unfixed' | 'discarded';
@@ -25,6 +26,13 @@ export interface Failure {
   rejected?: string;
   /** What the model should have produced. */
   desired: string;
+  /**
+   * What followed the desired text in the document when the failure was captured (the line break
+   * and the next line, at most MAX_AFTER_CHARS): how the model tokenises the completion's end there.
+   */
+  after?: string;
+  /** The completion settings the editor used there; absent in failures stored before they were kept (DEFAULT_REPLAY then). */
+  replay?: CompletionReplay;
   status: FailureStatus;
   /** Failures that are alike (same group = generalisation set). */
   group?: string;
@@ -39,6 +47,9 @@ export interface FailureLimits {
 }
 
 export const DEFAULT_FAILURE_LIMITS: Readonly<FailureLimits> = { maxPromptChars: 65536, maxDesiredChars: 16384 };
+
+/** Most characters of `after` kept: the line break and the start of the next line is all the end needs. */
+export const MAX_AFTER_CHARS = 256;
 
 /** A value is not a valid Failure; `problems` lists every reason, one sentence each. */
 export class InvalidFailureError extends Error {
@@ -114,6 +125,18 @@ export function validateFailure(value: unknown, limits: Partial<FailureLimits> =
   if (value.line !== undefined && !(Number.isInteger(value.line) && (value.line as number) >= 0)) {
     problems.push('"line" must be a non-negative integer when present');
   }
+  if (value.after !== undefined && !(typeof value.after === 'string' && value.after.length <= MAX_AFTER_CHARS)) {
+    problems.push(`"after" must be a string of at most ${MAX_AFTER_CHARS} characters when present`);
+  }
+  let replay: CompletionReplay | undefined;
+  if (value.replay !== undefined) {
+    try {
+      replay = readReplay(value.replay, 'replay');
+    } catch (e) {
+      if (!(e instanceof ReadError)) throw e;
+      problems.push(e.message);
+    }
+  }
   if (problems.length > 0) throw new InvalidFailureError(problems);
   const f: Failure = {
     id: value.id as string,
@@ -128,6 +151,8 @@ export function validateFailure(value: unknown, limits: Partial<FailureLimits> =
   if (value.line !== undefined) f.line = value.line as number;
   if (value.rejected !== undefined) f.rejected = value.rejected as string;
   if (value.group !== undefined) f.group = value.group as string;
+  if (value.after !== undefined) f.after = value.after as string;
+  if (replay) f.replay = replay;
   return f;
 }
 
@@ -141,6 +166,8 @@ export interface NewFailureInput {
   line?: number;
   rejected?: string;
   group?: string;
+  after?: string;
+  replay?: CompletionReplay;
   status?: FailureStatus;
   id?: string;
   createdAt?: string;
@@ -157,7 +184,7 @@ export function createFailure(input: NewFailureInput, limits: Partial<FailureLim
     desired: input.desired,
     status: input.status ?? 'pending',
   };
-  for (const k of ['uri', 'line', 'rejected', 'group'] as const) {
+  for (const k of ['uri', 'line', 'rejected', 'group', 'after', 'replay'] as const) {
     if (input[k] !== undefined) candidate[k] = input[k];
   }
   return validateFailure(candidate, limits);
@@ -180,7 +207,7 @@ export interface ParseFailuresOptions extends Partial<FailureLimits> {
 /**
  * Parses the CLI's failures file: one JSON object per line with at least
  * `prompt` and `desired`; `id`, `languageId`, `rejected`, `group`, `uri`, `line`,
- * `status`, `source`, `createdAt` are optional. Blank lines are skipped. A bad
+ * `status`, `source`, `createdAt`, `after`, `replay` are optional. Blank lines are skipped. A bad
  * line is reported with its number and the rest is still processed; a repeated
  * id is reported on the later line.
  */

@@ -178,6 +178,8 @@ export interface Assessment {
   rankDesired: number[];
   /** Probability of the top-1 token at each target position. */
   pTop: number[];
+  /** log P(y_k) − log P(best other token decoding may choose): > 0 where y_k is the argmax. */
+  lead: number[];
   /** Mean cross-entropy of the desired tokens. */
   loss: number;
   correct: boolean[];
@@ -198,23 +200,36 @@ export function softmaxRow(logits: ArrayLike<number>, offset: number, V: number)
 export async function assess(runtime: ModelRuntime, ex: Example): Promise<Assessment> {
   const V = runtime.config.vocab;
   const r = await runtime.score(ex.ids, ex.nextTokens, maskFor(ex, ex.targetPositions));
-  const out: Assessment = { argmax: [], pDesired: [], rankDesired: [], pTop: [], loss: r.loss, correct: [], allCorrect: true, accuracy: 0 };
+  const out: Assessment = { argmax: [], pDesired: [], rankDesired: [], pTop: [], lead: [], loss: r.loss, correct: [], allCorrect: true, accuracy: 0 };
   ex.targetPositions.forEach((_, k) => {
     const p = softmaxRow(r.logits, k * V, V);
     const y = ex.desired[k];
-    let best = 0;
+    // Where token healing limits the choice, the argmax is taken over what decoding may choose.
+    const allowed = ex.allowed[k];
+    let best = -1;
+    let rival = -1;
+    const consider = (v: number) => {
+      if (best < 0 || p[v] > p[best]) best = v;
+      if (v !== y && (rival < 0 || p[v] > p[rival])) rival = v;
+    };
+    if (allowed) for (const v of allowed) consider(v);
+    else for (let v = 0; v < V; v++) consider(v);
+    if (best < 0) best = y;
     let rank = 0;
-    for (let v = 0; v < V; v++) {
-      if (p[v] > p[best]) best = v;
-      if (p[v] > p[y]) rank++;
-    }
+    for (let v = 0; v < V; v++) if (p[v] > p[y]) rank++;
     out.argmax.push(best);
     out.pDesired.push(p[y]);
     out.rankDesired.push(rank);
     out.pTop.push(p[best]);
+    out.lead.push(rival < 0 ? Infinity : Math.log(p[y]) - Math.log(p[rival]));
     out.correct.push(best === y);
   });
   out.allCorrect = out.correct.every(Boolean);
   out.accuracy = out.correct.filter(Boolean).length / out.correct.length;
   return out;
+}
+
+/** Every target token is the argmax and leads the next choice by at least `margin` (log-probability). */
+export function wholeTargetRight(a: Assessment, margin = 0): boolean {
+  return a.allCorrect && (margin <= 0 || a.lead.every((x) => x >= margin));
 }

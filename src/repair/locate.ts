@@ -6,7 +6,13 @@
 import { LinalgError, assertFinite } from './linalg';
 import type { Matrix } from './linalg';
 
-export type SelectMode = 'dense' | 'global' | 'layer';
+/**
+ * dense: every neuron of every layer; global: the top-K neurons over all layers; layer: the
+ * authors' layer-wise sparsity (the top quarter of layers by MLP-skip occlusion, dense within
+ * them); one-layer: the most harmful layer's top ρ of neurons (this project's first variant).
+ */
+export type SelectMode = 'dense' | 'global' | 'layer' | 'one-layer';
+export const SELECT_MODES: readonly SelectMode[] = ['dense', 'global', 'layer', 'one-layer'];
 
 export interface NeuronScore {
   layer: number;
@@ -156,14 +162,16 @@ function groupByLayer(chosen: NeuronScore[]): Map<number, number[]> {
  * layers with no row omitted).
  * - dense: every neuron of every layer.
  * - global: the topK best over all layers.
- * - layer: in opts.layer (chosen by the caller from zero-ablation, see
+ * - layer: every neuron of opts.layers (chosen by the caller from MLP-skip occlusion, see
+ *   topLayers).
+ * - one-layer: in opts.layer (chosen by the caller from zero-ablation, see
  *   mostHarmfulLayer), the top ceil(fraction·m) neurons, or topK if given instead.
  * Ties are broken toward lower layer then lower neuron.
  */
 export function selectNeurons(
   scores: Float64Array[],
   mode: SelectMode,
-  opts: { topK?: number; layer?: number; fraction?: number },
+  opts: { topK?: number; layer?: number; layers?: readonly number[]; fraction?: number },
 ): Map<number, number[]> {
   if (scores.length === 0) throw new LinalgError('invalid-argument', 'selectNeurons needs the scores of at least one layer');
   switch (mode) {
@@ -177,14 +185,23 @@ export function selectNeurons(
       return groupByLayer(topNeurons(scores, opts.topK));
     }
     case 'layer': {
+      const layers = opts.layers;
+      if (!layers || layers.length === 0 || layers.some((l) => !Number.isInteger(l) || l < 0 || l >= scores.length)) {
+        throw new LinalgError('invalid-argument', `'layer' selection needs opts.layers, a non-empty list of layers in [0, ${scores.length})`);
+      }
+      const out = new Map<number, number[]>();
+      for (const l of [...new Set(layers)].sort((a, b) => a - b)) out.set(l, Array.from({ length: scores[l].length }, (_, i) => i));
+      return out;
+    }
+    case 'one-layer': {
       const layer = opts.layer;
       if (layer === undefined || !Number.isInteger(layer) || layer < 0 || layer >= scores.length) {
-        throw new LinalgError('invalid-argument', `'layer' selection needs opts.layer in [0, ${scores.length}), got ${layer}`);
+        throw new LinalgError('invalid-argument', `'one-layer' selection needs opts.layer in [0, ${scores.length}), got ${layer}`);
       }
       const m = scores[layer].length;
       let k: number;
       if (opts.fraction !== undefined) {
-        if (opts.topK !== undefined) throw new LinalgError('invalid-argument', "'layer' selection takes opts.fraction or opts.topK, not both");
+        if (opts.topK !== undefined) throw new LinalgError('invalid-argument', "'one-layer' selection takes opts.fraction or opts.topK, not both");
         const rho = opts.fraction;
         if (!(rho > 0 && rho <= 1)) throw new LinalgError('invalid-argument', `opts.fraction must be in (0, 1], got ${rho}`);
         // The small tolerance stops float noise (0.1·30 = 3.0000000000000004) from adding a row.
@@ -192,13 +209,13 @@ export function selectNeurons(
       } else if (opts.topK !== undefined) {
         k = opts.topK;
       } else {
-        throw new LinalgError('invalid-argument', "'layer' selection needs opts.fraction (or opts.topK)");
+        throw new LinalgError('invalid-argument', "'one-layer' selection needs opts.fraction (or opts.topK)");
       }
       return groupByLayer(topNeurons(scores, k, (l) => l === layer));
     }
     default: {
       const never: never = mode;
-      throw new LinalgError('invalid-argument', `unknown selection mode ${String(never)}; use dense, global or layer`);
+      throw new LinalgError('invalid-argument', `unknown selection mode ${String(never)}; use dense, global, layer or one-layer`);
     }
   }
 }
@@ -210,6 +227,21 @@ export function mostHarmfulLayer(ablatedLosses: ArrayLike<number>): number {
   let best = 0;
   for (let l = 1; l < ablatedLosses.length; l++) if (ablatedLosses[l] > ablatedLosses[best]) best = l;
   return best;
+}
+
+/**
+ * The authors' layer-wise sparsity: the top `share` of layers (at least one) by how much the loss
+ * rises when the layer's MLP is skipped, given each layer's loss with its MLP skipped and the loss
+ * of the intact model. Returned in ascending layer order.
+ */
+export function topLayers(skippedLosses: ArrayLike<number>, intactLoss: number, share = 0.25): number[] {
+  const L = skippedLosses.length;
+  if (L === 0) throw new LinalgError('invalid-argument', 'topLayers needs at least one layer');
+  assertFinite('skipped-MLP losses', skippedLosses);
+  if (!(share > 0 && share <= 1)) throw new LinalgError('invalid-argument', `the share of layers must be in (0, 1], got ${share}`);
+  const k = Math.max(1, Math.ceil(share * L - 1e-9));
+  const order = Array.from({ length: L }, (_, l) => l).sort((a, b) => (skippedLosses[b] - intactLoss) - (skippedLosses[a] - intactLoss) || a - b);
+  return order.slice(0, k).sort((a, b) => a - b);
 }
 
 /**

@@ -88,6 +88,14 @@ export function orthogonalise(v: Float64Array, used: Float64Array[]): Float64Arr
   return out;
 }
 
+/** `v` scaled to the norm of `like` (the authors rescale an orthogonalised traction to its original norm). */
+export function rescaleTo(v: Float64Array, like: Float64Array): Float64Array {
+  const nv = Math.sqrt(dot(v, v));
+  const nl = Math.sqrt(dot(like, like));
+  if (!(nv > 0)) throw new LinalgError('degenerate', 'cannot rescale a zero traction');
+  return v.map((x) => (x * nl) / nv);
+}
+
 /** MINT patch of one value vector: (v + f·τ)/(1+f), f >= 0 (STAR.md default f = 0.01). */
 export function mintUpdate(value: ArrayLike<number>, tau: Float64Array, f: number): Float64Array {
   if (value.length !== tau.length) {

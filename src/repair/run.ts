@@ -1,57 +1,52 @@
-// One repair request, end to end, as the CLI and the worker run it: failures → examples (bad ones
-// reported, not fatal), already-correct failures set aside, the chosen method, and a Patch record
-// with provenance and cost. Per-model step sizes come from the model folder's `star-repair.json`
-// (written by the tuning sweep of the benchmark) and fall back to STAR.md's defaults.
+// One repair request, end to end, as the CLI, the worker and the bench run it: failures →
+// examples built the editor's way (bad ones reported, not fatal), failures the editor already
+// completes right set aside, the chosen method (options from the request, else the model's tuned
+// defaults, else the paper's), and a Patch record with provenance and cost. "Fixed" is decided by
+// running the completion the editor would show (runtime/completion.ts), never by a score alone.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Failure } from '../failures/failure';
 import type { TextTokenizer } from '../model/tokenizer';
+import { DEFAULT_REPLAY, showsDesired, type CompletionReplay } from '../runtime/completion';
 import { assess, type RepairControl, type RepairModel } from './engine';
 import type { SelectMode } from './locate';
+import { PAPER_DEFAULTS, type MethodDefaults } from './model-defaults';
 import { newPatchId, patchSize, type JsonValue, type Patch, type RepairMethod, type RepairMode } from './patch';
 import { repairMint, repairSgd } from './baselines';
-import { repairStar, type RepairOutcome } from './star';
+import { repairStar, type RepairOutcome, type RightPositions, type StopWhen } from './star';
 import { makeExample, RepairError, type Example } from './teacher';
+
+export { methodDefaults, PAPER_DEFAULTS, type MethodDefaults } from './model-defaults';
 
 export interface RepairRequest {
   method: RepairMethod;
-  mode: RepairMode;
-  /** undefined = the model's tuned default (MethodDefaults.star.select), else 'global'. */
+  /** undefined = the model's tuned mode, else batch. */
+  mode?: RepairMode;
+  /** undefined = the model's tuned selection, else dense. */
   select?: SelectMode;
   epochs?: number;
   /** STAR's η or SGD's learning rate; undefined = the model's tuned default. */
   eta?: number;
-  earlyStop?: boolean;
+  stopWhen?: StopWhen;
+  margin?: number;
+  rightPositions?: RightPositions;
   topK?: number;
   fraction?: number;
+  layerShare?: number;
   lineSearch?: boolean;
+  /** STAR's specificity-preserving rows (0: off); undefined = the model's tuned default. */
+  preserveRows?: number;
   /** MINT's traction factor. */
   f?: number;
+  mintStyle?: 'authors' | 'token-local';
+  sgdLoss?: 'all' | 'failing';
 }
 
-export interface MethodDefaults {
-  star: { eta: number; lineSearch?: boolean; select?: SelectMode; topK?: number; fraction?: number };
-  sgd: { eta: number };
-  mint: { f: number };
-}
-
-export const PAPER_DEFAULTS: MethodDefaults = { star: { eta: 0.01 }, sgd: { eta: 0.01 }, mint: { f: 0.01 } };
-
-/** The tuned per-model defaults in `<modelDir>/star-repair.json`, else the paper's. */
-export function methodDefaults(modelDir: string): MethodDefaults {
-  const file = join(modelDir, 'star-repair.json');
-  if (!existsSync(file)) return PAPER_DEFAULTS;
-  try {
-    const j = JSON.parse(readFileSync(file, 'utf8')) as Partial<MethodDefaults>;
-    return { star: { ...PAPER_DEFAULTS.star, ...j.star }, sgd: { ...PAPER_DEFAULTS.sgd, ...j.sgd }, mint: { ...PAPER_DEFAULTS.mint, ...j.mint } };
-  } catch {
-    return PAPER_DEFAULTS;
-  }
-}
+/** What a repair needs of a failure: the text, and how the editor completed there. */
+export type RepairTarget = Pick<Failure, 'id' | 'prompt' | 'desired'> & { replay?: CompletionReplay; after?: string };
 
 export interface Prepared {
-  failure: Pick<Failure, 'id' | 'prompt' | 'desired'>;
+  failure: RepairTarget;
+  replay: CompletionReplay;
   example: Example;
 }
 
@@ -61,12 +56,17 @@ export interface Skipped {
   message: string;
 }
 
-export function prepareFailures(tokenizer: TextTokenizer, failures: readonly Pick<Failure, 'id' | 'prompt' | 'desired'>[], context: number): { prepared: Prepared[]; skipped: Skipped[] } {
+/** The example of a failure the editor's way: its replay settings, else the extension's defaults. */
+export function exampleOf(tokenizer: TextTokenizer, t: Omit<RepairTarget, 'id'>, context: number): Example {
+  return makeExample(tokenizer, t.prompt, t.desired, context, { replay: t.replay ?? DEFAULT_REPLAY, after: t.after });
+}
+
+export function prepareFailures(tokenizer: TextTokenizer, failures: readonly RepairTarget[], context: number): { prepared: Prepared[]; skipped: Skipped[] } {
   const prepared: Prepared[] = [];
   const skipped: Skipped[] = [];
   for (const failure of failures) {
     try {
-      prepared.push({ failure, example: makeExample(tokenizer, failure.prompt, failure.desired, context) });
+      prepared.push({ failure, replay: failure.replay ?? DEFAULT_REPLAY, example: exampleOf(tokenizer, failure, context) });
     } catch (e) {
       if (!(e instanceof RepairError)) throw e;
       skipped.push({ id: failure.id, code: e.code, message: e.message });
@@ -80,57 +80,93 @@ export interface RepairResult {
   outcome: RepairOutcome;
   repaired: Prepared[];
   skipped: Skipped[];
+  /** Ids of the repaired failures whose completion in the editor is now the desired text. */
+  fixed: string[];
 }
 
-export async function runRepair(model: RepairModel, fingerprint: string, items: readonly Prepared[], request: RepairRequest, defaults: MethodDefaults = PAPER_DEFAULTS, control: RepairControl = {}): Promise<RepairResult> {
+/** Which of `items` the editor now completes as desired, under the runtime's current patch. */
+export async function shownFixed(model: RepairModel, tokenizer: TextTokenizer, items: readonly Pick<Prepared, 'failure' | 'replay'>[]): Promise<boolean[]> {
+  const out: boolean[] = [];
+  for (const it of items) out.push(await showsDesired(model.runtime, tokenizer, it.failure.prompt, it.failure.desired, it.replay));
+  return out;
+}
+
+export interface RepairExtras {
+  /** Examples whose outputs specificity-preserving STAR keeps (zero-steer rows). */
+  preserve?: readonly Example[];
+}
+
+export async function runRepair(
+  model: RepairModel, tokenizer: TextTokenizer, fingerprint: string, items: readonly Prepared[], request: RepairRequest,
+  defaults: MethodDefaults = PAPER_DEFAULTS, control: RepairControl = {}, extras: RepairExtras = {},
+): Promise<RepairResult> {
   const start = performance.now();
   model.apply(null);
   const skipped: Skipped[] = [];
   const todo: Prepared[] = [];
+  let nearTie = false;
   for (const item of items) {
-    if ((await assess(model.runtime, item.example)).allCorrect) skipped.push({ id: item.failure.id, code: 'already-correct', message: 'the model already produces the desired completion: nothing to repair' });
-    else todo.push(item);
+    const rightByScore = (await assess(model.runtime, item.example)).allCorrect;
+    // By construction a right teacher-forced target is a right completion; a near tie between the
+    // scoring and the decoding graph's rounding can still part them, so the editor has the last word.
+    const shown = rightByScore ? (await shownFixed(model, tokenizer, [item]))[0] : false;
+    if (shown) skipped.push({ id: item.failure.id, code: 'already-correct', message: 'the editor already completes this as desired: nothing to repair' });
+    else {
+      todo.push(item);
+      if (rightByScore) nearTie = true;
+    }
   }
-  if (todo.length === 0) throw new RepairError('already-correct', items.length ? 'every failure is already completed correctly: nothing to repair' : 'no failure to repair');
+  if (todo.length === 0) throw new RepairError('already-correct', items.length ? 'every failure is already completed as desired: nothing to repair' : 'no failure to repair');
   const examples = todo.map((t) => t.example);
   const epochs = request.epochs ?? 10;
   const options: Record<string, JsonValue> = { epochs };
+  const tunedStar = defaults.star;
+  // A near tie needs a lead, not just the argmax, to survive the decoding graph's rounding.
+  const margin = Math.max(request.margin ?? tunedStar.margin ?? 0, nearTie ? 0.05 : 0);
   let outcome: RepairOutcome;
-  if (request.method === 'star') {
+  const method = request.method;
+  if (method === 'star') {
     const o = {
-      mode: request.mode,
-      select: request.select ?? defaults.star.select ?? 'global',
+      mode: request.mode ?? tunedStar.mode ?? 'batch',
+      select: request.select ?? tunedStar.select ?? 'dense',
       epochs,
-      eta: request.eta ?? defaults.star.eta,
-      earlyStop: request.earlyStop ?? true,
-      topK: request.topK ?? defaults.star.topK ?? 64,
-      fraction: request.fraction ?? defaults.star.fraction ?? 0.05,
-      lineSearch: request.lineSearch ?? defaults.star.lineSearch ?? false,
+      eta: request.eta ?? tunedStar.eta,
+      stopWhen: request.stopWhen ?? tunedStar.stopWhen ?? 'target-right',
+      margin,
+      rightPositions: request.rightPositions ?? 'zero-steer',
+      topK: request.topK ?? tunedStar.topK ?? 64,
+      fraction: request.fraction ?? tunedStar.fraction ?? 0.05,
+      layerShare: request.layerShare ?? 0.25,
+      lineSearch: request.lineSearch ?? tunedStar.lineSearch ?? false,
+      preserveRows: extras.preserve?.length ? (request.preserveRows ?? tunedStar.preserveRows ?? 0) : 0,
     };
     Object.assign(options, o);
-    outcome = await repairStar(model, examples, o, control);
-  } else if (request.method === 'sgd') {
-    const o = { epochs, eta: request.eta ?? defaults.sgd.eta, earlyStop: request.earlyStop ?? true };
+    outcome = await repairStar(model, examples, o, control, extras.preserve ?? []);
+  } else if (method === 'sgd') {
+    const o = { epochs, eta: request.eta ?? defaults.sgd.eta, stopWhen: request.stopWhen ?? 'target-right', margin, lossOver: request.sgdLoss ?? 'all' };
     Object.assign(options, o);
     outcome = await repairSgd(model, examples, o, control);
   } else {
-    const o = { f: request.f ?? defaults.mint.f, candidates: 10, maxNeurons: 10 };
+    const o = { f: request.f ?? defaults.mint.f, candidates: 10, maxNeurons: 10, style: request.mintStyle ?? 'authors' };
     Object.assign(options, o);
     outcome = await repairMint(model, examples, o, control);
   }
+  // The runtime now computes with base + this repair's patch: what the editor shows once it is committed.
+  const shown = await shownFixed(model, tokenizer, todo);
+  const fixed = todo.filter((_, i) => shown[i]).map((t) => t.failure.id);
   const layers = outcome.acc.toLayers();
   const size = patchSize({ layers });
   const patch: Patch = {
     id: newPatchId(),
     modelFingerprint: fingerprint,
-    method: request.method,
-    mode: request.method === 'star' ? request.mode : request.method === 'sgd' ? 'batch' : 'iter',
+    method,
+    mode: method === 'star' ? (options.mode as RepairMode) : method === 'sgd' ? 'batch' : 'iter',
     options,
     failureIds: todo.map((t) => t.failure.id),
     createdAt: new Date().toISOString(),
     layers,
-    scores: { effectiveness: outcome.after.filter((a) => a.allCorrect).length / outcome.after.length, generalisation: null, specificity: null },
+    scores: { effectiveness: fixed.length / todo.length, generalisation: null, specificity: null },
     stats: { ms: Math.round(performance.now() - start), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024), neurons: size.neurons, params: size.params },
   };
-  return { patch, outcome, repaired: todo, skipped };
+  return { patch, outcome, repaired: todo, skipped, fixed };
 }

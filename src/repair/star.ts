@@ -1,13 +1,23 @@
-// STAR (STAR.md §2–6): locate the buggy neurons by gradient × activation, solve their patches
+// STAR (docs/algorithm.md): locate the buggy neurons by gradient × activation, solve their patches
 // analytically from the semantic steer (minimum-norm least squares), take the direction of each
-// entry from the exact gradient, and step; `iter` walks the target token by token, `batch` repairs
-// all failing positions of one or several failures at once.
+// entry from the exact gradient, and step. `batch` repairs every target position of one or several
+// failures at once the authors' way — a failing position steers, a right one is a zero-steer row,
+// the loss covers all target tokens — optionally with zero-steer rows from a regression set that
+// the patch must leave alone (specificity-preserving STAR); `iter` walks the target token by token.
 
 import { matrix, minNormLeastSquares, type Matrix } from './linalg';
-import { attributionScores, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, type SelectMode } from './locate';
+import { attributionScores, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, topLayers, type SelectMode } from './locate';
 import { steer } from './semantic';
-import { assess, checkCancelled, PatchAccumulator, RepairModel, softmaxRow, type Assessment, type RepairControl } from './engine';
+import { assess, checkCancelled, PatchAccumulator, RepairModel, softmaxRow, wholeTargetRight, type Assessment, type RepairControl } from './engine';
 import { maskFor, RepairError, type Example } from './teacher';
+
+/** When a repair may stop before its epoch budget. */
+export type StopWhen = 'target-right' | 'failing-fixed' | 'never';
+export const STOP_WHEN: readonly StopWhen[] = ['target-right', 'failing-fixed', 'never'];
+
+/** Batch mode: what the target positions that are already right do. */
+export type RightPositions = 'zero-steer' | 'omit';
+export const RIGHT_POSITIONS: readonly RightPositions[] = ['zero-steer', 'omit'];
 
 export interface StarOptions {
   mode: 'iter' | 'batch';
@@ -15,20 +25,35 @@ export interface StarOptions {
   epochs: number;
   /** Step size η (STAR.md §5); the `scale` of the paper multiplies it. */
   eta: number;
-  /** Stop as soon as every targeted position is fixed. */
-  earlyStop: boolean;
+  /**
+   * target-right: stop once every target token of every failure is the argmax (by `margin`);
+   * failing-fixed: once the positions failing at the start are (the first variant: a step may
+   * break a token that was right); never: the whole budget, as the authors run it.
+   */
+  stopWhen: StopWhen;
+  /** Log-probability lead every target token needs for `target-right` (0: being the argmax is enough). */
+  margin: number;
+  /** zero-steer: the authors' batch mode (right positions are zero-steer rows and in the loss); omit: the first variant. */
+  rightPositions: RightPositions;
   /** `global`: how many neurons over all layers. */
   topK: number;
-  /** `layer`: fraction ρ of the chosen layer's neurons. */
+  /** `one-layer`: fraction ρ of the chosen layer's neurons. */
   fraction: number;
+  /** `layer`: the share of layers repaired (the authors: a quarter). */
+  layerShare: number;
   /**
    * STAR+ (an extension, not the paper's method): each epoch tries η, 2η, 4η, … (forward passes
-   * only) and keeps the smallest step that fixes every targeted position, else the lowest loss.
+   * only) and keeps the smallest step that fixes every target, else the lowest loss.
    */
   lineSearch: boolean;
+  /** Specificity-preserving STAR: at most this many positions of the preserve set as zero-steer rows (0: off). */
+  preserveRows: number;
 }
 
-export const STAR_DEFAULTS: StarOptions = { mode: 'batch', select: 'global', epochs: 10, eta: 0.01, earlyStop: true, topK: 64, fraction: 0.05, lineSearch: false };
+export const STAR_DEFAULTS: StarOptions = {
+  mode: 'batch', select: 'dense', epochs: 10, eta: 0.01, stopWhen: 'target-right', margin: 0, rightPositions: 'zero-steer',
+  topK: 64, fraction: 0.05, layerShare: 0.25, lineSearch: false, preserveRows: 0,
+};
 
 export interface RepairOutcome {
   method: 'star' | 'mint' | 'sgd';
@@ -38,99 +63,184 @@ export interface RepairOutcome {
   epochs: number;
   losses: number[];
   ms: number;
+  /** Layers the method could change. */
+  layers: number[];
+  /** Wall time of each epoch (probe, solve and step), ms. */
+  epochMs: number[];
 }
 
-/** A failing position in play: example index, target index k, its input position, y_k and a_k. */
-interface Target {
+/** A row of the least-squares system: example index, target index k, its input position, y_k. */
+interface Row {
   ex: number;
   k: number;
   position: number;
   y: number;
-  a: number;
 }
 
-async function locate(model: RepairModel, examples: Example[], targets: Target[], acc: PatchAccumulator, opts: StarOptions): Promise<Map<number, number[]>> {
-  const { layers: L, intermediate: m, vocab: V } = model.config;
-  if (opts.select === 'dense') return selectNeurons(Array.from({ length: L }, () => new Float64Array(m)), 'dense', {});
-  // Attribution of each target position on its own: dP(y_k)/dh = -P · dL_k/dh (STAR.md §3).
-  const scores = Array.from({ length: L }, () => new Float64Array(m));
-  const downs = Array.from({ length: L }, (_, l) => model.downProjection(l, acc));
-  for (const t of targets) {
-    const ex = examples[t.ex];
-    const probe = await model.runtime.probe(ex.ids, ex.nextTokens, maskFor(ex, [t.position]));
-    const p = softmaxRow(probe.logits, 0, V)[t.y];
-    for (let l = 0; l < L; l++) {
-      const dPdh = probe.dh[l].map((g) => -p * g);
-      const s = attributionScores(probe.z[l], dPdh, downs[l], ex.ids.length);
-      for (let i = 0; i < m; i++) scores[l][i] += s[i];
-    }
-  }
-  if (opts.select === 'global') return selectNeurons(scores, 'global', { topK: Math.min(opts.topK, L * m) });
-  // 'layer': the layer whose MLP, zero-ablated, raises the loss of the targets most.
-  const ablated: number[] = [];
-  for (let l = 0; l < L; l++) {
-    // Adding minus each value vector (as it is now) zeroes the layer's MLP output (bias aside).
-    const trial = acc.clone();
-    for (let i = 0; i < m; i++) trial.add(l, i, downs[l].row(i), -1);
-    model.apply(trial);
-    ablated.push(await targetLoss(model, examples, targets));
-  }
-  model.apply(acc);
-  return selectNeurons(scores, 'layer', { layer: mostHarmfulLayer(ablated), fraction: opts.fraction });
-}
-
-/** Mean cross-entropy over the targets (forward only). */
-async function targetLoss(model: RepairModel, examples: Example[], targets: Target[]): Promise<number> {
-  let total = 0;
-  for (const [ex, positions] of byExample(targets)) {
-    const e = examples[ex];
-    const r = await model.runtime.score(e.ids, e.nextTokens, maskFor(e, positions));
-    total += r.loss * positions.length;
-  }
-  return total / targets.length;
-}
-
-function byExample(targets: Target[]): Map<number, number[]> {
-  const out = new Map<number, number[]>();
-  for (const t of targets) {
-    const list = out.get(t.ex) ?? [];
-    list.push(t.position);
-    out.set(t.ex, list);
+function byExample(rows: readonly Row[]): Map<number, Row[]> {
+  const out = new Map<number, Row[]>();
+  for (const r of rows) {
+    const list = out.get(r.ex) ?? [];
+    list.push(r);
+    out.set(r.ex, list);
   }
   return out;
 }
 
+async function assessAll(model: RepairModel, examples: readonly Example[]): Promise<Assessment[]> {
+  const out: Assessment[] = [];
+  for (const ex of examples) out.push(await assess(model.runtime, ex));
+  return out;
+}
+
+/** Mean cross-entropy over `rows` (forward only). */
+async function rowsLoss(model: RepairModel, examples: readonly Example[], rows: readonly Row[]): Promise<number> {
+  let total = 0;
+  for (const [ex, list] of byExample(rows)) {
+    const e = examples[ex];
+    const r = await model.runtime.score(e.ids, e.nextTokens, maskFor(e, list.map((x) => x.position)));
+    total += r.loss * list.length;
+  }
+  return total / rows.length;
+}
+
 /**
- * One STAR epoch (STAR.md §5): forward + backward, Z and the exact gradient of the located rows,
- * Δ by least squares against the fixed steers S, sign alignment. Returns the update (not applied)
- * and the loss before it.
+ * Which neurons may change. Attribution (STAR.md §3) sums over the failing rows; the occlusion of
+ * `layer` and `one-layer` measures the loss over every row in the loss.
  */
-async function starUpdate(model: RepairModel, examples: Example[], targets: Target[], S: Matrix, located: Map<number, number[]>): Promise<{ update: PatchAccumulator; loss: number }> {
+async function locate(model: RepairModel, examples: readonly Example[], failing: readonly Row[], lossRows: readonly Row[], acc: PatchAccumulator, opts: StarOptions): Promise<Map<number, number[]>> {
+  const { layers: L, intermediate: m } = model.config;
+  const zeros = () => Array.from({ length: L }, () => new Float64Array(m));
+  if (opts.select === 'dense') return selectNeurons(zeros(), 'dense', {});
+  const downs = Array.from({ length: L }, (_, l) => model.downProjection(l, acc));
+  if (opts.select === 'layer' || opts.select === 'one-layer') {
+    // Skipping layer l's MLP = adding minus each of its value vectors (as they are now); bias aside.
+    const intact = await rowsLoss(model, examples, lossRows);
+    const skipped: number[] = [];
+    for (let l = 0; l < L; l++) {
+      const trial = acc.clone();
+      for (let i = 0; i < m; i++) trial.add(l, i, downs[l].row(i), -1);
+      model.apply(trial);
+      skipped.push(await rowsLoss(model, examples, lossRows));
+    }
+    model.apply(acc);
+    if (opts.select === 'layer') return selectNeurons(zeros(), 'layer', { layers: topLayers(skipped, intact, opts.layerShare) });
+    const layer = mostHarmfulLayer(skipped);
+    const scores = zeros();
+    await attribute(model, examples, failing, downs, scores, layer);
+    return selectNeurons(scores, 'one-layer', { layer, fraction: opts.fraction });
+  }
+  const scores = zeros();
+  await attribute(model, examples, failing, downs, scores, 0);
+  return selectNeurons(scores, 'global', { topK: Math.min(opts.topK, L * m) });
+}
+
+/** Adds each failing row's attribution, dP(y_k)/dh = −P · dL_k/dh (STAR.md §3), for layers >= fromLayer. */
+async function attribute(model: RepairModel, examples: readonly Example[], failing: readonly Row[], downs: ReturnType<RepairModel['downProjection']>[], scores: Float64Array[], fromLayer: number): Promise<void> {
+  const { layers: L, vocab: V } = model.config;
+  for (const t of failing) {
+    const ex = examples[t.ex];
+    const probe = await model.runtime.probe(ex.ids, ex.nextTokens, maskFor(ex, [t.position]), fromLayer);
+    const p = softmaxRow(probe.logits, 0, V)[t.y];
+    for (let l = fromLayer; l < L; l++) {
+      const dPdh = probe.dh[l].map((g) => -p * g);
+      const s = attributionScores(probe.z[l], dPdh, downs[l], ex.ids.length);
+      for (let i = 0; i < s.length; i++) scores[l][i] += s[i];
+    }
+  }
+}
+
+/** Positions of the preserve set that join the system as zero-steer rows: spread evenly, at most `limit`. */
+function preserveRowsOf(preserve: readonly Example[], limit: number): Row[] {
+  if (limit <= 0 || preserve.length === 0) return [];
+  const out: Row[] = [];
+  // Round-robin over the examples, so a long sample cannot take every row.
+  for (let k = 0; out.length < limit; k++) {
+    let added = false;
+    preserve.forEach((e, ex) => {
+      if (out.length >= limit || k >= e.targetPositions.length) return;
+      out.push({ ex, k, position: e.targetPositions[k], y: e.desired[k] });
+      added = true;
+    });
+    if (!added) break;
+  }
+  return out;
+}
+
+/** Z of the located rows at the given positions of one sequence (a forward pass with a probe). */
+async function activationsAt(model: RepairModel, e: Example, rows: readonly Row[], located: Map<number, number[]>, fromLayer: number): Promise<{ z: Map<number, Matrix>; probe: Awaited<ReturnType<RepairModel['runtime']['probe']>> }> {
+  const { intermediate: m } = model.config;
+  const probe = await model.runtime.probe(e.ids, e.nextTokens, maskFor(e, rows.map((r) => r.position)), fromLayer);
+  const z = new Map<number, Matrix>();
+  for (const [l, neurons] of located) z.set(l, gatherActivations(probe.z[l], e.ids.length, m, rows.map((r) => r.position), neurons));
+  return { z, probe };
+}
+
+interface Step {
+  update: PatchAccumulator;
+  loss: number;
+}
+
+/**
+ * One STAR epoch: forward + backward over the examples (loss = mean cross-entropy over `lossRows`),
+ * Z at every system row (failing rows steer, the others are zero-steer rows), Δ by minimum-norm
+ * least squares, sign alignment with the exact gradient of the located rows.
+ */
+async function starStep(model: RepairModel, examples: readonly Example[], preserve: readonly Example[], system: readonly { row: Row; steer: Float64Array | null; set: 'repair' | 'preserve' }[], lossRows: readonly Row[], located: Map<number, number[]>): Promise<Step> {
   const { intermediate: m, hidden: d } = model.config;
-  const N = targets.length;
+  const fromLayer = Math.min(...located.keys());
+  const N = system.length;
   const Z = new Map<number, Matrix>();
   const grads = new Map<number, Float64Array>();
   for (const [l, rows] of located) {
     Z.set(l, matrix(N, rows.length));
     grads.set(l, new Float64Array(rows.length * d));
   }
+  const S = matrix(N, d);
+  system.forEach((s, n) => s.steer && S.data.set(s.steer, n * d));
+  const put = (n: number, z: Map<number, Matrix>, i: number) => {
+    for (const [l, rows] of located) Z.get(l)!.data.set(z.get(l)!.data.subarray(i * rows.length, (i + 1) * rows.length), n * rows.length);
+  };
   let loss = 0;
-  for (const [ex, positions] of byExample(targets)) {
+  const lossBy = byExample(lossRows);
+  const repairIdx = new Map<number, number[]>();
+  system.forEach((s, n) => {
+    if (s.set !== 'repair') return;
+    const list = repairIdx.get(s.row.ex) ?? [];
+    list.push(n);
+    repairIdx.set(s.row.ex, list);
+  });
+  for (const ex of new Set([...lossBy.keys(), ...repairIdx.keys()])) {
     const e = examples[ex];
-    const T = e.ids.length;
-    const probe = await model.runtime.probe(e.ids, e.nextTokens, maskFor(e, positions));
-    // The probe's loss is the mean over this example's positions; the batch loss is the mean over all.
-    const w = positions.length / N;
-    loss += w * probe.loss;
-    const rowsOf = targets.flatMap((t, n) => (t.ex === ex ? [n] : []));
-    for (const [l, rows] of located) {
-      const z = gatherActivations(probe.z[l], T, m, targets.filter((t) => t.ex === ex).map((t) => t.position), rows);
-      const Zl = Z.get(l)!;
-      rowsOf.forEach((n, i) => Zl.data.set(z.data.subarray(i * rows.length, (i + 1) * rows.length), n * rows.length));
-      const g = gradientRows(probe.z[l], probe.dh[l], rows, T, m, d);
-      const Gl = grads.get(l)!;
-      for (let i = 0; i < g.length; i++) Gl[i] += w * g[i];
+    const lossPositions = (lossBy.get(ex) ?? []).map((r) => r.position);
+    const inSystem = repairIdx.get(ex) ?? [];
+    // The probe's mask is the loss; rows in the system but not in the loss (omit mode never has them) still get their z.
+    const mask = lossPositions.length ? maskFor(e, lossPositions) : maskFor(e, inSystem.map((n) => system[n].row.position));
+    const probe = await model.runtime.probe(e.ids, e.nextTokens, mask, fromLayer);
+    if (lossPositions.length) {
+      const w = lossPositions.length / lossRows.length;
+      loss += w * probe.loss;
+      for (const [l, rows] of located) {
+        const g = gradientRows(probe.z[l], probe.dh[l], rows, e.ids.length, m, d);
+        const G = grads.get(l)!;
+        for (let i = 0; i < g.length; i++) G[i] += w * g[i];
+      }
     }
+    for (const [l, rows] of located) {
+      const z = gatherActivations(probe.z[l], e.ids.length, m, inSystem.map((n) => system[n].row.position), rows);
+      inSystem.forEach((n, i) => Z.get(l)!.data.set(z.data.subarray(i * rows.length, (i + 1) * rows.length), n * rows.length));
+    }
+  }
+  const preserveIdx = new Map<number, number[]>();
+  system.forEach((s, n) => {
+    if (s.set !== 'preserve') return;
+    const list = preserveIdx.get(s.row.ex) ?? [];
+    list.push(n);
+    preserveIdx.set(s.row.ex, list);
+  });
+  for (const [ex, ns] of preserveIdx) {
+    const { z } = await activationsAt(model, preserve[ex], ns.map((n) => system[n].row), located, fromLayer);
+    ns.forEach((n, i) => put(n, z, i));
   }
   const update = new PatchAccumulator(d);
   for (const [l, rows] of located) {
@@ -141,69 +251,39 @@ async function starUpdate(model: RepairModel, examples: Example[], targets: Targ
   return { update, loss };
 }
 
+function addInto(acc: PatchAccumulator, update: PatchAccumulator, scale: number): void {
+  for (const layer of update.toLayers()) layer.rows.forEach((r, i) => acc.add(layer.layer, r, layer.deltas.subarray(i * acc.d, (i + 1) * acc.d), scale));
+}
+
 function addScaled(acc: PatchAccumulator, update: PatchAccumulator, scale: number): PatchAccumulator {
   const out = acc.clone();
   addInto(out, update, scale);
   return out;
 }
 
-function addInto(acc: PatchAccumulator, update: PatchAccumulator, scale: number): void {
-  for (const layer of update.toLayers()) layer.rows.forEach((r, i) => acc.add(layer.layer, r, layer.deltas.subarray(i * acc.d, (i + 1) * acc.d), scale));
+/** Every row of `rows` is the argmax under `states`. */
+function rowsRight(states: readonly Assessment[], rows: readonly Row[]): number {
+  return rows.filter((r) => states[r.ex].correct[r.k]).length;
 }
 
-async function targetsFixed(model: RepairModel, examples: Example[], targets: Target[]): Promise<number> {
-  let fixed = 0;
-  for (const [ex, positions] of byExample(targets)) {
-    const a = await assess(model.runtime, examples[ex]);
-    for (const p of positions) {
-      const k = examples[ex].targetPositions.indexOf(p);
-      if (a.correct[k]) fixed++;
-    }
-  }
-  return fixed;
-}
-
-/** Runs STAR epochs on a fixed set of targets, accumulating into `acc` (applied to the runtime). */
-async function repairTargets(model: RepairModel, examples: Example[], targets: Target[], acc: PatchAccumulator, opts: StarOptions, control: RepairControl, losses: number[]): Promise<number> {
-  const basis = await model.basis();
-  const d = model.config.hidden;
-  // The steers are fixed for the whole repair (STAR.md §5: "resolve Δ with the same S").
-  const S = matrix(targets.length, d);
-  targets.forEach((t, n) => S.data.set(steer(basis, t.y, t.a), n * d));
-  control.onProgress?.({ method: 'star', phase: 'locate', epoch: 0, epochs: opts.epochs, loss: null, positionsFixed: 0, positionsTotal: targets.length });
-  const located = await locate(model, examples, targets, acc, opts);
-  let epoch = 0;
-  while (epoch < opts.epochs) {
-    checkCancelled(control.signal);
-    epoch++;
-    const { update, loss } = await starUpdate(model, examples, targets, S, located);
-    losses.push(loss);
-    let eta = opts.eta;
-    if (opts.lineSearch) eta = await searchStep(model, examples, targets, acc, update, opts.eta);
-    addInto(acc, update, eta);
-    model.apply(acc);
-    const fixed = await targetsFixed(model, examples, targets);
-    control.onProgress?.({ method: 'star', phase: 'step', epoch, epochs: opts.epochs, loss, positionsFixed: fixed, positionsTotal: targets.length });
-    if (opts.earlyStop && fixed === targets.length) break;
-  }
-  return epoch;
+function done(states: readonly Assessment[], initiallyFailing: readonly Row[], opts: StarOptions): boolean {
+  if (opts.stopWhen === 'never') return false;
+  if (opts.stopWhen === 'failing-fixed') return rowsRight(states, initiallyFailing) === initiallyFailing.length;
+  return states.every((a) => wholeTargetRight(a, opts.margin));
 }
 
 /**
- * STAR+: the smallest η·2^j (j < 12) after which every example in play is completed exactly (all
- * its desired tokens, not only the failing ones: a step that breaks a token that was right is not
- * a fix), else the η with the lowest mean cross-entropy over all desired tokens.
+ * STAR+: the smallest η·2^j (j < 12) after which every example in play is whole-target right,
+ * else the η with the lowest mean cross-entropy over all target tokens.
  */
-async function searchStep(model: RepairModel, examples: Example[], targets: Target[], acc: PatchAccumulator, update: PatchAccumulator, eta0: number): Promise<number> {
-  const inPlay = [...byExample(targets).keys()].map((ex) => examples[ex]);
+async function searchStep(model: RepairModel, examples: readonly Example[], acc: PatchAccumulator, update: PatchAccumulator, eta0: number, margin: number): Promise<number> {
   let bestEta = eta0;
   let bestLoss = Infinity;
   for (let j = 0; j < 12; j++) {
     const eta = eta0 * 2 ** j;
     model.apply(addScaled(acc, update, eta));
-    const states = [];
-    for (const ex of inPlay) states.push(await assess(model.runtime, ex));
-    if (states.every((a) => a.allCorrect)) return eta;
+    const states = await assessAll(model, examples);
+    if (states.every((a) => wholeTargetRight(a, margin))) return eta;
     const loss = states.reduce((t, a) => t + a.loss, 0) / states.length;
     if (loss < bestLoss) {
       bestLoss = loss;
@@ -213,35 +293,78 @@ async function searchStep(model: RepairModel, examples: Example[], targets: Targ
   return bestEta;
 }
 
-export async function repairStar(model: RepairModel, examples: Example[], options: Partial<StarOptions> = {}, control: RepairControl = {}): Promise<RepairOutcome> {
+interface Run {
+  acc: PatchAccumulator;
+  losses: number[];
+  epochMs: number[];
+  layers: Set<number>;
+}
+
+/**
+ * Batch STAR over a set of examples: `all` rows are every target position, the system and the loss
+ * are chosen by opts.rightPositions, steers follow the current argmax each epoch (a position that a
+ * step broke steers back), and the run stops by opts.stopWhen.
+ */
+async function repairBatch(model: RepairModel, examples: readonly Example[], preserve: readonly Example[], opts: StarOptions, control: RepairControl, run: Run, before: readonly Assessment[]): Promise<number> {
+  const basis = await model.basis();
+  const all: Row[] = examples.flatMap((e, ex) => e.desired.map((y, k) => ({ ex, k, position: e.targetPositions[k], y })));
+  const failingAtStart = all.filter((r) => !before[r.ex].correct[r.k]);
+  const lossRows = opts.rightPositions === 'zero-steer' ? all : failingAtStart;
+  const kept = preserveRowsOf(preserve, opts.preserveRows);
+  control.onProgress?.({ method: 'star', phase: 'locate', epoch: 0, epochs: opts.epochs, loss: null, positionsFixed: all.length - failingAtStart.length, positionsTotal: all.length });
+  const located = await locate(model, examples, failingAtStart, lossRows, run.acc, opts);
+  for (const l of located.keys()) run.layers.add(l);
+  // The first variant solved against the steers of the start; the authors' mode follows the argmax.
+  const fixedSteers = new Map(failingAtStart.map((r) => [r, steer(basis, r.y, before[r.ex].argmax[r.k])]));
+  let states = before;
+  let epoch = 0;
+  while (epoch < opts.epochs && !done(states, failingAtStart, opts)) {
+    checkCancelled(control.signal);
+    epoch++;
+    const t0 = performance.now();
+    const system = opts.rightPositions === 'omit'
+      ? failingAtStart.map((row) => ({ row, steer: fixedSteers.get(row)!, set: 'repair' as const }))
+      : all.map((row) => ({ row, steer: states[row.ex].correct[row.k] ? null : steer(basis, row.y, states[row.ex].argmax[row.k]), set: 'repair' as const }));
+    const withKept = [...system, ...kept.map((row) => ({ row, steer: null, set: 'preserve' as const }))];
+    const { update, loss } = await starStep(model, examples, preserve, withKept, lossRows, located);
+    run.losses.push(loss);
+    const eta = opts.lineSearch ? await searchStep(model, examples, run.acc, update, opts.eta, opts.margin) : opts.eta;
+    addInto(run.acc, update, eta);
+    model.apply(run.acc);
+    states = await assessAll(model, examples);
+    run.epochMs.push(performance.now() - t0);
+    control.onProgress?.({ method: 'star', phase: 'step', epoch, epochs: opts.epochs, loss, positionsFixed: rowsRight(states, all), positionsTotal: all.length });
+  }
+  return epoch;
+}
+
+export async function repairStar(model: RepairModel, examples: Example[], options: Partial<StarOptions> = {}, control: RepairControl = {}, preserve: readonly Example[] = []): Promise<RepairOutcome> {
   const opts: StarOptions = { ...STAR_DEFAULTS, ...options };
   if (!(opts.epochs >= 1) || !(opts.eta > 0)) throw new RepairError('invalid-option', 'epochs must be ≥ 1 and η > 0');
+  if (!(opts.margin >= 0) || !(opts.preserveRows >= 0)) throw new RepairError('invalid-option', 'the margin and the number of preserved rows must be ≥ 0');
   const start = performance.now();
-  const acc = new PatchAccumulator(model.config.hidden);
+  const run: Run = { acc: new PatchAccumulator(model.config.hidden), losses: [], epochMs: [], layers: new Set() };
   model.apply(null);
-  const before: Assessment[] = [];
-  for (const ex of examples) before.push(await assess(model.runtime, ex));
-  if (before.every((a) => a.allCorrect)) throw new RepairError('already-correct', 'the model already produces the desired completion: there is nothing to repair');
-  const losses: number[] = [];
+  const before = await assessAll(model, examples);
+  if (before.every((a) => wholeTargetRight(a, opts.margin))) throw new RepairError('already-correct', 'the model already produces the desired completion: there is nothing to repair');
   let epochs = 0;
   if (opts.mode === 'batch') {
-    const targets: Target[] = [];
-    before.forEach((a, ex) => a.correct.forEach((ok, k) => ok || targets.push({ ex, k, position: examples[ex].targetPositions[k], y: examples[ex].desired[k], a: a.argmax[k] })));
-    epochs = await repairTargets(model, examples, targets, acc, opts, control, losses);
+    epochs = await repairBatch(model, examples, preserve, opts, control, run, before);
   } else {
-    // iter: left to right; a position already right after earlier patches is skipped.
+    // iter: left to right; each failing position is repaired on its own (a batch of one row),
+    // a position already right after earlier patches is skipped.
     for (let ex = 0; ex < examples.length; ex++) {
       const e = examples[ex];
       for (let k = 0; k < e.desired.length; k++) {
         checkCancelled(control.signal);
         const now = await assess(model.runtime, e);
         if (now.correct[k]) continue;
-        const target: Target = { ex, k, position: e.targetPositions[k], y: e.desired[k], a: now.argmax[k] };
-        epochs += await repairTargets(model, examples, [target], acc, opts, control, losses);
+        const single: Example = { ...e, targetPositions: [e.targetPositions[k]], desired: [e.desired[k]], allowed: [e.allowed[k]] };
+        const singleBefore = await assess(model.runtime, single);
+        epochs += await repairBatch(model, [single], preserve, { ...opts, mode: 'batch', rightPositions: 'omit', stopWhen: opts.stopWhen === 'never' ? 'never' : 'failing-fixed' }, control, run, [singleBefore]);
       }
     }
   }
-  const after: Assessment[] = [];
-  for (const ex of examples) after.push(await assess(model.runtime, ex));
-  return { method: 'star', acc, before, after, epochs, losses, ms: performance.now() - start };
+  const after = await assessAll(model, examples);
+  return { method: 'star', acc: run.acc, before, after, epochs, losses: run.losses, ms: performance.now() - start, layers: [...run.layers].sort((a, b) => a - b), epochMs: run.epochMs };
 }

@@ -1,10 +1,18 @@
-// Teacher forcing (STAR.md §1): a failure (prompt, desired) becomes one token sequence, the
-// positions that predict the desired tokens, and — after a forward pass — which of them fail.
+// Teacher forcing (docs/algorithm.md "Targets"): a failure (prompt, desired) becomes one token
+// sequence, the positions that predict the target tokens, and — after a forward pass — which of
+// them fail. With a replay (the product's way) the sequence is exactly the one the editor's
+// completion walks: the healed prompt, the tokens that spell the healed text back (each limited to
+// the tokens healing may choose there), the desired text, and the token that ends the completion
+// under the stop rule, as the model tokenises it in context. So "every target token is the
+// argmax" is the same statement as "the editor shows the desired text" (runtime/completion.ts).
 
 import type { TextTokenizer } from '../model/tokenizer';
 import { promptTokenCount } from '../model/tokenizer';
+import type { CompletionReplay } from '../runtime/completion';
+import { healingCandidates, healLength } from '../runtime/generate';
+import { completionEnd, cursorLineIndent, finishCompletion, trimShownEnd, type StopRule } from '../runtime/stop-rules';
 
-export type RepairErrorCode = 'empty-prompt' | 'empty-desired' | 'boundary' | 'too-long' | 'already-correct' | 'cancelled' | 'invalid-option';
+export type RepairErrorCode = 'empty-prompt' | 'empty-desired' | 'boundary' | 'too-long' | 'multi-line' | 'already-correct' | 'cancelled' | 'invalid-option';
 
 /** A problem with a failure or a repair request that the user can fix. */
 export class RepairError extends Error {
@@ -16,37 +24,146 @@ export class RepairError extends Error {
   }
 }
 
-/** One teacher-forced sequence: input ids with, for each desired token, the position predicting it. */
+/** One teacher-forced sequence: input ids with, for each target token, the position predicting it. */
 export interface Example {
-  /** Input tokens (the prompt and all desired tokens but the last). */
+  /** Input tokens (the prompt and all target tokens but the last). */
   ids: number[];
-  /** Next-token targets per input position (ids shifted by one; positions outside the target repeat 0). */
+  /** Next-token targets per input position (ids shifted by one). */
   nextTokens: number[];
-  /** Input positions whose next token is a desired token, in order: position `targetPositions[k]` predicts y_k. */
+  /** Input positions whose next token is a target token, in order: position `targetPositions[k]` predicts y_k. */
   targetPositions: number[];
-  /** y_1..y_n. */
+  /** y_1..y_n: the target tokens (with a replay: healing tokens, the desired text, the end). */
   desired: number[];
+  /** Per target token: the ids decoding may choose from there (token healing), or null for the whole vocabulary. */
+  allowed: (readonly number[] | null)[];
   /** Tokens of the prompt that were dropped from the left to fit the context. */
   truncated: number;
 }
 
-export function makeExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number): Example {
+export interface ExampleOptions {
+  /** Build the target the editor's way (healing, stop rule, budget); null or absent: plain teacher forcing of prompt + desired. */
+  replay?: CompletionReplay | null;
+  /**
+   * What followed the desired text in the document (a line break and the next line, say). It
+   * decides how the model tokenises the completion's end in context. Default: the end the stop
+   * rule needs and nothing more ('\n' for a line, a blank line for a block).
+   */
+  after?: string;
+}
+
+function checkTexts(prompt: string, desired: string): void {
   if (prompt.length === 0) throw new RepairError('empty-prompt', 'the prompt is empty: the model needs some text before the completion to learn from');
   if (desired.length === 0) throw new RepairError('empty-desired', 'the desired completion is empty: give the text the model should have produced');
+}
+
+function sequence(head: number[], target: number[], allowed: Example['allowed'], context: number): Example {
+  const n = target.length;
+  if (n + 1 > context) throw new RepairError('too-long', `the desired completion is ${n} tokens, longer than the model's context of ${context}: shorten it`);
+  // Keep the end of a long prompt: the tokens right before the completion matter most.
+  const drop = Math.max(0, head.length + n - 1 - context);
+  const seq = [...head.slice(drop), ...target];
+  const first = head.length - drop - 1;
+  return {
+    ids: seq.slice(0, -1),
+    nextTokens: seq.slice(1),
+    targetPositions: Array.from({ length: n }, (_, k) => first + k),
+    desired: target,
+    allowed,
+    truncated: drop,
+  };
+}
+
+/** STAR.md §1 as written: prompt + desired tokenised as one string, no healing, no end token. */
+function plainExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number): Example {
   const all = tokenizer.encode(prompt + desired);
   const np = promptTokenCount(tokenizer, prompt, all);
   if (np === 0) throw new RepairError('boundary', 'the first token of the prompt runs into the desired text, so no token of the prompt stands on its own: add some text before the completion');
   if (np >= all.length) throw new RepairError('boundary', 'the desired text adds no token of its own after the prompt: the tokenizer merges it into the prompt\'s last token');
-  const n = all.length - np;
-  if (n + 1 > context) throw new RepairError('too-long', `the desired completion is ${n} tokens, longer than the model's context of ${context}: shorten it`);
-  // Keep the end of a long prompt: the tokens right before the completion matter most.
-  const drop = Math.max(0, all.length - 1 - context);
-  const seq = all.slice(drop);
-  const ids = seq.slice(0, -1);
-  const nextTokens = seq.slice(1);
-  const first = np - drop - 1;
-  const targetPositions = Array.from({ length: n }, (_, k) => first + k);
-  return { ids, nextTokens, targetPositions, desired: all.slice(np), truncated: drop };
+  const target = all.slice(np);
+  return sequence(all.slice(0, np), target, target.map(() => null), context);
+}
+
+function defaultEnd(stop: StopRule): string {
+  return stop === 'line' ? '\n' : stop === 'block' ? '\n\n' : '';
+}
+
+function startsWith(a: readonly number[], prefix: readonly number[]): boolean {
+  if (prefix.length > a.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (a[i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * The sequence the editor's completion walks (runtime/completion.ts): generate()'s healing cut,
+ * its prompt truncation, and the target tokens up to the one where the stop rule ends the
+ * completion — or where the budget does.
+ */
+function replayExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number, replay: CompletionReplay, after: string): Example {
+  const promptIds = tokenizer.encode(prompt);
+  if (promptIds.length === 0) throw new RepairError('empty-prompt', 'the prompt has no tokens: the model needs some text before the completion to learn from');
+  let head = prompt;
+  let owed = '';
+  let headIds = promptIds;
+  if (replay.heal) {
+    const cut = healLength(tokenizer, prompt, promptIds);
+    const kept = cut > 0 ? tokenizer.encode(prompt.slice(0, prompt.length - cut)) : [];
+    if (kept.length > 0) {
+      head = prompt.slice(0, prompt.length - cut);
+      owed = prompt.slice(prompt.length - cut);
+      headIds = kept;
+    }
+  }
+  const rest = owed + desired + after;
+  const all = tokenizer.encode(head + rest);
+  // In context when the prompt's tokens stay whole (healing cuts at a token boundary for this reason).
+  const tail = startsWith(all, headIds) ? all.slice(headIds.length) : tokenizer.encode(rest);
+  const indent = cursorLineIndent(prompt);
+  const target: number[] = [];
+  const allowed: Example['allowed'] = [];
+  let healing = 0;
+  let text = '';
+  let byBudget = false;
+  let byRule = false;
+  for (const id of tail) {
+    const spelled = target.length ? tokenizer.decode(target) : '';
+    if (spelled.length < owed.length) {
+      allowed.push(healingCandidates(tokenizer, owed.slice(spelled.length)));
+      healing++;
+    } else allowed.push(null);
+    target.push(id);
+    const full = tokenizer.decode(target);
+    text = full.length >= owed.length ? full.slice(owed.length) : '';
+    if (completionEnd(text, replay.stop, indent) >= 0) {
+      byRule = true;
+      break;
+    }
+    if (target.length - healing >= replay.maxTokens) {
+      byBudget = true;
+      break;
+    }
+  }
+  const shown = finishCompletion(text, replay.stop, indent);
+  const want = trimShownEnd(desired);
+  if (shown !== want) {
+    if (replay.stop === 'line' && want.includes('\n')) {
+      throw new RepairError('multi-line', 'the desired text spans several lines, but completions stop at the end of the line: repair one line at a time, or set starRepair.completions.stop to "block"');
+    }
+    if (byBudget) {
+      throw new RepairError('too-long', `the desired completion needs more than ${replay.maxTokens} tokens, the completion budget: raise starRepair.completions.maxTokens or shorten it`);
+    }
+    throw new RepairError('boundary', `the editor could not show this text as a completion here (it would end as ${JSON.stringify(shown)}): check where the desired text ends`);
+  }
+  if (!byRule && !byBudget) throw new RepairError('boundary', `the text after the desired completion (${JSON.stringify(after)}) does not end it under the "${replay.stop}" stop rule: give the line break that follows it`);
+  // generate() keeps the last (context − budget) prompt tokens; the same cut keeps positions aligned.
+  const room = Math.max(1, context - replay.maxTokens);
+  return sequence(headIds.length > room ? headIds.slice(headIds.length - room) : headIds, target, allowed, context);
+}
+
+export function makeExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number, options: ExampleOptions = {}): Example {
+  checkTexts(prompt, desired);
+  if (!options.replay) return plainExample(tokenizer, prompt, desired, context);
+  const end = options.after ?? (/\n[ \t]*$/.test(desired) ? '' : defaultEnd(options.replay.stop));
+  return replayExample(tokenizer, prompt, desired, context, options.replay, end);
 }
 
 export function maskFor(example: Example, positions: readonly number[]): number[] {

@@ -77,12 +77,25 @@ function tokenTexts(tokenizer: TextTokenizer, vocab: number): string[] {
   return texts;
 }
 
+/** A token may stand where `rest` of the healed text is still owed: its text spells a start of `rest`, or all of it and more. */
+function agrees(t: string, rest: string): boolean {
+  return t !== '' && (rest.startsWith(t) || t.startsWith(rest));
+}
+
+/** Every id the healing step may choose while `rest` is owed (the constraint teacher forcing replays, repair/teacher.ts). */
+export function healingCandidates(tokenizer: TextTokenizer, rest: string): number[] {
+  const texts = tokenTexts(tokenizer, tokenizer.vocabSize);
+  const out: number[] = [];
+  for (let id = 0; id < texts.length; id++) if (agrees(texts[id], rest)) out.push(id);
+  return out;
+}
+
 /** The most likely token whose text agrees with `rest` (the part of the healed text still owed), or -1. */
 function healingToken(logits: ArrayLike<number>, texts: readonly string[], rest: string): number {
   let best = -1;
   for (let id = 0; id < logits.length; id++) {
     const t = texts[id];
-    if (!t || !(rest.startsWith(t) || t.startsWith(rest))) continue;
+    if (!agrees(t, rest)) continue;
     if (best < 0 || logits[id] > logits[best]) best = id;
   }
   return best;

@@ -85,7 +85,8 @@ export interface ModelRuntimeOptions extends RuntimeOptions {
   weights?: WeightMode;
 }
 
-type SessionKind = 'decode' | 'probe' | 'score';
+/** 'probe' backpropagates to layer 0; 'probe@l' stops at layer l (buildProbeGraph's fromLayer). */
+type SessionKind = 'decode' | 'probe' | 'score' | `probe@${number}`;
 
 interface LoadedSession {
   session: ort.InferenceSession;
@@ -144,7 +145,10 @@ export class ModelRuntime {
   }
 
   private build(kind: SessionKind, weights: WeightMode): Uint8Array {
-    return kind === 'decode' ? buildDecodeGraph(this.config, this.floatType, weights) : buildProbeGraph(this.config, { backward: kind === 'probe', floatType: this.floatType, weights });
+    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights);
+    if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights });
+    const fromLayer = kind === 'probe' ? 0 : Number(kind.slice('probe@'.length));
+    return buildProbeGraph(this.config, { backward: true, fromLayer, floatType: this.floatType, weights });
   }
 
   private weightModeFor(provider: string): WeightMode {
@@ -305,15 +309,20 @@ export class ModelRuntime {
     };
   }
 
-  /** Forward + exact backward of the masked cross-entropy: loss, logits, z_l and dL/dh_l. */
-  async probe(ids: readonly number[], targets: readonly number[], mask: readonly number[]): Promise<ProbeResult> {
-    const loaded = await this.session('probe');
+  /**
+   * Forward + exact backward of the masked cross-entropy: loss, logits, z_l and dL/dh_l. With
+   * `fromLayer` > 0 the backward pass stops at that layer and z, dL/dh of the layers below it are
+   * empty arrays (one session per lowest layer, built on first use).
+   */
+  async probe(ids: readonly number[], targets: readonly number[], mask: readonly number[], fromLayer = 0): Promise<ProbeResult> {
+    if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= this.config.layers) throw new Error(`probe: fromLayer ${fromLayer} is outside 0..${this.config.layers - 1}`);
+    const loaded = await this.session(fromLayer === 0 ? 'probe' : `probe@${fromLayer}`);
     const out = await loaded.session.run(this.sequenceFeeds(loaded, ids, targets, mask));
     const z: Float32Array[] = [];
     const dh: Float32Array[] = [];
     for (let l = 0; l < this.config.layers; l++) {
-      z.push(out[`z.${l}`].data as Float32Array);
-      dh.push(out[`dh.${l}`].data as Float32Array);
+      z.push(l < fromLayer ? new Float32Array(0) : (out[`z.${l}`].data as Float32Array));
+      dh.push(l < fromLayer ? new Float32Array(0) : (out[`dh.${l}`].data as Float32Array));
     }
     return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])), z, dh };
   }

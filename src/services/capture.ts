@@ -5,10 +5,20 @@
 
 import * as vscode from 'vscode';
 import { RejectionTracker, type CapturedFailure, type RegressionSample, type ShownEvent } from '../completion/tracker';
-import type { Failure } from '../failures/failure';
+import { MAX_AFTER_CHARS, type Failure } from '../failures/failure';
 import { readSettings } from './config';
 import type { ModelService } from './model-service';
 import type { RepairService } from './repair-service';
+
+/**
+ * What follows a finished line in its document: the line break and the next line (which tells
+ * how the model tokenises the completion's end there), or a bare line break at the end of the file.
+ */
+export function textAfterLine(uri: string, line: number): string {
+  const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
+  if (!doc || line + 1 >= doc.lineCount) return '\n';
+  return ('\n' + doc.lineAt(line + 1).text).slice(0, MAX_AFTER_CHARS);
+}
 
 export class CaptureService implements vscode.Disposable {
   readonly tracker: RejectionTracker;
@@ -68,8 +78,10 @@ export class CaptureService implements vscode.Disposable {
     const stores = this.model.stores;
     if (!stores || !readSettings().settings.capture.enabled) return;
     try {
+      const { completions } = readSettings().settings;
       const failure = stores.failures.add({
-        source: 'rejected', prompt: f.prompt, rejected: f.rejected, desired: f.desired,
+        source: 'rejected', prompt: f.prompt, rejected: f.rejected, desired: f.desired, after: textAfterLine(f.uri, f.line),
+        replay: { heal: true, stop: completions.stop, maxTokens: completions.maxTokens },
         languageId: f.languageId, uri: f.uri, line: f.line, createdAt: new Date(f.finishedAt).toISOString(),
       });
       this.log(`[capture] rejected completion kept as failure ${failure.id}: ${JSON.stringify(f.rejected.split('\n', 1)[0])} → ${JSON.stringify(f.desired)}`);

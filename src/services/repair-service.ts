@@ -7,7 +7,7 @@
 import * as vscode from 'vscode';
 import type { Failure } from '../failures/failure';
 import { patchFromJson, patchSize, type Patch } from '../repair/patch';
-import type { Settings } from '../settings';
+import type { Settings, SpecificityGuard } from '../settings';
 import { WorkerError } from '../worker/client';
 import type { RepairProgressEvent, RepairResult, Sample } from '../worker/protocol';
 import { readSettings } from './config';
@@ -35,6 +35,11 @@ export interface RepairSummary {
   unfixed: Failure[];
   /** The guard disabled the patch (specificity below the threshold). */
   undoneByGuard: boolean;
+  /** The patch's specificity is below the threshold (undone, or kept with a warning). */
+  belowThreshold: boolean;
+  threshold: number;
+  /** Failures the patch fixed in the editor, whether it stays enabled or not. */
+  wouldFix: number;
   /** The patch fixed nothing: it is kept in the history, disabled. */
   keptDisabled: boolean;
 }
@@ -44,13 +49,16 @@ export interface RepairRunOptions {
   onProgress?: (p: RepairProgressEvent) => void;
   /** Overrides of the settings (e.g. batch mode for "repair all"). */
   mode?: 'iter' | 'batch';
+  /** Override of the specificity guard ("repair all" never keeps a patch below the threshold). */
+  guard?: SpecificityGuard;
 }
 
 const HELDOUT_LIMIT = 32;
 const REGRESSION_LIMIT = 64;
 
+/** A failure as the worker replays it: with the text after it and the completion settings it was captured under. */
 function sampleOf(f: Failure): Sample {
-  return { id: f.id, prompt: f.prompt, desired: f.desired };
+  return { id: f.id, prompt: f.prompt, desired: f.desired, after: f.after, replay: f.replay };
 }
 
 export class RepairService implements vscode.Disposable {
@@ -108,6 +116,7 @@ export class RepairService implements vscode.Disposable {
         select: settings.repair.select,
         epochs: settings.repair.epochs,
         eta: settings.repair.eta,
+        preserveRows: settings.repair.preserveRows === null ? null : Math.round(settings.repair.preserveRows),
         failures: failures.map(sampleOf),
         heldout,
         regression,
@@ -119,7 +128,7 @@ export class RepairService implements vscode.Disposable {
           options.onProgress?.(p);
         },
       });
-      return await this.record(stores, result, settings);
+      return await this.record(stores, result, { ...settings.specificity, guard: options.guard ?? settings.specificity.guard });
     } catch (e) {
       if (e instanceof WorkerError && e.code === 'already-correct') {
         for (const f of failures) stores.failures.update(f.id, { status: 'repaired' });
@@ -134,10 +143,19 @@ export class RepairService implements vscode.Disposable {
     }
   }
 
-  private async record(stores: ModelStores, result: RepairResult, settings: Settings): Promise<RepairSummary> {
+  /**
+   * Stores the patch and its report, and the failures' new status. The specificity guard decides
+   * here, before anything is re-sent to the worker: in 'undo' a patch below the threshold is kept in
+   * the history disabled, and the failures it fixed are not marked repaired (the editor does not
+   * show their fix). The caller tells the user (commands/common.ts reportRepair).
+   */
+  private async record(stores: ModelStores, result: RepairResult, guard: Settings['specificity']): Promise<RepairSummary> {
     const patch = patchFromJson(result.patch, this.model.info?.hidden);
+    const spec = patch.scores.specificity;
     const keptDisabled = result.fixed.length === 0;
-    stores.patches.add(patch, { enabled: !keptDisabled });
+    const belowThreshold = guard.guard !== 'off' && spec !== null && spec < guard.threshold;
+    const undoneByGuard = !keptDisabled && belowThreshold && guard.guard === 'undo';
+    stores.patches.add(patch, { enabled: !keptDisabled && !undoneByGuard });
     stores.reports.put({
       patchId: patch.id,
       scoresBefore: result.scoresBefore,
@@ -148,7 +166,8 @@ export class RepairService implements vscode.Disposable {
     });
     const fixed: Failure[] = [];
     const unfixed: Failure[] = [];
-    for (const id of result.fixed) if (stores.failures.get(id)) fixed.push(stores.failures.update(id, { status: 'repaired' }));
+    const active = !keptDisabled && !undoneByGuard;
+    for (const id of result.fixed) if (stores.failures.get(id)) (active ? fixed : unfixed).push(stores.failures.update(id, { status: active ? 'repaired' : 'unfixed' }));
     for (const id of result.unfixed) if (stores.failures.get(id)) unfixed.push(stores.failures.update(id, { status: 'unfixed' }));
     for (const s of result.skipped) {
       if (!stores.failures.get(s.id)) continue;
@@ -156,29 +175,11 @@ export class RepairService implements vscode.Disposable {
       stores.failures.update(s.id, { status: s.code === 'already-correct' ? 'repaired' : 'unfixed' });
       this.log(`[repair] failure ${s.id} skipped: ${s.message}`);
     }
-    let undoneByGuard = false;
-    const spec = patch.scores.specificity;
-    const guard = settings.specificity;
-    if (!keptDisabled && guard.guard !== 'off' && spec !== null && spec < guard.threshold) {
-      const pct = (x: number) => `${Math.round(x * 100)}%`;
-      if (guard.guard === 'undo') {
-        stores.patches.toggle(patch.id, false);
-        undoneByGuard = true;
-        void vscode.window.showWarningMessage(`STAR Repair undid the new patch: it kept only ${pct(spec)} of the completions that were right (threshold ${pct(guard.threshold)}). It stays in the history, disabled.`);
-      } else {
-        void vscode.window.showWarningMessage(`STAR Repair: the new patch keeps only ${pct(spec)} of the completions that were right (threshold ${pct(guard.threshold)}).`, 'Undo Patch').then((pick) => {
-          if (pick && this.model.stores?.patches.get(patch.id)?.enabled) {
-            this.model.stores.patches.toggle(patch.id, false);
-            void this.model.syncPatches();
-          }
-        });
-      }
-    }
     await this.model.syncPatches();
     const size = patchSize(patch);
     this.log(`[repair] patch ${patch.id}: ${result.fixed.length} fixed, ${result.unfixed.length} not fixed, ${size.neurons} neurons, ${patch.stats.ms} ms, ` +
-      `scores ${JSON.stringify(patch.scores)}`);
-    return { patch, result, fixed, unfixed, undoneByGuard, keptDisabled };
+      `scores ${JSON.stringify(patch.scores)}${undoneByGuard ? ' — undone by the specificity guard' : ''}`);
+    return { patch, result, fixed, unfixed, undoneByGuard, keptDisabled, belowThreshold, threshold: guard.threshold, wouldFix: result.fixed.length };
   }
 
   /** Auto-repair of a freshly captured failure (when the setting is on): queued, silent unless it fails badly. */

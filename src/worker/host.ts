@@ -6,13 +6,13 @@
 
 import type { ModelFolder } from '../model';
 import { loadModelFolder } from '../model';
-import { evaluatePatch, type Evaluation } from '../eval/evaluate';
-import { assess, RepairModel, stackPatch, type Assessment, type RepairControl } from '../repair/engine';
+import { caseStates, evaluatePatch, type Case, type Evaluation } from '../eval/evaluate';
+import { assess, RepairModel, stackPatch, type RepairControl } from '../repair/engine';
 import { exportPatchedModel } from '../repair/export';
 import { checkPatchForModel, combinePatches, patchFromJson, patchToJson, type Patch, type PatchJson } from '../repair/patch';
-import { methodDefaults, prepareFailures, runRepair, type MethodDefaults } from '../repair/run';
-import { makeExample, RepairError, type Example } from '../repair/teacher';
-import { generate } from '../runtime/generate';
+import { exampleOf, methodDefaults, prepareFailures, runRepair, type MethodDefaults, type Prepared } from '../repair/run';
+import { RepairError } from '../repair/teacher';
+import { DEFAULT_REPLAY, showCompletion, type CompletionReplay } from '../runtime/completion';
 import { embeddedModelDir } from '../runtime/open';
 import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
 import type {
@@ -21,7 +21,6 @@ import type {
   ScoresBefore, SetPatchesParams, SetPatchesResult,
 } from './protocol';
 import { BUILTIN_REGRESSION_PROMPTS, BUILTIN_REGRESSION_TOKENS } from './regression-samples';
-import { cursorLineIndent, completionEnd, finishCompletion } from './stop-rules';
 
 /** A request the worker cannot serve in its current state; the message says what to do. */
 export class WorkerStateError extends Error {
@@ -38,7 +37,8 @@ interface Loaded {
   folder: ModelFolder;
   completion: ModelRuntime;
   repair: ModelRuntime;
-  defaults: MethodDefaults;
+  /** The model's tuned repair defaults, or why its star-repair.json was refused (repairs then say so; completions go on). */
+  defaults: MethodDefaults | RepairError;
   info: ModelInfo;
 }
 
@@ -69,8 +69,20 @@ function scoresOf(e: Evaluation): { effectiveness: number | null; generalisation
   };
 }
 
-function fractionCorrect(as: readonly Assessment[]): number | null {
-  return as.length ? as.filter((a) => a.allCorrect).length / as.length : null;
+function fractionShown(states: readonly { shown: boolean }[]): number | null {
+  return states.length ? states.filter((s) => s.shown).length / states.length : null;
+}
+
+/** The built-in samples' completions are read under the extension's defaults, short. */
+const BUILTIN_REPLAY: CompletionReplay = { ...DEFAULT_REPLAY, maxTokens: BUILTIN_REGRESSION_TOKENS };
+
+function loadDefaults(dir: string): MethodDefaults | RepairError {
+  try {
+    return methodDefaults(dir);
+  } catch (e) {
+    if (e instanceof RepairError) return e;
+    throw e;
+  }
 }
 
 function clampProbability(p: number): number {
@@ -83,7 +95,7 @@ export class ModelHost {
   private committedMap: Map<number, LayerPatch> = new Map();
   /** The repair runtime's queue: each job starts when the previous one has settled. */
   private repairQueue: Promise<unknown> = Promise.resolve();
-  private builtin: { key: string; examples: Example[] } | null = null;
+  private builtin: { key: string; cases: Prepared[] } | null = null;
 
   constructor(private readonly log: (line: string) => void = () => {}) {}
 
@@ -132,7 +144,9 @@ export class ModelHost {
       fallbacks: completion.fallbacks.map((f) => ({ provider: f.provider, reason: f.reason })),
       fingerprint: folder.fingerprint,
     };
-    this.loaded = { key, folder, completion, repair, defaults: methodDefaults(folder.dir), info };
+    const defaults = loadDefaults(folder.dir);
+    if (defaults instanceof RepairError) this.log(`[repair] ${defaults.message} (repairs are refused until it is fixed; completions are not affected)`);
+    this.loaded = { key, folder, completion, repair, defaults, info };
     this.committed = [];
     this.committedMap = new Map();
     this.builtin = null;
@@ -143,26 +157,14 @@ export class ModelHost {
 
   async complete(p: CompleteParams, signal: AbortSignal): Promise<CompleteResult> {
     const m = this.model();
-    const indent = cursorLineIndent(p.prompt);
-    // The stop rule is checked on every new token; reaching the end stops decoding at once.
-    const ended = new AbortController();
-    const both = AbortSignal.any([signal, ended.signal]);
-    const g = await generate(m.completion, m.folder.tokenizer, p.prompt, {
-      maxTokens: p.maxTokens,
-      temperature: p.temperature,
-      stop: p.stop,
-      heal: true,
-      signal: both,
-      onText: (t) => {
-        if (completionEnd(t, p.stopRule, indent) >= 0) ended.abort();
-      },
-    });
+    const shown = await showCompletion(m.completion, m.folder.tokenizer, p.prompt, { heal: true, stop: p.stopRule, maxTokens: p.maxTokens }, { signal, temperature: p.temperature, stop: p.stop });
     if (signal.aborted) throw new WorkerStateError('cancelled', 'the completion was cancelled');
+    const g = shown.generation;
     return {
-      text: finishCompletion(g.text, p.stopRule, indent),
+      text: shown.text,
       tokens: g.tokens.length - g.healingTokens,
       promptTokens: g.promptTokens,
-      stoppedBy: ended.signal.aborted ? 'stop' : g.stoppedBy,
+      stoppedBy: shown.ended ? 'stop' : g.stoppedBy,
       ms: g.ms,
     };
   }
@@ -192,11 +194,12 @@ export class ModelHost {
   async predict(p: PredictParams): Promise<PredictResult> {
     const m = this.model();
     const tok = m.folder.tokenizer;
-    const ex = makeExample(tok, p.prompt, p.desired, m.info.context);
+    const replay = p.replay ?? DEFAULT_REPLAY;
+    const ex = exampleOf(tok, p, m.info.context);
     const a = await assess(m.completion, ex);
-    const g = await generate(m.completion, tok, p.prompt, { maxTokens: ex.desired.length + 2, stop: p.desired.includes('\n') ? [] : ['\n'], heal: true });
+    const shown = await showCompletion(m.completion, tok, p.prompt, replay);
     return {
-      prediction: g.text,
+      prediction: shown.text,
       desiredTokens: ex.desired.map((id) => tok.tokenText(id)),
       correct: a.correct,
       pDesired: a.pDesired.map(clampProbability),
@@ -204,59 +207,73 @@ export class ModelHost {
     };
   }
 
-  private examples(samples: readonly Sample[]): Example[] {
+  private cases(samples: readonly Sample[]): Prepared[] {
     const m = this.model();
-    return prepareFailures(m.folder.tokenizer, samples, m.info.context).prepared.map((x) => x.example);
+    return prepareFailures(m.folder.tokenizer, samples, m.info.context).prepared;
   }
 
-  /** The built-in regression samples: the model's own continuations under the committed patches. */
-  private async builtinRegression(model: RepairModel): Promise<Example[]> {
+  /** The built-in regression samples: the model's own completions under the committed patches, as the editor shows them. */
+  private async builtinRegression(model: RepairModel): Promise<Prepared[]> {
     const m = this.model();
     const key = this.committed.map((p) => p.id).join(',');
-    if (this.builtin?.key === key) return this.builtin.examples;
+    if (this.builtin?.key === key) return this.builtin.cases;
     model.apply(null);
-    const examples: Example[] = [];
-    for (const prompt of BUILTIN_REGRESSION_PROMPTS) {
-      const g = await generate(model.runtime, m.folder.tokenizer, prompt, { maxTokens: BUILTIN_REGRESSION_TOKENS, stop: ['\n'] });
-      if (g.text.trim().length === 0) continue;
-      try {
-        examples.push(makeExample(m.folder.tokenizer, prompt, g.text, m.info.context));
-      } catch (e) {
-        if (!(e instanceof RepairError)) throw e;
-      }
+    const samples: Sample[] = [];
+    for (const [i, prompt] of BUILTIN_REGRESSION_PROMPTS.entries()) {
+      const shown = await showCompletion(model.runtime, m.folder.tokenizer, prompt, BUILTIN_REPLAY);
+      if (shown.text.trim().length === 0) continue;
+      const raw = shown.generation.text;
+      samples.push({ id: `builtin-${i}`, prompt, desired: shown.text, after: raw.startsWith(shown.text) ? raw.slice(shown.text.length).slice(0, 64) || undefined : undefined, replay: BUILTIN_REPLAY });
     }
-    this.builtin = { key, examples };
-    return examples;
+    const cases = this.cases(samples);
+    this.builtin = { key, cases };
+    return cases;
   }
 
-  private async regressionSet(model: RepairModel, accepted: readonly Sample[]): Promise<Example[]> {
-    return [...this.examples(accepted), ...(await this.builtinRegression(model))];
+  /**
+   * The regression set, split in two disjoint halves: every other case is kept by specificity-
+   * preserving STAR (zero-steer rows), the rest measures specificity — never the same samples.
+   */
+  private async regressionSet(model: RepairModel, accepted: readonly Sample[]): Promise<{ preserve: Prepared[]; measure: Prepared[] }> {
+    const all = [...this.cases(accepted), ...(await this.builtinRegression(model))];
+    return { preserve: all.filter((_, i) => i % 2 === 1), measure: all.filter((_, i) => i % 2 === 0) };
+  }
+
+  private defaults(): MethodDefaults {
+    const d = this.model().defaults;
+    if (d instanceof RepairError) throw d;
+    return d;
   }
 
   repair(p: RepairParams, control: JobControl): Promise<RepairResult> {
     return this.onRepairRuntime(async () => {
       const m = this.model();
       if (control.signal.aborted) throw new RepairError('cancelled', 'the repair was cancelled; the model is unchanged');
+      const defaults = this.defaults();
       const tok = m.folder.tokenizer;
       const model = new RepairModel(m.repair, m.folder.weights, this.committedMap);
       const { prepared, skipped } = prepareFailures(tok, p.failures, m.info.context);
       if (prepared.length === 0) {
-        throw new RepairError(skipped[0]?.code === 'too-long' ? 'too-long' : 'boundary', `nothing could be repaired: ${skipped.map((s) => s.message).join('; ')}`);
+        const code = skipped[0]?.code === 'too-long' || skipped[0]?.code === 'multi-line' ? skipped[0].code : 'boundary';
+        throw new RepairError(code, `nothing could be repaired: ${skipped.map((s) => s.message).join('; ')}`);
       }
       const progress = (x: RepairProgressEvent) => control.onProgress?.(x);
       progress({ method: p.method, phase: 'assess', epoch: 0, epochs: p.epochs, loss: null, positionsFixed: 0, positionsTotal: 0 });
       const repairControl: RepairControl = { signal: control.signal, onProgress: (x) => progress({ ...x, epochs: Math.max(x.epochs, x.epoch) }) };
-      const result = await runRepair(model, m.info.fingerprint, prepared, {
-        method: p.method, mode: p.mode, select: p.select === 'model' ? undefined : p.select, epochs: p.epochs, eta: p.eta ?? undefined,
-      }, m.defaults, repairControl);
+      const regression = await this.regressionSet(model, p.regression);
+      const result = await runRepair(model, tok, m.info.fingerprint, prepared, {
+        method: p.method, mode: p.mode, select: p.select === 'model' ? undefined : p.select, epochs: p.epochs, eta: p.eta ?? undefined, preserveRows: p.preserveRows ?? undefined,
+      }, defaults, repairControl, { preserve: regression.preserve.map((c) => c.example) });
       const { outcome, patch } = result;
       progress({ method: p.method, phase: 'evaluate', epoch: outcome.epochs, epochs: Math.max(p.epochs, outcome.epochs), loss: outcome.losses.at(-1) ?? null, positionsFixed: 0, positionsTotal: 0 });
-      const repairedExamples = result.repaired.map((r) => r.example);
-      const evaluation = await evaluatePatch(model, stackPatch(m.info.hidden, outcome.acc), {
-        repaired: repairedExamples,
-        heldout: this.examples(p.heldout.filter((h) => !p.failures.some((f) => f.id === h.id))),
-        regression: await this.regressionSet(model, p.regression),
-      }, { repaired: outcome.before });
+      const ids = new Set(p.failures.map((f) => f.id));
+      model.apply(null);
+      const before = await caseStates(model, tok, result.repaired);
+      const evaluation = await evaluatePatch(model, tok, stackPatch(m.info.hidden, outcome.acc), {
+        repaired: result.repaired,
+        heldout: this.cases(p.heldout.filter((h) => !ids.has(h.id))),
+        regression: regression.measure,
+      }, { repaired: before });
       patch.scores = scoresOf(evaluation);
       const positions = result.repaired.flatMap((r, i) => r.example.desired.map((id, k) => ({
         failureId: r.failure.id,
@@ -264,13 +281,13 @@ export class ModelHost {
         pBefore: clampProbability(outcome.before[i].pDesired[k]),
         pAfter: clampProbability(outcome.after[i].pDesired[k]),
       })));
-      const fixed = result.repaired.filter((_, i) => outcome.after[i].allCorrect).map((r) => r.failure.id);
+      const fixed = result.fixed;
       return {
         patch: patchToJson(patch),
         fixed,
         unfixed: result.repaired.map((r) => r.failure.id).filter((id) => !fixed.includes(id)),
         skipped: [...skipped, ...result.skipped],
-        scoresBefore: { effectiveness: fractionCorrect(outcome.before), generalisation: null, specificity: null },
+        scoresBefore: { effectiveness: fractionShown(before), generalisation: null, specificity: null },
         evaluation: evaluationCounts(evaluation),
         positions,
         epochs: outcome.epochs,
@@ -282,6 +299,7 @@ export class ModelHost {
   evaluate(p: EvaluateParams, control: JobControl): Promise<EvaluateResult> {
     return this.onRepairRuntime(async () => {
       const m = this.model();
+      const tok = m.folder.tokenizer;
       const patches = this.parsePatches(p.items.map((i) => i.patch));
       const results: EvaluateResult['results'] = [];
       for (let i = 0; i < p.items.length; i++) {
@@ -290,17 +308,16 @@ export class ModelHost {
         const others = this.committed.filter((c) => c.id !== patch.id);
         const base = new Map([...combinePatches(others, m.info.hidden)].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
         const model = new RepairModel(m.repair, m.folder.weights, base);
-        const repaired = this.examples(p.items[i].failures);
+        const repaired: Case[] = this.cases(p.items[i].failures);
         if (repaired.length === 0) throw new WorkerStateError('no-failures', `patch ${patch.id} has none of its failures left to evaluate on (they were removed or cannot be tokenised)`);
-        const before: Assessment[] = [];
-        for (const ex of repaired) before.push(await assess(model.runtime, ex));
+        const before = await caseStates(model, tok, repaired);
         const own = new Map([...combinePatches([patch], m.info.hidden)].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
-        const evaluation = await evaluatePatch(model, own, {
+        const evaluation = await evaluatePatch(model, tok, own, {
           repaired,
-          heldout: this.examples(p.items[i].heldout),
-          regression: await this.regressionSet(model, p.regression),
+          heldout: this.cases(p.items[i].heldout),
+          regression: (await this.regressionSet(model, p.regression)).measure,
         }, { repaired: before });
-        const scoresBefore: ScoresBefore = { effectiveness: fractionCorrect(before), generalisation: null, specificity: null };
+        const scoresBefore: ScoresBefore = { effectiveness: fractionShown(before), generalisation: null, specificity: null };
         results.push({ patchId: patch.id, scores: scoresOf(evaluation), scoresBefore, evaluation: evaluationCounts(evaluation) });
       }
       return { results };

@@ -5,8 +5,12 @@
 // client, the worker and the tests all import it.
 
 import type { RepairProgress } from '../repair/engine';
+import { SELECT_MODES, type SelectMode } from '../repair/locate';
 import type { PatchJson, PatchScores, RepairMethod, RepairMode } from '../repair/patch';
-import { bool, fail, field, finite, intIn, list, nullable, numIn, object, oneOf, ReadError, record, text, type Reader } from '../util/read';
+import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
+import { readReplay, type CompletionReplay } from '../runtime/replay';
+import { MAX_AFTER_CHARS } from '../failures/failure';
+import { bool, fail, field, finite, intIn, list, nullable, numIn, object, oneOf, optional, ReadError, record, text, type Reader } from '../util/read';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -17,10 +21,9 @@ export const PROTOCOL_VERSION = 1;
 export type ProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
 export const PROVIDER_SETTINGS: readonly ProviderSetting[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
 /** 'model': the model's tuned selection (MethodDefaults), else 'global'. */
-export type SelectSetting = 'model' | 'dense' | 'global' | 'layer';
-export const SELECT_SETTINGS: readonly SelectSetting[] = ['model', 'dense', 'global', 'layer'];
-export type StopRule = 'line' | 'block' | 'none';
-export const STOP_RULES: readonly StopRule[] = ['line', 'block', 'none'];
+export type SelectSetting = 'model' | SelectMode;
+export const SELECT_SETTINGS: readonly SelectSetting[] = ['model', ...SELECT_MODES];
+export { STOP_RULES, type StopRule };
 
 export interface ProviderFallback {
   provider: string;
@@ -44,11 +47,15 @@ export interface ModelInfo {
   fingerprint: string;
 }
 
-/** A failure as the worker needs it: the text before the completion and what should follow. */
+/** A failure as the worker needs it: the text before the completion, what should follow, and how the editor completed there. */
 export interface Sample {
   id: string;
   prompt: string;
   desired: string;
+  /** What followed the desired text in the document (see Failure.after). */
+  after?: string;
+  /** The completion settings the editor used there (absent: DEFAULT_REPLAY). */
+  replay?: CompletionReplay;
 }
 
 /** The engine's progress report, as it travels to the host. */
@@ -121,6 +128,8 @@ export interface SetPatchesResult {
 export interface PredictParams {
   prompt: string;
   desired: string;
+  after?: string;
+  replay?: CompletionReplay;
 }
 
 export interface PredictResult {
@@ -140,6 +149,8 @@ export interface RepairParams {
   epochs: number;
   /** null: the model's tuned default. */
   eta: number | null;
+  /** Specificity-preserving STAR's zero-steer rows from the regression set; null: the model's tuned default. */
+  preserveRows: number | null;
   failures: Sample[];
   /** Similar failures not repaired here: the generalisation set. */
   heldout: Sample[];
@@ -283,6 +294,8 @@ const sample: Reader<Sample> = object((o, path) => ({
   id: field(o, 'id', text(256, 1), path),
   prompt: field(o, 'prompt', text(MAX_TEXT), path),
   desired: field(o, 'desired', text(MAX_TEXT), path),
+  after: optional(o, 'after', text(MAX_AFTER_CHARS), path),
+  replay: optional(o, 'replay', readReplay, path),
 }));
 
 const methodReader = oneOf<RepairMethod>(['star', 'mint', 'sgd']);
@@ -333,7 +346,12 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
     temperature: field(o, 'temperature', numIn(0, 10), p),
   })),
   setPatches: object((o, p) => ({ patches: field(o, 'patches', list(patchJson, 10_000), p) })),
-  predict: object((o, p) => ({ prompt: field(o, 'prompt', text(MAX_TEXT, 1), p), desired: field(o, 'desired', text(MAX_TEXT, 1), p) })),
+  predict: object((o, p) => ({
+    prompt: field(o, 'prompt', text(MAX_TEXT, 1), p),
+    desired: field(o, 'desired', text(MAX_TEXT, 1), p),
+    after: optional(o, 'after', text(MAX_AFTER_CHARS), p),
+    replay: optional(o, 'replay', readReplay, p),
+  })),
   repair: object((o, p) => {
     const failures = field(o, 'failures', list(sample, 10_000), p);
     if (failures.length === 0) fail(`${p}.failures`, 'at least one failure', failures);
@@ -343,6 +361,7 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
       select: field(o, 'select', oneOf(SELECT_SETTINGS), p),
       epochs: field(o, 'epochs', intIn(1, 1000), p),
       eta: field(o, 'eta', nullable(numIn(Number.MIN_VALUE, 1e6)), p),
+      preserveRows: field(o, 'preserveRows', nullable(intIn(0, 4096)), p),
       failures,
       heldout: field(o, 'heldout', list(sample, 10_000), p),
       regression: field(o, 'regression', list(sample, 10_000), p),

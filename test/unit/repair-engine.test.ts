@@ -10,7 +10,7 @@ import { repairStar } from '../../src/repair/star';
 import { repairMint, repairSgd } from '../../src/repair/baselines';
 import { makeExample, RepairError } from '../../src/repair/teacher';
 import { argmax } from '../../src/runtime/generate';
-import { PAPER_DEFAULTS, runRepair, type MethodDefaults } from '../../src/repair/run';
+import { PAPER_DEFAULTS, prepareFailures, runRepair, type MethodDefaults } from '../../src/repair/run';
 
 const folder = loadModelFolder(join(__dirname, '..', 'fixtures', 'models', 'llama'));
 const fresh = () => new RepairModel(new ModelRuntime(folder.config, folder.weights), folder.weights);
@@ -56,7 +56,7 @@ test('an already-correct failure is reported, not patched', async () => {
   await assert.rejects(repairSgd(model, [ex]), (e: unknown) => e instanceof RepairError && e.code === 'already-correct');
 });
 
-for (const select of ['global', 'dense', 'layer'] as const) {
+for (const select of ['global', 'dense', 'layer', 'one-layer'] as const) {
   test(`STAR (${select}) repairs a planted failure on the random-weight fixture`, async () => {
     const model = fresh();
     const ex = planted();
@@ -115,13 +115,13 @@ test('PatchAccumulator adds deltas per (layer, row) and exports sorted rows', ()
   assert.deepEqual([...stacked.get(1)!.deltas], [0, 2, 10, 11]);
 });
 
-test('runRepair: a request without a selection takes the model\'s tuned one, else global', async () => {
-  const items = [{ failure: { id: 'f', prompt: 'def f(n):\n    return', desired: ' n + 1' }, example: planted() }];
-  const tuned: MethodDefaults = { ...PAPER_DEFAULTS, star: { eta: 1, select: 'dense' } };
-  const dense = await runRepair(fresh(), 'fp', items, { method: 'star', mode: 'batch' }, tuned);
-  assert.equal(dense.patch.options['select'], 'dense');
-  const global = await runRepair(fresh(), 'fp', items, { method: 'star', mode: 'batch', eta: 1 });
+test('runRepair: a request without a selection takes the model\'s tuned one, else dense (the authors\' default)', async () => {
+  const { prepared } = prepareFailures(folder.tokenizer, [{ id: 'f', prompt: 'def f(n):\n    return', desired: ' n + 1' }], folder.config.maxPositions);
+  const tuned: MethodDefaults = { ...PAPER_DEFAULTS, star: { eta: 1, select: 'global' } };
+  const global = await runRepair(fresh(), folder.tokenizer, 'fp', prepared, { method: 'star', mode: 'batch' }, tuned);
   assert.equal(global.patch.options['select'], 'global');
-  const asked = await runRepair(fresh(), 'fp', items, { method: 'star', mode: 'batch', select: 'layer' }, tuned);
+  const dense = await runRepair(fresh(), folder.tokenizer, 'fp', prepared, { method: 'star', mode: 'batch', eta: 1 });
+  assert.equal(dense.patch.options['select'], 'dense');
+  const asked = await runRepair(fresh(), folder.tokenizer, 'fp', prepared, { method: 'star', mode: 'batch', select: 'layer' }, tuned);
   assert.equal(asked.patch.options['select'], 'layer');
 });

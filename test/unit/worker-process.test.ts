@@ -21,7 +21,7 @@ const DESIRED = ' n + 1';
 const load = { modelDir: MODEL, provider: 'cpu', threads: 1 } as const;
 const complete: CompleteParams = { prompt: PROMPT, maxTokens: 6, stop: [], stopRule: 'none', temperature: 0 };
 const repairParams = (id: string, prompt = PROMPT, desired = DESIRED): RepairParams => ({
-  method: 'star', mode: 'batch', select: 'global', epochs: 20, eta: 1,
+  method: 'star', mode: 'batch', select: 'global', epochs: 20, eta: 1, preserveRows: 0,
   failures: [{ id, prompt, desired }], heldout: [], regression: [],
 });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {
   parseHostMessage, parseParams, parseResult, parseWorkerMessage, ProtocolError, toWireError, type ModelInfo,
 } from '../../src/worker/protocol';
-import { completionEnd, cursorLineIndent, finishCompletion } from '../../src/worker/stop-rules';
+import { completionEnd, cursorLineIndent, finishCompletion } from '../../src/runtime/stop-rules';
 import { RepairError } from '../../src/repair/teacher';
 
 const throwsAt = (f: () => unknown, path: RegExp) => assert.throws(f, (e: unknown) => e instanceof ProtocolError && path.test(e.message));

@@ -1,8 +1,12 @@
 // Builds the repair benchmark's data (bench/data/) from the embedded model's held-out modules:
 // line completion samples (prompt = the preceding lines of a file and the new line's indentation,
-// as an editor has it when the user starts typing; desired = the rest of the real line),
-// split into real failures of the shipped model — grouped by the wrong→right token pair at the first
-// divergence — and samples it gets right (for specificity). Deterministic; run offline:
+// as an editor has it when the user starts typing; desired = the rest of the real line; after = the
+// line break and the next line), split the editor's way (runtime/completion.ts: token healing, the
+// line stop rule, the default budget) into real failures of the shipped model — grouped by the
+// wrong→right token pair at the first divergence of the replayed target — and samples it gets right
+// (for specificity). A fifth of the first-pass samples is also completed for real, and the stats count any
+// sample where the completion and the teacher-forced target disagree (there should be none; every fifth sample is checked).
+// Deterministic; run offline:
 //   node --import tsx tools/make-bench-data/build.ts [--model DIR] [--out bench/data]
 //   … --more-correct --max-correct 400   (a second pass that only adds correct samples)
 // It asks /usr/bin/python3 for the held-out files (tools/train-tiny-coder/corpus.py --list).
@@ -14,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { loadModelFolder } from '../../src/model';
 import { assess } from '../../src/repair/engine';
 import { makeExample, RepairError } from '../../src/repair/teacher';
+import { DEFAULT_REPLAY, showsDesired } from '../../src/runtime/completion';
 import { ModelRuntime } from '../../src/runtime/runtime';
 import type { TextTokenizer } from '../../src/model/tokenizer';
 import { seededRandom as prng } from '../../src/util/random';
@@ -44,7 +49,12 @@ interface Sample {
   line: number;
   prompt: string;
   desired: string;
+  /** The line break and the next line of the file: how the completion's end is tokenised there. */
+  after: string;
 }
+
+const MAX_AFTER = 256;
+const CHECK_EVERY = 5;
 
 /** Line-completion samples of every held-out file: about `perFile` lines each, evenly spread. */
 function candidateSamples(root: string, files: readonly string[], tok: TextTokenizer, perFile: number, random: () => number): Sample[] {
@@ -66,7 +76,8 @@ function candidateSamples(root: string, files: readonly string[], tok: TextToken
       }
       if (start === i) continue;
       const indent = lines[i].length - lines[i].trimStart().length;
-      samples.push({ id: `${rel}:${i + 1}`, file: rel, line: i + 1, prompt: lines.slice(start, i).join('\n') + '\n' + lines[i].slice(0, indent), desired: lines[i].slice(indent).trimEnd() });
+      const after = ('\n' + (i + 1 < lines.length ? lines[i + 1] : '')).slice(0, MAX_AFTER);
+      samples.push({ id: `${rel}:${i + 1}`, file: rel, line: i + 1, prompt: lines.slice(start, i).join('\n') + '\n' + lines[i].slice(0, indent), desired: lines[i].slice(indent).trimEnd(), after });
     }
   }
   return samples;
@@ -89,13 +100,13 @@ async function moreCorrect(runtime: ModelRuntime, tok: TextTokenizer, context: n
     const s = rest[n];
     let ex;
     try {
-      ex = makeExample(tok, s.prompt, s.desired, context);
+      ex = makeExample(tok, s.prompt, s.desired, context, { replay: DEFAULT_REPLAY, after: s.after });
     } catch (e) {
       if (e instanceof RepairError) continue;
       throw e;
     }
     if (!(await assess(runtime, ex)).allCorrect) continue;
-    added.push(JSON.stringify({ id: s.id, split: count % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired }));
+    added.push(JSON.stringify({ id: s.id, split: count % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired, after: s.after }));
     count++;
   }
   writeFileSync(file, [...existing, ...added].join('\n') + '\n');
@@ -108,7 +119,12 @@ async function moreCorrect(runtime: ModelRuntime, tok: TextTokenizer, context: n
 }
 
 async function main(): Promise<void> {
-  const listing = JSON.parse(execFileSync('/usr/bin/python3', [join(ROOT, 'tools', 'train-tiny-coder', 'corpus.py'), '--list'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { root: string; heldout: string[] };
+  const corpus = JSON.parse(execFileSync('/usr/bin/python3', [join(ROOT, 'tools', 'train-tiny-coder', 'corpus.py'), '--list'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as { root: string; train: string[]; heldout: string[] };
+  // The held-out modules are the ones the model was trained without (the committed list); the
+  // split corpus.py computes here depends on which stdlib packages this machine has installed.
+  const heldoutModules = new Set(readFileSync(join(ROOT, 'tools', 'train-tiny-coder', 'heldout-modules.txt'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+  const moduleOf = (rel: string) => rel.split('/')[0].replace(/\.py$/, '');
+  const listing = { root: corpus.root, heldout: [...corpus.train, ...corpus.heldout].filter((rel) => heldoutModules.has(moduleOf(rel))).sort() };
   const folder = loadModelFolder(values.model!);
   const runtime = new ModelRuntime(folder.config, folder.weights, { threads: 2 });
   const tok = folder.tokenizer;
@@ -126,16 +142,23 @@ async function main(): Promise<void> {
   const failures: (Sample & { pair: string; firstWrong: number })[] = [];
   const correct: Sample[] = [];
   let n = 0;
+  let disagree = 0;
+  let checked = 0;
   for (const s of samples) {
     if (++n % 200 === 0) process.stderr.write(`  assessed ${n}/${samples.length}\n`);
     let ex;
     try {
-      ex = makeExample(tok, s.prompt, s.desired, folder.config.maxPositions);
+      ex = makeExample(tok, s.prompt, s.desired, folder.config.maxPositions, { replay: DEFAULT_REPLAY, after: s.after });
     } catch (e) {
       if (e instanceof RepairError) continue;
       throw e;
     }
     const a = await assess(runtime, ex);
+    // Every CHECK_EVERY-th sample is also completed for real (all of them would double the build time).
+    if (n % CHECK_EVERY === 0) {
+      checked++;
+      if (a.allCorrect !== (await showsDesired(runtime, tok, s.prompt, s.desired, DEFAULT_REPLAY))) disagree++;
+    }
     if (a.allCorrect) {
       correct.push(s);
       continue;
@@ -152,11 +175,11 @@ async function main(): Promise<void> {
   const out: object[] = [];
   groups.forEach(([pair, fs], g) => {
     const members = fs.slice().sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, MAX_GROUP);
-    for (const f of members) out.push({ id: f.id, group: `g${String(g).padStart(2, '0')}`, pair, split: g % 4 === 3 ? 'validation' : 'test', prompt: f.prompt, desired: f.desired, firstWrong: f.firstWrong });
+    for (const f of members) out.push({ id: f.id, group: `g${String(g).padStart(2, '0')}`, pair, split: g % 4 === 3 ? 'validation' : 'test', prompt: f.prompt, desired: f.desired, after: f.after, firstWrong: f.firstWrong });
   });
   // Correct samples for specificity: an even spread over the files, at most --max-correct.
   const every = Math.max(1, Math.ceil(correct.length / Number(values['max-correct'])));
-  const right = correct.filter((_, i) => i % every === 0).map((s, i) => ({ id: s.id, split: i % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired }));
+  const right = correct.filter((_, i) => i % every === 0).map((s, i) => ({ id: s.id, split: i % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired, after: s.after }));
   mkdirSync(values.out!, { recursive: true });
   writeFileSync(join(values.out!, 'failures.jsonl'), out.map((o) => JSON.stringify(o)).join('\n') + '\n');
   writeFileSync(join(values.out!, 'correct.jsonl'), right.map((o) => JSON.stringify(o)).join('\n') + '\n');
@@ -165,7 +188,10 @@ async function main(): Promise<void> {
     modelFingerprint: folder.fingerprint,
     heldoutFiles: listing.heldout.length,
     candidateLines: samples.length,
+    replay: DEFAULT_REPLAY,
     failingLines: failures.length,
+    completionTeacherChecked: checked,
+    completionTeacherDisagreements: disagree,
     correctLines: correct.length,
     correctSamples: right.length,
     groups: groups.length,

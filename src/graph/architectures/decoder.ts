@@ -251,6 +251,12 @@ export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float
 export interface ProbeOptions {
   /** Emit the backward pass and output z_l and dL/dh_l (default true); false gives a scoring graph. */
   backward?: boolean;
+  /**
+   * With backward: the lowest layer whose dL/dh is needed (default 0). The backward pass stops
+   * there — nothing below it depends on the requested values — and z_l, dL/dh_l are output only
+   * for layers >= this one, so a repair of the upper layers pays for the upper layers only.
+   */
+  fromLayer?: number;
   floatType?: FloatType;
   weights?: WeightMode;
 }
@@ -279,9 +285,11 @@ export function buildProbeGraph(cfg: ModelConfig, options: ProbeOptions = {}): U
   g.output(loss, 'loss');
   g.output(logits, 'logits');
   if (options.backward ?? true) {
-    const dh = g.grad(loss, body.h);
-    body.z.forEach((zl, l) => g.output(zl, `z.${l}`));
-    dh.forEach((gl, l) => g.output(gl, `dh.${l}`));
+    const from = options.fromLayer ?? 0;
+    if (!Number.isInteger(from) || from < 0 || from >= cfg.layers) throw new Error(`fromLayer ${from} is outside 0..${cfg.layers - 1}`);
+    const dh = g.grad(loss, body.h.slice(from));
+    body.z.slice(from).forEach((zl, i) => g.output(zl, `z.${from + i}`));
+    dh.forEach((gl, i) => g.output(gl, `dh.${from + i}`));
   }
   return g.toModel(options.backward === false ? 'score' : 'probe');
 }

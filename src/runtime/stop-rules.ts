@@ -1,8 +1,10 @@
 // Where an inline completion ends: 'line' at the end of the cursor's line, 'block' at a blank
 // line or at a line indented less than the line the cursor is on (a dedent closes the block).
-// Pure text rules, applied by the worker while it decodes so it stops as soon as the end is known.
+// Pure text rules, applied while decoding (runtime/completion.ts) so it stops as soon as the end is known,
+// and when a failure's target is built (repair/teacher.ts), so both agree on where a completion ends.
 
-import type { StopRule } from './protocol';
+export type StopRule = 'line' | 'block' | 'none';
+export const STOP_RULES: readonly StopRule[] = ['line', 'block', 'none'];
 
 /** Leading spaces/tabs of the prompt's last line: the indentation the completion continues at. */
 export function cursorLineIndent(prompt: string): string {
@@ -52,6 +54,10 @@ export function completionEnd(text: string, rule: StopRule, baseIndent: string):
 /** The completion as shown: cut at its end and without trailing whitespace on the last line. */
 export function finishCompletion(text: string, rule: StopRule, baseIndent: string): string {
   const end = completionEnd(text, rule, baseIndent);
-  const kept = end >= 0 ? text.slice(0, end) : text;
-  return kept.replace(/[ \t]+$/, '').replace(/\n+$/, '');
+  return trimShownEnd(end >= 0 ? text.slice(0, end) : text);
+}
+
+/** What the editor drops from the end of a completion: trailing blanks of the last line, then trailing line breaks. */
+export function trimShownEnd(text: string): string {
+  return text.replace(/[ \t]+$/, '').replace(/\n+$/, '');
 }
