@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import {
   CorruptJsonError, backupOnce, moveAside, readJsonFile, removeStaleTempFiles, writeFileAtomic,
 } from './atomic';
-import { withFileLock, type LockOptions } from './lock';
+import { removeStaleLock, withFileLock, type LockOptions } from './lock';
 
 /** The document was written by a newer version of the extension: refuse rather than destroy it. */
 export class UnsupportedStoreVersionError extends Error {
@@ -137,14 +137,22 @@ function recoverPretty(lines: string[], key: string): RecoveredRecords {
 function recoverLines(lines: string[], key: string): RecoveredRecords {
   const records: unknown[] = [];
   let unreadable = 0;
-  const first = new RegExp(`^(\\{.*)${JSON.stringify(key).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\[$`).exec(lines[0] ?? '');
-  const header = first ? parseHeader(`${first[1]!.replace(/,$/, '')}}`, key) : undefined;
-  lines.forEach((line, i) => {
-    if (i === 0 || line.trim() === '' || line === ']}' || line === '  {') return;
+  let header: Record<string, unknown> | undefined;
+  const headerLine = new RegExp(`^(\\{.*)${JSON.stringify(key).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\[$`);
+  // The header is normally line 0, but damage can move lines: look at every line.
+  for (const line of lines) {
+    if (line.trim() === '' || line === ']}' || line === '  {') continue;
+    const h = headerLine.exec(line);
+    const asHeader = h ? parseHeader(`${h[1]!.replace(/,$/, '')}}`, key) : undefined;
+    if (asHeader) {
+      header ??= asHeader;
+      continue;
+    }
     const r = parseRecord(line);
-    if (r === undefined) unreadable++;
+    // A whole document on one line is not a record.
+    if (r === undefined || key in (r as Record<string, unknown>)) unreadable++;
     else records.push(r);
-  });
+  }
   return { header, records, unreadable };
 }
 
@@ -250,6 +258,7 @@ export function loadDocument<T>(
   lock: LockOptions = {},
 ): LoadedDocument<T> {
   removeStaleTempFiles(file);
+  removeStaleLock(file, lock);
   const plan = planLoad(file, parse, empty, format);
   if (plan.kind === 'clean') return plan.loaded;
   if (!format) return carryOut(file, plan, now());

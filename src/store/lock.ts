@@ -124,6 +124,17 @@ function release(lockFile: string, nonce: string): void {
   if (current && parseLockInfo(current.text)?.nonce === nonce) fs.rmSync(lockFile, { force: true });
 }
 
+/** Removes the lock of `target` when its holder is gone (housekeeping on open; never a live lock). */
+export function removeStaleLock(target: string, options: LockOptions = {}): void {
+  const lockFile = lockFileFor(target);
+  try {
+    const current = readLock(lockFile);
+    if (current === undefined) return;
+    const here = { host: os.hostname(), alive: options.alive ?? isProcessAlive };
+    if (isLockStale(parseLockInfo(current.text), current.ageMs, here, options.staleMs ?? 30_000)) breakLock(lockFile, current.text);
+  } catch { /* best effort: the next writer breaks it anyway */ }
+}
+
 /** Runs `fn` while holding the lock of `target` (creating its directory if needed). */
 export function withFileLock<T>(target: string, fn: () => T, options: LockOptions = {}): T {
   const timeoutMs = options.timeoutMs ?? 15_000;

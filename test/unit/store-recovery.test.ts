@@ -184,3 +184,24 @@ test('a stray "  {" line in a file of this format does not hide the records', ()
   assert.deepEqual(FailureStore.open(dir, FP).list().map((f) => f.id), ['id-0', 'id-1', 'id-2']);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('records are recovered wherever the header line ended up (lines swapped)', () => {
+  const dir = tmp();
+  const s = FailureStore.open(dir, FP);
+  for (let i = 0; i < 4; i++) s.add({ id: `id-${i}`, prompt: `p${i}`, desired: 'd' });
+  const lines = fs.readFileSync(s.file, 'utf8').split('\n');
+  [lines[0], lines[3]] = [lines[3]!, lines[0]!];
+  fs.writeFileSync(s.file, lines.join('\n'));
+  assert.deepEqual(FailureStore.open(dir, FP).list().map((f) => f.id).sort(), ['id-0', 'id-1', 'id-2', 'id-3']);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('opening a store removes a lock left by a writer that no longer runs', () => {
+  const dir = tmp();
+  const s = FailureStore.open(dir, FP);
+  s.add({ prompt: 'p', desired: 'd' });
+  fs.writeFileSync(`${s.file}.lock`, JSON.stringify({ pid: deadPid(), host: os.hostname(), nonce: 'n', time: Date.now() }));
+  assert.equal(FailureStore.open(dir, FP).size, 1);
+  assert.deepEqual(fs.readdirSync(dir), [path.basename(s.file)]);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
