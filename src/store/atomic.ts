@@ -22,9 +22,9 @@ function isTempFor(name: string, targetBase: string): boolean {
   return name.startsWith(`.${targetBase}.`) && name.endsWith(TEMP_SUFFIX);
 }
 
-/** The pid in a temp file name `.<base>.<pid>.<random>.tmp`, or undefined when there is none. */
+/** The pid in a temp file name `.<base>.<pid>.<random>[.lock].tmp`, or undefined when there is none. */
 export function tempWriterPid(name: string, targetBase: string): number | undefined {
-  const m = /^(\d{1,10})\.[0-9a-f]+$/.exec(name.slice(targetBase.length + 2, -TEMP_SUFFIX.length));
+  const m = /^(\d{1,10})\.[0-9a-f]+(\.lock)?$/.exec(name.slice(targetBase.length + 2, -TEMP_SUFFIX.length));
   return m ? Number(m[1]) : undefined;
 }
 

@@ -9,6 +9,7 @@
 //   process overwrites records it has not seen.
 // Problems are reported as text, never thrown, except a newer format version (refused untouched).
 import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import {
   CorruptJsonError, backupOnce, moveAside, readJsonFile, removeStaleTempFiles, writeFileAtomic,
 } from './atomic';
@@ -270,11 +271,32 @@ export function loadDocument<T>(
 // A document shared with other processes
 // ---------------------------------------------------------------------------------------
 
-/** Identifies one version of the file: every save renames a new file into place. */
+/** The `rev` token in the header line (the first bytes of the file), if there is one. */
+function revisionOf(file: string): string {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const head = Buffer.alloc(1024);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    return /"rev":"([0-9a-f]{1,64})"/.exec(head.subarray(0, n).toString('latin1').split('\n', 1)[0]!)?.[1] ?? '-';
+  } catch {
+    return '-';
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * Identifies one version of the file. Stat alone cannot: on ext4 a file replaced twice by rename
+ * gets its old inode number back and mtime/ctime move in clock ticks (about 4 ms), so another
+ * writer's add + remove of equal length can leave the same stat. Every save therefore writes a
+ * random `rev` token into the header line, and the signature includes it.
+ */
 function signatureOf(file: string): string {
   try {
     const st = fs.statSync(file, { bigint: true });
-    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    if (!st.isFile()) return `not-a-file:${st.ino}:${st.mtimeNs}`;
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${revisionOf(file)}`;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
     return `error:${(err as NodeJS.ErrnoException).code ?? String(err)}`;
@@ -339,7 +361,8 @@ export class SharedDocument<T> {
       this.sync();
       const { next, result } = change(this.current);
       if (next !== undefined) {
-        writeFileAtomic(this.file, serializeDocument(this.format.header, this.format.key, this.format.records(next)));
+        const header = { ...this.format.header, rev: randomBytes(8).toString('hex') };
+        writeFileAtomic(this.file, serializeDocument(header, this.format.key, this.format.records(next)));
         this.current = next;
         this.signature = signatureOf(this.file);
         this.changes++;

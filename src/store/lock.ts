@@ -80,7 +80,26 @@ function readLock(lockFile: string): { text: string; ageMs: number } | undefined
   }
 }
 
+/**
+ * Creates the lock with its content in one step: the record is written to a private temp file
+ * (named like the store's temp files, so a killed process's one is cleaned up) and hard-linked to
+ * the lock name, which fails if the lock exists. A lock is so never seen empty. Where hard links
+ * are not supported, an exclusive create followed by the write is used.
+ */
 function tryCreate(lockFile: string, info: LockInfo): boolean {
+  const dir = path.dirname(lockFile);
+  const temp = path.join(dir, `.${path.basename(lockFile).replace(/\.lock$/, '')}.${process.pid}.${randomBytes(6).toString('hex')}.lock.tmp`);
+  fs.writeFileSync(temp, JSON.stringify(info), { mode: 0o600 });
+  try {
+    fs.linkSync(temp, lockFile);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
   let fd: number;
   try {
     fd = fs.openSync(lockFile, 'wx', 0o600);

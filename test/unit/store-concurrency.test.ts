@@ -208,3 +208,30 @@ if (process.env.STAR_STORE_CHILD) {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 }
+
+test('a change by another writer is seen even when the file\'s stat looks unchanged', () => {
+  // On ext4 a file replaced twice by rename gets its old inode number back, and its mtime/ctime
+  // have a resolution of a clock tick (about 4 ms): B adding a record and removing one of the same
+  // length within one tick leaves a file whose stat equals what A last wrote (found by the fuzz
+  // suite: SIGKILLed writers lost acknowledged records). Here stat is made to always say the same.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'star-concurrency-'));
+  const a = FailureStore.open(dir, FP);
+  const b = FailureStore.open(dir, FP);
+  a.add({ id: 'a-0', prompt: 'p', desired: 'd' });
+  // The module object itself (the namespace import is read-only); the stores read it at call time.
+  const nodeFs = require('node:fs') as { statSync: typeof fs.statSync };
+  const realStat = nodeFs.statSync;
+  const frozen = realStat(a.file, { bigint: true });
+  nodeFs.statSync = ((file: fs.PathLike, options?: fs.StatSyncOptions) =>
+    (file === a.file ? (options?.bigint ? frozen : realStat(file)) : realStat(file, options))) as typeof fs.statSync;
+  try {
+    b.add({ id: 'b-1', prompt: 'p', desired: 'd' });
+    b.remove('a-0');
+    a.add({ id: 'a-2', prompt: 'p', desired: 'd' });
+  } finally {
+    nodeFs.statSync = realStat;
+  }
+  const s = FailureStore.open(dir, FP);
+  assert.deepEqual(s.list().map((f) => f.id), ['b-1', 'a-2'], 'b-1 kept, a-0 stays removed');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
