@@ -69,6 +69,23 @@ function mutateLines(t: string, r: Rng): { text: string; how: string } {
   }
 }
 
+/** Temp files, or a lock of a process that no longer runs: what opening a store must clear away. */
+function leftovers(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => {
+    if (n.endsWith('.tmp')) return true;
+    if (!n.endsWith('.lock')) return false;
+    // A lock that is not a lock record (or is young) is left for the next writer to judge.
+    const pid = /"pid":(\d+)/.exec(fs.readFileSync(path.join(dir, n), 'utf8'))?.[1];
+    if (pid === undefined) return false;
+    try {
+      process.kill(Number(pid), 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
 function deadPid(): number {
   return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
 }
@@ -130,9 +147,7 @@ async function fileCase(tmp: string, seed: number, i: number, dead: number): Pro
     if (third.problems.length > 0 || backups() !== nBackups) {
       return { label, outcome: { outcome: 'silent', detail: `reopening was not clean: ${third.problems.join(' | ')}; backups ${nBackups} -> ${backups()}` } };
     }
-    if (fs.readdirSync(dir).some((n) => n.endsWith('.tmp') || n.endsWith('.lock'))) {
-      return { label, outcome: { outcome: 'silent', detail: `left behind: ${fs.readdirSync(dir).join(', ')}` } };
-    }
+    if (leftovers(dir).length) return { label, outcome: { outcome: 'silent', detail: `left behind: ${leftovers(dir).join(', ')}` } };
     try {
       third.add('fresh-one');
     } catch (e) {
@@ -200,9 +215,7 @@ async function killRound(tmp: string, bundle: string, seed: number, i: number, d
       if (!ok) return { label, outcome: { outcome: 'silent', detail: `the acknowledged change of ${id} was undone` } };
     }
   }
-  if (fs.readdirSync(dir).some((f) => f.endsWith('.tmp') || f.endsWith('.lock'))) {
-    return { label, outcome: { outcome: 'silent', detail: `left behind after reopening: ${fs.readdirSync(dir).join(', ')}` } };
-  }
+  if (leftovers(dir).length) return { label, outcome: { outcome: 'silent', detail: `left behind after reopening: ${leftovers(dir).join(', ')}` } };
   void tmp;
   return { label, outcome: { outcome: 'result' } };
 }
