@@ -111,28 +111,23 @@ export function recoverRecords(text: string, key: string): RecoveredRecords {
 function recoverPretty(lines: string[], key: string): RecoveredRecords {
   const records: unknown[] = [];
   let unreadable = 0;
-  const take = (chunk: string) => {
-    const r = parseRecord(chunk);
-    if (r === undefined) unreadable++;
-    else records.push(r);
-  };
-  {
-    const keyLine = lines.findIndex((l) => l.startsWith(` ${JSON.stringify(key)}:`));
-    const header = keyLine > 0 ? parseHeader(`${lines.slice(0, keyLine).join('\n').replace(/,\s*$/, '')}}`, key) : undefined;
-    let chunk: string[] | null = null;
-    for (const line of lines) {
-      if (line === '  {') chunk = [line];
-      else if (chunk) {
-        chunk.push(line);
-        if (/^ {2}\},?$/.test(line)) {
-          take(chunk.join('\n'));
-          chunk = null;
-        }
+  const keyLine = lines.findIndex((l) => l.startsWith(` ${JSON.stringify(key)}:`));
+  const header = keyLine > 0 ? parseHeader(`${lines.slice(0, keyLine).join('\n').replace(/,\s*$/, '')}}`, key) : undefined;
+  let chunk: string[] | null = null;
+  for (const line of lines) {
+    if (line === '  {') chunk = [line];
+    else if (chunk) {
+      chunk.push(line);
+      if (/^ {2}\},?$/.test(line)) {
+        const r = parseRecord(chunk.join('\n'));
+        if (r === undefined) unreadable++;
+        else records.push(r);
+        chunk = null;
       }
     }
-    if (chunk) unreadable++;
-    return { header, records, unreadable };
   }
+  if (chunk) unreadable++;
+  return { header, records, unreadable };
 }
 
 function recoverLines(lines: string[], key: string): RecoveredRecords {
