@@ -171,40 +171,46 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
   if (maxTokens > 0 && !options.signal?.aborted) {
     let step = await runtime.decode(promptIds);
     prefillMs = performance.now() - start;
-    for (;;) {
-      let next: number;
-      if (full.length < owed.length) {
-        next = healingToken(step.logits, tokenTexts(tokenizer, step.logits.length), owed.slice(full.length));
-        // No token spells the rest (a character the vocabulary only has in pieces): start over unhealed.
-        if (next < 0) return generate(runtime, tokenizer, prompt, { ...options, heal: false });
-        healing++;
-      } else {
-        next = temperature > 0 ? sample(step.logits, temperature, options.topP ?? 1, random) : argmax(step.logits);
-        if (next === tokenizer.eosId) {
-          stoppedBy = 'eos';
+    try {
+      for (;;) {
+        let next: number;
+        if (full.length < owed.length) {
+          next = healingToken(step.logits, tokenTexts(tokenizer, step.logits.length), owed.slice(full.length));
+          // No token spells the rest (a character the vocabulary only has in pieces): start over unhealed.
+          if (next < 0) return generate(runtime, tokenizer, prompt, { ...options, heal: false });
+          healing++;
+        } else {
+          next = temperature > 0 ? sample(step.logits, temperature, options.topP ?? 1, random) : argmax(step.logits);
+          if (next === tokenizer.eosId) {
+            stoppedBy = 'eos';
+            break;
+          }
+        }
+        tokens.push(next);
+        full = tokenizer.decode(tokens);
+        text = full.length >= owed.length ? full.slice(owed.length) : '';
+        const cut = stopIndex(text, stop);
+        if (cut >= 0) {
+          text = text.slice(0, cut);
+          stoppedBy = 'stop';
           break;
         }
+        if (text) options.onText?.(text);
+        if (tokens.length - healing >= maxTokens) break;
+        if (options.signal?.aborted) {
+          stoppedBy = 'cancelled';
+          break;
+        }
+        if (step.cache.length + 1 > context) {
+          stoppedBy = 'context';
+          break;
+        }
+        step = await runtime.decode([next], step.cache);
       }
-      tokens.push(next);
-      full = tokenizer.decode(tokens);
-      text = full.length >= owed.length ? full.slice(owed.length) : '';
-      const cut = stopIndex(text, stop);
-      if (cut >= 0) {
-        text = text.slice(0, cut);
-        stoppedBy = 'stop';
-        break;
-      }
-      if (text) options.onText?.(text);
-      if (tokens.length - healing >= maxTokens) break;
-      if (options.signal?.aborted) {
-        stoppedBy = 'cancelled';
-        break;
-      }
-      if (step.cache.length + 1 > context) {
-        stoppedBy = 'context';
-        break;
-      }
-      step = await runtime.decode([next], step.cache);
+    } finally {
+      // The generation has ended, however it ended: free its last cache now (device memory on GPU
+      // providers; decode() already freed every earlier one).
+      runtime.releaseCache(step.cache);
     }
   } else if (options.signal?.aborted) stoppedBy = 'cancelled';
   return { text, tokens, promptTokens: promptIds.length, stoppedBy, ms: performance.now() - start, prefillMs, healed: owed, healingTokens: healing };

@@ -81,6 +81,7 @@ describe('non-finite logits never yield a token', () => {
         const logits = new Float32Array(folder.config.vocab).fill(NaN);
         return { logits, cache: { length: (cache?.length ?? 0) + ids.length, keys: [], values: [] } };
       },
+      releaseCache() {},
     } as unknown as ModelRuntime;
     for (const temperature of [0, 0.8]) {
       await assert.rejects(generate(runtime, folder.tokenizer, 'def f(n):', { maxTokens: 8, temperature }), (e: unknown) => {

@@ -21,6 +21,9 @@ function id(s: string): number {
 function scripted(script: Array<Record<number, number>>) {
   let step = 0;
   const prompts: number[][] = [];
+  /** Every cache decode() returned, and those given to releaseCache(), in order. */
+  const made: KvCache[] = [];
+  const released: KvCache[] = [];
   const runtime = {
     config: { maxPositions: 64 },
     async decode(ids: readonly number[], cache?: KvCache) {
@@ -30,10 +33,15 @@ function scripted(script: Array<Record<number, number>>) {
       }
       const logits = new Float32Array(V);
       for (const [k, v] of Object.entries(script[Math.min(step++, script.length - 1)])) logits[Number(k)] = v;
-      return { logits, cache: { length: (cache?.length ?? 0) + ids.length, keys: [], values: [] } };
+      const next = { length: (cache?.length ?? 0) + ids.length, keys: [], values: [] };
+      made.push(next);
+      return { logits, cache: next };
+    },
+    releaseCache(cache: KvCache) {
+      released.push(cache);
     },
   } as unknown as ModelRuntime;
-  return { runtime, prompts };
+  return { runtime, prompts, made, released };
 }
 
 async function run(prompt: string, script: Array<Record<number, number>>, options: Partial<GenerateOptions> = {}) {
@@ -108,4 +116,35 @@ test('generate with healing falls back to plain decoding when no token spells th
   assert.deepEqual(m.prompts, [tok.encode('y = 1'), tok.encode('y = 1\n')]);
   assert.equal(g.healed, '');
   assert.equal(g.text, 'a');
+});
+
+test('generate releases its last KV cache when the generation ends, however it ends (GPU caches are freed at once)', async () => {
+  // decode() spends the cache it is given; only the last one is left for generate() to release.
+  const cases: [string, Array<Record<number, number>>, Partial<GenerateOptions>][] = [
+    ['stop', [{ [a]: 2 }, { [nl]: 2 }], { stop: ['\n'] }],
+    ['eos', [{ [a]: 2 }, { [tok.eosId as number]: 2 }], {}],
+    ['max-tokens', [{ [a]: 2 }], { maxTokens: 3 }],
+  ];
+  for (const [why, script, options] of cases) {
+    const m = scripted(script);
+    const g = await generate(m.runtime, tok, 'y = 1', { maxTokens: 10, ...options });
+    assert.equal(g.stoppedBy, why);
+    assert.deepEqual(m.released, [m.made.at(-1)], `${why}: the last cache, once`);
+  }
+  // Cancelled after the first token.
+  const ac = new AbortController();
+  const c = scripted([{ [a]: 2 }]);
+  const g = await generate(c.runtime, tok, 'y = 1', { maxTokens: 10, signal: ac.signal, onText: () => ac.abort() });
+  assert.equal(g.stoppedBy, 'cancelled');
+  assert.deepEqual(c.released, [c.made.at(-1)]);
+  // Healing that cannot spell the owed text starts over: the first attempt's cache is released too.
+  const blind = { ...tok, vocabSize: 0 };
+  const h = scripted([{ [a]: 2 }, { [nl]: 2 }]);
+  await generate(h.runtime, blind, 'y = 1\n', { maxTokens: 10, stop: ['\n'], heal: true });
+  assert.equal(h.made.length, 3, 'one prefill for the healed try, then the unhealed prefill and one step');
+  assert.deepEqual(new Set(h.released), new Set([h.made[0], h.made[2]]));
+  // A generation that throws (non-finite logits) still releases its cache.
+  const bad = scripted([{ [a]: NaN }]);
+  await assert.rejects(generate(bad.runtime, tok, 'y = 1', { maxTokens: 4 }), /not finite|NaN/i);
+  assert.deepEqual(bad.released, [bad.made.at(-1)]);
 });

@@ -207,6 +207,7 @@ test('eval: the healed protocol is generate() with healing after the end-of-text
       logits[[a, a, nl][Math.min(step++, 2)]] = 1;
       return { logits, cache: { length: (cache?.length ?? 0) + ids.length, keys: [], values: [] } };
     },
+    releaseCache() {},
   } as unknown as ModelRuntime;
   const out = await completeLineHealed(fake, tok, { rel: 't.py', line: 1, prompt: 'y = 1\n', target: '' }, 10);
   assert.equal(documentStart(tok), '<|endoftext|>');
