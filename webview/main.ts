@@ -15,7 +15,6 @@ import { validateExtensionMessage, type WebviewToExtension } from '../src/panel/
 import { formatNorm, showToken } from './format';
 import {
   cellAt,
-  cellRect,
   hitTest,
   nearestPatchedInLayer,
   nextPatchedInLayer,
@@ -185,30 +184,22 @@ function describeCell(cell: MapCell, grid: NeuronGrid): string {
   return s;
 }
 
-function showTooltip(cell: MapCell | null, anchor: 'mouse' | 'keyboard', x = 0, y = 0): void {
+/** What the readout under the map says while no cell is hovered. */
+const MAP_HINT = 'Hover a cell for its numbers; click it (or Enter) for the tokens it pushes.';
+
+/**
+ * The hovered (or keyboard-focused) cell's numbers, in the readout under the map: it never
+ * covers a row. Keyboard moves are also announced through the polite live region.
+ */
+function showTooltip(cell: MapCell | null, anchor: 'mouse' | 'keyboard'): void {
   const tip = app.querySelector<HTMLElement>('#map-tooltip');
   const status = app.querySelector<HTMLElement>('#map-status');
   const grid = map?.currentGrid;
-  const layout = map?.currentLayout;
-  if (!tip || !grid || !layout) return;
-  if (!cell) {
-    tip.hidden = true;
-    return;
-  }
-  const text = describeCell(cell, grid);
+  if (!tip || !grid) return;
+  const text = cell ? describeCell(cell, grid) : MAP_HINT;
   tip.textContent = text;
-  tip.hidden = false;
-  if (anchor === 'keyboard') {
-    const r = cellRect(grid, layout, cell.layer, cell.column);
-    x = r.x + r.w / 2;
-    y = r.y + r.h;
-    if (status) status.textContent = text;
-  }
-  // Style properties set from script are allowed by the CSP; style attributes would not be.
-  const wrap = tip.parentElement;
-  const maxX = (wrap?.clientWidth ?? 300) - tip.offsetWidth - 2;
-  tip.style.left = `${Math.max(0, Math.min(maxX, x + 12))}px`;
-  tip.style.top = `${y + 14}px`;
+  tip.classList.toggle('idle', !cell);
+  if (anchor === 'keyboard' && status) status.textContent = cell ? text : '';
 }
 
 function setHover(cell: MapCell | null): void {
@@ -265,7 +256,7 @@ function wireMap(canvas: HTMLCanvasElement): void {
     const [x, y] = local(e);
     const cell = hitTest(grid, layout, x, y);
     setHover(cell);
-    showTooltip(cell, 'mouse', x, y);
+    showTooltip(cell, 'mouse');
   });
   canvas.addEventListener('mouseleave', () => {
     setHover(null);

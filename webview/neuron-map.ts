@@ -1,7 +1,7 @@
 // The Neurons section's map: one row per layer, neuron index on x (bucketed into columns when
 // the MLP is wider than the canvas), colour = L2 norm of the patch's delta. Painting goes
 // through one ImageData so 10 000 neurons over 48 layers redraw in well under a frame; the
-// pure parts (grid, layout, hit test, colours) are exported for tests in Node.
+// pure parts (grid, layout, hit test, colours and their contrast) are exported for tests in Node.
 
 import type { LayerDelta } from '../src/panel/messages';
 
@@ -171,6 +171,74 @@ export function mix(a: Rgba, b: Rgba, t: number): Rgba {
   return [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t, 1];
 }
 
+/** WCAG relative luminance of an sRGB colour (alpha ignored). */
+export function luminance(c: Rgba): number {
+  const lin = (v: number): number => {
+    const x = Math.min(255, Math.max(0, v)) / 255;
+    return x <= 0.04045 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+}
+
+/** WCAG contrast ratio, 1 to 21. */
+export function contrastRatio(a: Rgba, b: Rgba): number {
+  const la = luminance(a);
+  const lb = luminance(b);
+  return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
+}
+
+/** The text and the patched cells must read against the background at least this well (WCAG AA). */
+export const MIN_CONTRAST = 4.5;
+/** The largest delta stands out further still. */
+export const PEAK_CONTRAST = 7;
+
+/** Rounded to whole channel values, as the canvas stores them. */
+function rounded(c: Rgba): Rgba {
+  return [Math.round(c[0]), Math.round(c[1]), Math.round(c[2]), 1];
+}
+
+/**
+ * `c` if it already contrasts with `background` by `ratio`, else the nearest colour towards white
+ * (on a dark background) or black (on a light one) that does; the hue of the theme's token is
+ * kept as long as possible. Measured on the rounded colour the canvas will draw.
+ */
+export function ensureContrast(c: Rgba, background: Rgba, ratio: number): Rgba {
+  const start = rounded(c);
+  if (contrastRatio(start, background) >= ratio) return start;
+  const dark = luminance(background) < 0.18;
+  const target: Rgba = dark ? [255, 255, 255, 1] : [0, 0, 0, 1];
+  let lo = 0;
+  let hi = 1;
+  for (let i = 0; i < 24; i++) {
+    const mid = (lo + hi) / 2;
+    if (contrastRatio(rounded(mix(start, target, mid)), background) >= ratio) hi = mid;
+    else lo = mid;
+  }
+  return rounded(mix(start, target, hi));
+}
+
+/**
+ * The colour scale of the map from a theme's tokens: the accent (`charts-orange`) raised to
+ * PEAK_CONTRAST is the largest delta; the smallest is the point between the background and it
+ * where the contrast reaches MIN_CONTRAST. Every colour between is at least MIN_CONTRAST too.
+ */
+export function mapRamp(background: Rgba, accent: Rgba): { low: Rgba; high: Rgba } {
+  const high = ensureContrast(accent, background, PEAK_CONTRAST);
+  let lo = 0;
+  let hi = 1;
+  for (let i = 0; i < 24; i++) {
+    const mid = (lo + hi) / 2;
+    if (contrastRatio(rounded(mix(background, high, mid)), background) >= MIN_CONTRAST) hi = mid;
+    else lo = mid;
+  }
+  return { low: ensureContrast(mix(background, high, hi), background, MIN_CONTRAST), high };
+}
+
+/** The colour at ramp position t in [0, 1], never below MIN_CONTRAST against the background. */
+export function rampColor(theme: MapTheme, t: number): Rgba {
+  return ensureContrast(mix(theme.low, theme.high, t), theme.background, MIN_CONTRAST);
+}
+
 export interface MapTheme {
   background: Rgba;
   /** Cells with no patched neuron. */
@@ -244,10 +312,7 @@ export class NeuronMapCanvas {
     const ctx = this.canvas.getContext('2d');
     if (!grid || !layout || !ctx) return false;
     const dpr = this.dpr;
-    for (let i = 0; i < RAMP_STEPS; i++) {
-      const c = mix(theme.low, theme.high, i / (RAMP_STEPS - 1));
-      this.ramp[i] = packRgbaFor(c);
-    }
+    for (let i = 0; i < RAMP_STEPS; i++) this.ramp[i] = packRgbaFor(rampColor(theme, i / (RAMP_STEPS - 1)));
     const emptyPx = packRgbaFor(theme.empty);
     const backgroundPx = packRgbaFor(theme.background);
 
@@ -326,7 +391,7 @@ export class NeuronMapCanvas {
     const lw = Math.min(120, layout.gridWidth / 2);
     const steps = 32;
     for (let i = 0; i < steps; i++) {
-      ctx.fillStyle = cssColor(mix(theme.low, theme.high, i / (steps - 1)));
+      ctx.fillStyle = cssColor(rampColor(theme, i / (steps - 1)));
       ctx.fillRect(layout.gridX + (i * lw) / steps, ly, lw / steps + 0.5, 8);
     }
     ctx.fillStyle = theme.text;

@@ -1,7 +1,7 @@
 // Reads the VS Code theme (the --vscode-* CSS variables VS Code sets on the webview) into
 // the colours the canvas needs, and tells the panel when the theme changes.
 
-import { mix, over, parseCanvasColor, type MapTheme, type Rgba } from './neuron-map';
+import { cssColor, ensureContrast, mapRamp, MIN_CONTRAST, mix, over, parseCanvasColor, type MapTheme, type Rgba } from './neuron-map';
 
 let probe: CanvasRenderingContext2D | null = null;
 
@@ -37,13 +37,18 @@ export function readMapTheme(): MapTheme {
   const foreground = over(resolveColor(cssVar(style, ['--vscode-foreground']), dark ? [204, 204, 204, 1] : [59, 59, 59, 1]), background);
   const accent = over(resolveColor(cssVar(style, ['--vscode-charts-orange']), [209, 134, 22, 1]), background);
   const highContrast = document.body.classList.contains('vscode-high-contrast') || document.body.classList.contains('vscode-high-contrast-light');
+  // Theme tokens, raised where needed to MIN_CONTRAST against the background (4.5:1, measured in
+  // test/unit/panel-webview.test.ts for Dark Modern, Light+ and High Contrast).
+  const { low, high } = mapRamp(background, accent);
+  const text = over(resolveColor(cssVar(style, ['--vscode-descriptionForeground', '--vscode-foreground']), foreground), background);
+  const focus = over(resolveColor(cssVar(style, ['--vscode-focusBorder']), dark ? [0, 120, 212, 1] : [0, 95, 184, 1]), background);
   return {
     background,
     empty: mix(background, foreground, highContrast ? 0.18 : 0.07),
-    low: mix(background, accent, 0.28),
-    high: accent,
-    text: cssVar(style, ['--vscode-descriptionForeground', '--vscode-foreground']) || (dark ? '#cccccc' : '#3b3b3b'),
-    focus: cssVar(style, ['--vscode-focusBorder']) || (dark ? '#0078d4' : '#005fb8'),
+    low,
+    high,
+    text: cssColor(ensureContrast(text, background, MIN_CONTRAST)),
+    focus: cssColor(ensureContrast(focus, background, 3)),
     font: `10px ${cssVar(style, ['--vscode-font-family']) || 'sans-serif'}`,
   };
 }

@@ -6,8 +6,8 @@ import { html, nothing, svg, type TemplateResult } from 'lit';
 import { live } from 'lit/directives/live.js';
 import { repeat } from 'lit/directives/repeat.js';
 import type { FailureSummary, NeuronDetails, PanelState, PatchSummary, ScoreBeforeAfter } from '../src/panel/messages';
-import { diffWords } from './diff';
-import { baseName, formatCount, formatLoss, formatMs, formatNorm, formatPercent, formatTime, showToken, tail } from './format';
+import { diffLines, type DiffLine, type DiffPart } from './diff';
+import { baseName, formatCount, formatLoss, formatMs, formatNorm, formatPercent, formatTime, showToken } from './format';
 import { findDetails, type PanelModel } from './store';
 
 export interface Actions {
@@ -24,7 +24,8 @@ export interface Actions {
   exportPatch(id: string): void;
 }
 
-const PROMPT_CHARS = 240;
+/** Lines of the prompt shown above the diff; the rest is one click away. */
+const CONTEXT_LINES = 3;
 
 export function panelTemplate(model: PanelModel, actions: Actions, now: number): TemplateResult {
   const { state } = model;
@@ -157,7 +158,7 @@ function failureItem(f: FailureSummary, selected: boolean, running: boolean, act
         ${where ? html`<span class="where" title=${f.uri ?? ''}>${where}</span>` : nothing}
         <span class="time" title=${f.createdAt}>${formatTime(f.createdAt, now)}</span>
       </div>
-      <pre class="code" aria-label="Prompt and completion"><span class="prompt">${tail(f.prompt, PROMPT_CHARS)}</span>${completionDiff(f)}</pre>
+      ${failureCode(f)}
       <div class="actions">
         <vscode-button
           data-action="repair"
@@ -181,17 +182,59 @@ function failureItem(f: FailureSummary, selected: boolean, running: boolean, act
   `;
 }
 
-function completionDiff(f: FailureSummary): TemplateResult {
-  if (f.rejected === undefined) {
-    return html`<ins class="desired" title="Desired"><span class="sr-only">desired: </span>${f.desired}</ins>`;
+/**
+ * The prompt's last lines, then the line the completion continues as a unified diff: the rejected
+ * lines (−) above the desired ones (+), the words that differ marked. Earlier prompt lines fold
+ * into a <details> that opens in place; nothing is cut off by a fixed height.
+ */
+function failureCode(f: FailureSummary): TemplateResult {
+  const nl = f.prompt.lastIndexOf('\n');
+  // The line the completion continues is diffed with it, so both sides read as the editor showed them.
+  const lead = f.prompt.slice(nl + 1);
+  const before = nl < 0 ? [] : f.prompt.slice(0, nl).split('\n');
+  const shown = before.slice(-CONTEXT_LINES);
+  const folded = before.slice(0, before.length - shown.length);
+  const lines = f.rejected === undefined ? desiredOnly(lead, f.desired) : diffLines(lead + f.rejected, lead + f.desired);
+  const omitted = f.promptOmitted ?? 0;
+  const more = folded.length + (omitted ? 1 : 0);
+  return html`
+    <div class="code" role="group" aria-label="Prompt, rejected and desired completion" data-field="code">
+      ${more
+        ? html`<details class="context-more" data-field="context-more">
+            <summary>${folded.length} earlier line${folded.length === 1 ? '' : 's'}${omitted
+              ? ` (and ${omitted.toLocaleString('en-US')} more characters${f.uri ? ': Open shows the file' : ''})`
+              : ''}</summary>
+            <pre class="context">${omitted ? '…' : ''}${folded.join('\n')}</pre>
+          </details>`
+        : nothing}
+      ${shown.length ? html`<pre class="context" data-field="context">${shown.join('\n')}</pre>` : nothing}
+      <div class="diff" data-field="diff">${lines.map(diffLine)}</div>
+    </div>
+  `;
+}
+
+/** A failure entered by hand has no rejected text: the desired lines alone, the prompt's line as context. */
+function desiredOnly(lead: string, desired: string): DiffLine[] {
+  const lines = diffLines('', lead + desired);
+  if (lead && lines.length) {
+    const first = lines[0];
+    const text = first.parts.map((p) => p.text).join('');
+    first.parts = [{ op: 'same', text: lead }, ...(text.length > lead.length ? [{ op: 'added' as const, text: text.slice(lead.length) }] : [])];
   }
-  return html`${diffWords(f.rejected, f.desired).map((p) =>
-    p.op === 'same'
-      ? html`<span>${p.text}</span>`
-      : p.op === 'removed'
-        ? html`<del title="Rejected"><span class="sr-only">rejected: </span>${p.text}</del>`
-        : html`<ins title="Desired"><span class="sr-only">desired: </span>${p.text}</ins>`,
-  )}`;
+  return lines;
+}
+
+const SIGN = { same: ' ', removed: '−', added: '+' } as const;
+const SIDE = { same: '', removed: 'rejected: ', added: 'desired: ' } as const;
+
+function diffPart(p: DiffPart): TemplateResult {
+  return p.op === 'same' ? html`<span>${p.text}</span>` : p.op === 'removed' ? html`<del>${p.text}</del>` : html`<ins>${p.text}</ins>`;
+}
+
+function diffLine(l: DiffLine): TemplateResult {
+  return html`<div class=${`dl dl-${l.op}`} data-op=${l.op}><span class="sign" aria-hidden="true">${SIGN[l.op]}</span>${SIDE[l.op]
+    ? html`<span class="sr-only">${SIDE[l.op]}</span>`
+    : nothing}<span class="text">${l.parts.map(diffPart)}${l.eol ? html`<span class="eol" title="line break">⏎</span>` : nothing}</span></div>`;
 }
 
 // --- Repair -----------------------------------------------------------------------------
@@ -227,8 +270,14 @@ function repairSection(state: PanelState, actions: Actions): TemplateResult {
 
 // --- Neurons ----------------------------------------------------------------------------
 
+/** A patch as people tell patches apart: its method, when it was made and what it repaired (never its id). */
+export function patchName(p: PatchSummary, now: number): string {
+  const n = p.failureIds.length;
+  return `${p.method} · ${formatTime(p.createdAt, now)} · ${n} failure${n === 1 ? '' : 's'}`;
+}
+
 function patchLabel(p: PatchSummary, now: number): string {
-  return `${p.method} · ${formatTime(p.createdAt, now)} · ${p.neurons} neurons${p.enabled ? '' : ' (disabled)'}`;
+  return `${patchName(p, now)} · ${p.neurons} neurons${p.enabled ? '' : ' (disabled)'}`;
 }
 
 function patchPicker(state: PanelState, patch: PatchSummary | undefined, actions: Actions, now: number, id: string): TemplateResult {
@@ -267,13 +316,13 @@ function neuronsSection(model: PanelModel, patch: PatchSummary | undefined, acti
         id="neuron-map"
         tabindex="0"
         role="img"
-        aria-label=${`Map of the ${patched} neurons patch ${patch.id} changes: one row per layer, neuron index across, colour is the size of the change. Arrow keys move between patched neurons, Enter shows details.`}
+        aria-label=${`Map of the ${patched} neurons the ${patchName(patch, now)} patch changes: one row per layer, neuron index across, colour is the size of the change. Arrow keys move between patched neurons, Enter shows details.`}
         aria-describedby="map-status"
       ></canvas>
-      <div id="map-tooltip" class="tooltip" role="tooltip" hidden></div>
     </div>
-    <p id="map-status" class="map-status" aria-live="polite"></p>
-    ${sel ? neuronDetails(sel.layer, sel.neuron, details) : html`<p class="hint">Hover a cell for its numbers; click it (or Enter) for the tokens it pushes.</p>`}
+    <p id="map-tooltip" class="map-readout" data-field="map-readout"></p>
+    <p id="map-status" class="sr-only" aria-live="polite"></p>
+    ${sel ? neuronDetails(sel.layer, sel.neuron, details) : nothing}
   `;
 }
 
@@ -339,7 +388,7 @@ function scoreRow(name: string, key: string, s: ScoreBeforeAfter | null): Templa
 function scoresSection(state: PanelState, patch: PatchSummary | undefined, now: number): TemplateResult {
   if (!patch) return empty('No scores yet: they appear here after the first repair, measured on the failure, similar prompts and unrelated ones.');
   return html`
-    <p class="summary">Patch ${patch.id} · ${patchLabel(patch, now)}${state.patches.length > 1 ? ' (choose another in Neurons or Patches)' : ''}</p>
+    <p class="summary" data-field="scores-patch">${patchLabel(patch, now)}${state.patches.length > 1 ? ' (choose another in Neurons or Patches)' : ''}</p>
     <div class="scores" data-field="scores">
       ${scoreRow('Effectiveness', 'effectiveness', patch.scores.effectiveness)}
       ${scoreRow('Generalisation', 'generalisation', patch.scores.generalisation)}
@@ -404,13 +453,15 @@ function patchesSection(model: PanelModel, actions: Actions, now: number): Templ
                 data-action="toggle"
                 .checked=${live(p.enabled)}
                 @change=${(e: Event) => actions.togglePatch(p.id, (e.target as HTMLInputElement).checked)}
-                >Enabled<span class="sr-only"> (patch ${p.id})</span></vscode-checkbox
+                >${p.enabled ? 'Enabled' : 'Disabled'}<span class="sr-only"> (${patchName(p, now)})</span></vscode-checkbox
               >
-              <vscode-button data-action="show" secondary ?disabled=${p.id === ui.patchId} aria-label=${`Show patch ${p.id} in Neurons and Scores`} @click=${() => actions.selectPatch(p.id)}
+              <vscode-button data-action="show" secondary ?disabled=${p.id === ui.patchId} aria-label=${`Show the ${patchName(p, now)} patch in Neurons and Scores`} @click=${() => actions.selectPatch(p.id)}
                 >Show</vscode-button
               >
-              <vscode-button data-action="export" secondary aria-label=${`Export patch ${p.id}`} @click=${() => actions.exportPatch(p.id)}>Export</vscode-button>
-              <vscode-button data-action="undo" secondary aria-label=${`Undo patch ${p.id}`} @click=${() => actions.undoPatch(p.id)}>Undo</vscode-button>
+              <vscode-button data-action="export" secondary aria-label=${`Export the ${patchName(p, now)} patch`} @click=${() => actions.exportPatch(p.id)}>Export</vscode-button>
+              ${p.enabled
+                ? html`<vscode-button data-action="undo" secondary aria-label=${`Undo the ${patchName(p, now)} patch`} @click=${() => actions.undoPatch(p.id)}>Undo</vscode-button>`
+                : nothing}
             </div>
           </li>
         `,

@@ -33,6 +33,8 @@ export interface FailureSummary {
   languageId: string;
   /** The end of the prompt only: the panel shows context, not whole files. */
   prompt: string;
+  /** How many characters of the prompt come before `prompt` (absent: none; 'Open' shows them). */
+  promptOmitted?: number;
   /** The completion the user rejected; absent for failures entered by hand. */
   rejected?: string;
   desired: string;
@@ -252,6 +254,7 @@ const readFailure: Reader<FailureSummary> = (v, path) => {
     },
     {
       rejected: optional(o, 'rejected', text(MAX_TEXT), path),
+      promptOmitted: optional(o, 'promptOmitted', count, path),
       uri: optional(o, 'uri', text(8000), path),
       line: optional(o, 'line', count, path),
     },

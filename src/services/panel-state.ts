@@ -8,8 +8,8 @@ import type { PatchEntry } from '../repair/patch-store';
 import type { ModelInfo, RepairProgressEvent } from '../worker/protocol';
 import type { PatchReport } from './side-stores';
 
-/** The panel shows context, not whole files. */
-export const PROMPT_TAIL_CHARS = 400;
+/** The panel shows context, not whole files: the card shows the last lines and expands to this much. */
+export const PROMPT_TAIL_CHARS = 2000;
 
 export interface PanelInput {
   info: ModelInfo | null;
@@ -102,6 +102,7 @@ export function buildPanelState(input: PanelInput): PanelState {
     status: f.status,
     languageId: f.languageId,
     prompt: f.prompt.length > PROMPT_TAIL_CHARS ? f.prompt.slice(-PROMPT_TAIL_CHARS) : f.prompt,
+    ...(f.prompt.length > PROMPT_TAIL_CHARS ? { promptOmitted: f.prompt.length - PROMPT_TAIL_CHARS } : {}),
     desired: f.desired,
     createdAt: f.createdAt,
     ...(f.rejected !== undefined ? { rejected: f.rejected } : {}),

@@ -33,9 +33,9 @@ export function repoRoot(): string {
   }
 }
 
-export type ThemeKind = 'light' | 'dark' | 'high-contrast';
+export type ThemeKind = 'light' | 'light-plus' | 'dark' | 'high-contrast';
 
-/** A subset of the variables VS Code's Light Modern / Dark Modern / High Contrast themes set. */
+/** A subset of the variables VS Code's Light Modern / Light+ / Dark Modern / High Contrast themes set. */
 export const THEMES: Record<ThemeKind, { bodyClass: string; vars: Record<string, string> }> = {
   light: {
     bodyClass: 'vscode-light',
@@ -93,6 +93,59 @@ export const THEMES: Record<ThemeKind, { bodyClass: string; vars: Record<string,
       '--vscode-settings-checkboxForeground': '#3b3b3b',
       '--vscode-scrollbarSlider-background': 'rgba(100, 100, 100, 0.4)',
       '--vscode-button-secondaryHoverBackground': '#cccccc',
+      '--vscode-widget-shadow': 'rgba(0, 0, 0, 0.16)',
+    },
+  },
+  // Default Light+ (the light theme before Light Modern): a grey side bar and paler greys.
+  'light-plus': {
+    bodyClass: 'vscode-light',
+    vars: {
+      '--vscode-font-family': 'system-ui, "Ubuntu", "Droid Sans", sans-serif',
+      '--vscode-font-size': '13px',
+      '--vscode-editor-font-family': '"Droid Sans Mono", "monospace", monospace',
+      '--vscode-editor-font-size': '12px',
+      '--vscode-foreground': '#616161',
+      '--vscode-descriptionForeground': '#717171',
+      '--vscode-sideBar-background': '#f3f3f3',
+      '--vscode-editor-background': '#ffffff',
+      '--vscode-focusBorder': '#0090f1',
+      '--vscode-widget-border': '#d4d4d4',
+      '--vscode-button-background': '#007acc',
+      '--vscode-button-foreground': '#ffffff',
+      '--vscode-button-hoverBackground': '#0062a3',
+      '--vscode-button-secondaryBackground': '#5f6a79',
+      '--vscode-button-secondaryForeground': '#ffffff',
+      '--vscode-button-secondaryHoverBackground': '#4c5561',
+      '--vscode-badge-background': '#c4c4c4',
+      '--vscode-badge-foreground': '#333333',
+      '--vscode-checkbox-background': '#ffffff',
+      '--vscode-checkbox-border': '#919191',
+      '--vscode-progressBar-background': '#0e70c0',
+      '--vscode-textCodeBlock-background': 'rgba(220, 220, 220, 0.4)',
+      '--vscode-textLink-foreground': '#006ab1',
+      '--vscode-diffEditor-insertedTextBackground': 'rgba(156, 204, 44, 0.25)',
+      '--vscode-diffEditor-removedTextBackground': 'rgba(255, 0, 0, 0.2)',
+      '--vscode-editorWarning-foreground': '#bf8803',
+      '--vscode-editorHoverWidget-background': '#f3f3f3',
+      '--vscode-editorHoverWidget-border': '#c8c8c8',
+      '--vscode-charts-red': '#e51400',
+      '--vscode-charts-blue': '#1a85ff',
+      '--vscode-charts-green': '#388a34',
+      '--vscode-charts-orange': '#d18616',
+      '--vscode-charts-lines': 'rgba(97, 97, 97, 0.5)',
+      '--vscode-dropdown-background': '#ffffff',
+      '--vscode-dropdown-border': '#cecece',
+      '--vscode-dropdown-foreground': '#616161',
+      '--vscode-sideBarSectionHeader-background': 'rgba(128, 128, 128, 0.2)',
+      '--vscode-sideBarTitle-foreground': '#6f6f6f',
+      '--vscode-list-activeSelectionBackground': '#0060c0',
+      '--vscode-list-activeSelectionForeground': '#ffffff',
+      '--vscode-list-hoverBackground': '#e8e8e8',
+      '--vscode-list-focusOutline': '#0090f1',
+      '--vscode-list-highlightForeground': '#0066bf',
+      '--vscode-icon-foreground': '#424242',
+      '--vscode-checkbox-foreground': '#616161',
+      '--vscode-scrollbarSlider-background': 'rgba(100, 100, 100, 0.4)',
       '--vscode-widget-shadow': 'rgba(0, 0, 0, 0.16)',
     },
   },

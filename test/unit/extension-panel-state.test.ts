@@ -23,7 +23,7 @@ function patch(id: string, layers: Patch['layers'], scores: Patch['scores']): Pa
 }
 
 const failures: Failure[] = [
-  { id: 'f1', createdAt: '2026-01-01T00:00:00.000Z', source: 'rejected', languageId: 'python', prompt: 'x'.repeat(1000), rejected: 'bad', desired: ' good', status: 'repaired', uri: 'file:///a.py', line: 3 },
+  { id: 'f1', createdAt: '2026-01-01T00:00:00.000Z', source: 'rejected', languageId: 'python', prompt: 'x'.repeat(3000), rejected: 'bad', desired: ' good', status: 'repaired', uri: 'file:///a.py', line: 3 },
   { id: 'f2', createdAt: '2026-01-02T00:00:00.000Z', source: 'manual', languageId: 'python', prompt: 'def f():', desired: ' pass', status: 'pending' },
 ];
 
@@ -56,6 +56,9 @@ test('the snapshot passes the panel contract: newest first, prompt tails, model 
   assert.ok(v.ok, v.ok ? '' : v.error);
   assert.deepEqual(state.failures.map((f) => f.id), ['f2', 'f1']);
   assert.equal(state.failures[1].prompt.length, PROMPT_TAIL_CHARS);
+  // What was left out is counted, so the card can say so (never cut without saying where the rest is).
+  assert.equal(state.failures[1].promptOmitted, failures[0].prompt.length - PROMPT_TAIL_CHARS);
+  assert.equal('promptOmitted' in state.failures[0], false);
   assert.equal(state.failures[1].line, 3);
   assert.equal('uri' in state.failures[0], false);
   assert.deepEqual(state.patches.map((p) => p.id), ['p2', 'p1']);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeNonce, panelCsp, renderPanelHtml } from '../../src/panel/html';
-import { diffWords, tokenizeForDiff } from '../../webview/diff';
+import { diffLines, diffWords, tokenizeForDiff, type DiffLine } from '../../webview/diff';
 import { formatCount, formatLoss, formatMs, formatNorm, formatPercent, formatTime, showToken, tail, baseName } from '../../webview/format';
 import {
   buildNeuronGrid,
@@ -50,6 +50,43 @@ describe('diffWords', () => {
     const b = Array.from({ length: 3000 }, (_, i) => `b${i}`).join(' ');
     const parts = diffWords(a, b);
     assert.deepEqual(parts.map((p) => p.op), ['removed', 'added']);
+  });
+});
+
+describe('diffLines', () => {
+  const sign = { same: ' ', removed: '-', added: '+' } as const;
+  const render = (lines: DiffLine[]) =>
+    lines.map((l) => `${sign[l.op]} ${l.parts.map((p) => (p.op === 'same' ? p.text : `[${p.text}]`)).join('')}${l.eol ? '⏎' : ''}`);
+  const side = (lines: DiffLine[], drop: 'added' | 'removed') =>
+    lines.filter((l) => l.op !== drop).map((l) => l.parts.map((p) => p.text).join('') + (l.eol ? '\n' : '')).join('');
+
+  it('shows a changed line as a removed and an added line, never interleaved', () => {
+    // The issue's example: the word diff read "~~from ._context import~~def ~~StringIO~~count_words(path):".
+    assert.deepEqual(render(diffLines('from ._context import StringIO', 'def count_words(path):')), [
+      '- [from ._context import StringIO]',
+      '+ [def count_words(path):]',
+    ]);
+    assert.deepEqual(render(diffLines('len(xs)', 'sum(xs)')), ['- [len](xs)', '+ [sum](xs)']);
+  });
+
+  it('keeps unchanged lines once and pairs the changed ones', () => {
+    const a = 'for i in range(n):\n    total += xs[i]\nreturn total\n';
+    const b = 'for x in xs:\n    total += x\nreturn total\n';
+    assert.deepEqual(render(diffLines(a, b)), [
+      '- for [i] in [range(n)]:⏎',
+      '-     total += [xs[i]]⏎',
+      '+ for [x] in [xs]:⏎',
+      '+     total += [x]⏎',
+      '  return total⏎',
+    ]);
+    assert.equal(side(diffLines(a, b), 'added'), a);
+    assert.equal(side(diffLines(a, b), 'removed'), b);
+  });
+
+  it('marks a line break that only one side has', () => {
+    assert.deepEqual(render(diffLines('import os', 'import re\n')), ['- import [os]', '+ import [re]⏎']);
+    assert.deepEqual(render(diffLines('', 'x = 1')), ['+ [x = 1]']);
+    assert.deepEqual(render(diffLines('a\nb', 'a\nb\nc')), ['  a⏎', '- b', '+ b⏎', '+ [c]']);
   });
 });
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { emptyPanelState, type PanelState } from '../../src/panel/messages';
-import { buildNeuronGrid, layoutNeuronMap } from '../../webview/neuron-map';
+import { buildNeuronGrid, contrastRatio, layoutNeuronMap, MIN_CONTRAST, PEAK_CONTRAST, type Rgba } from '../../webview/neuron-map';
 import { buildWebviewBundle } from '../e2e/webview-build';
 import { fixtureState, largeState } from '../e2e/webview-fixture';
 import {
@@ -91,13 +91,19 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     ]);
     const sum = failures.locator('li[data-failure-id="f-sum"]');
     assert.equal(await sum.locator('[data-field="status"]').textContent(), 'pending');
-    assert.equal(await sum.locator('del').textContent(), 'rejected: len');
-    assert.equal(await sum.locator('ins').textContent(), 'desired: sum');
+    // A unified diff: the prompt's line with the rejected completion (−), then with the desired one (+).
+    const diffRows = (li: typeof sum) =>
+      li.locator('.dl').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-op')}|${e.querySelector('.text')?.textContent}`));
+    assert.deepEqual(await diffRows(sum), ['removed|    return len(xs)', 'added|    return sum(xs)']);
+    assert.equal(await sum.locator('del').textContent(), 'len');
+    assert.equal(await sum.locator('ins').textContent(), 'sum');
+    assert.equal(await sum.locator('[data-field="context"]').textContent(), 'def total(xs):');
     assert.match((await sum.locator('.where').textContent()) ?? '', /^stats\.py:42$/);
     const manual = failures.locator('li[data-failure-id="f-manual"]');
     assert.equal(await manual.locator('[data-field="status"]').textContent(), 'unfixed');
     assert.equal(await manual.locator('del').count(), 0);
-    assert.equal(await manual.locator('ins').textContent(), 'desired: Vec::with_capacity(n)');
+    assert.deepEqual(await diffRows(manual), ['added|let v: Vec<u8> = Vec::with_capacity(n)']);
+    assert.equal(await manual.locator('ins').textContent(), 'Vec::with_capacity(n)');
     assert.equal(await manual.locator('[data-action="open"]').count(), 0, 'no Open without a uri');
 
     const repair = section(page, 'repair');
@@ -135,7 +141,10 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     assert.match((await star.locator('[data-field="patch-stats"]').textContent()) ?? '', /7 neurons · 3\.58 k params · 2\.35 s · 2\s+failures/);
     assert.match((await star.locator('[data-field="patch-scores"]').textContent()) ?? '', /E 100\.0% · G 75\.0% · S 98\.4%/);
     assert.equal(await star.locator('vscode-checkbox').evaluate((e) => (e as unknown as { checked: boolean }).checked), true);
+    // The toggle's label says the state it is in.
+    assert.equal((await star.locator('[data-action="toggle"]').textContent())?.replace(/\s*\(.*\)$/, '').trim(), 'Enabled');
     const older = patches.locator('li[data-patch-id="p-older"]');
+    assert.equal((await older.locator('[data-action="toggle"]').textContent())?.replace(/\s*\(.*\)$/, '').trim(), 'Disabled');
     assert.match((await older.locator('[data-field="patch-scores"]').textContent()) ?? '', /G —/);
     assert.equal(await older.locator('vscode-checkbox').evaluate((e) => (e as unknown as { checked: boolean }).checked), false);
     assertClean(p);
@@ -155,24 +164,33 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
       x: layout.gridX + ((Math.floor(neuron / grid.bucket) + 0.5) / grid.columns) * layout.gridWidth,
       y: layout.gridY + (layer + 0.5) * layout.rowHeight,
     });
-    // Colour: the largest delta (layer 7, neuron 1024) is the accent colour itself, an empty cell is not.
+    // Colour: the largest delta (layer 7, neuron 1024) stands out most; an empty cell is near the background.
     // One readback of the whole canvas (repeated readbacks make Chromium warn).
     const image = await canvas.evaluate((c) => {
       const cv = c as HTMLCanvasElement;
       return { width: cv.width, data: [...cv.getContext('2d')!.getImageData(0, 0, cv.width, cv.height).data] };
     });
-    const pixel = (x: number, y: number) => image.data.slice((Math.floor(y) * image.width + Math.floor(x)) * 4, (Math.floor(y) * image.width + Math.floor(x)) * 4 + 3);
+    const pixel = (x: number, y: number): Rgba => {
+      const i = (Math.floor(y) * image.width + Math.floor(x)) * 4;
+      return [image.data[i], image.data[i + 1], image.data[i + 2], 1];
+    };
+    const background = pixel(1, 1);
     const big = at(7, 1024);
-    assert.deepEqual(pixel(big.x, big.y), [0xd1, 0x86, 0x16]);
     const emptyCell = at(5, 300);
-    assert.notDeepEqual(pixel(emptyCell.x, emptyCell.y), [0xd1, 0x86, 0x16]);
-    // A smaller delta is paler than the largest: the colour scale runs from the background towards the accent.
     const small = at(3, 701);
-    assert.ok(pixel(small.x, small.y)[2] > 0x16, 'a small delta is drawn paler');
+    assert.ok(contrastRatio(pixel(big.x, big.y), background) >= PEAK_CONTRAST - 0.05, 'the largest delta has the peak contrast');
+    assert.ok(contrastRatio(pixel(emptyCell.x, emptyCell.y), background) < 1.5, 'an empty cell is near the background');
+    // A smaller delta is closer to the background than the largest, and still readable.
+    const smallContrast = contrastRatio(pixel(small.x, small.y), background);
+    assert.ok(smallContrast < contrastRatio(pixel(big.x, big.y), background) && smallContrast >= MIN_CONTRAST, `small delta contrast ${smallContrast}`);
 
-    await canvas.hover({ position: at(3, 700) });
     const tip = page.locator('#map-tooltip');
+    assert.match((await tip.textContent()) ?? '', /^Hover a cell/);
+    await canvas.hover({ position: at(3, 700) });
     assert.equal(await tip.isVisible(), true);
+    // The readout sits under the map: it never covers a row of it.
+    const tipBox = await tip.boundingBox();
+    assert.ok(tipBox && tipBox.y >= box.y + box.height, `readout ${JSON.stringify(tipBox)} below the map ${JSON.stringify(box)}`);
     const tipText = (await tip.textContent()) ?? '';
     assert.match(tipText, /^Layer 3, neuron 700/);
     assert.match(tipText, /Delta norm 0\.900/);
@@ -210,6 +228,98 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     assert.match((await tip.textContent()) ?? '', /Attribution 0\.0375\. Up: sum ·join\. Down: len\./);
     await canvas.click({ position: at(3, 700) });
     assert.equal((await posted(page)).filter((m) => m.type === 'selectNeuron').length, 1);
+    assertClean(p);
+  });
+
+  it('draws every patched neuron and the legend with contrast ≥ 4.5:1 in Dark Modern, Light+ and High Contrast (measured)', async () => {
+    const p = await panel();
+    const { page } = p;
+    const canvas = page.locator('#neuron-map');
+    const box = await canvas.boundingBox();
+    assert.ok(box);
+    const layout = layoutNeuronMap(box.width, 8);
+    const patch = fixtureState().patches[1];
+    const grid = buildNeuronGrid(patch.layers, 8, 1536, Math.floor(layout.gridWidth));
+    const measured: Record<string, { background: Rgba; cells: number; legend: number; min: number; max: number }> = {};
+    for (const kind of ['dark', 'light-plus', 'high-contrast', 'light'] as const) {
+      await setTheme(page, kind);
+      // Copied into a fresh canvas: repeated readbacks of the map's own canvas make Chromium warn.
+      const image = await canvas.evaluate((c) => {
+        const cv = c as HTMLCanvasElement;
+        const copy = document.createElement('canvas');
+        copy.width = cv.width;
+        copy.height = cv.height;
+        const ctx = copy.getContext('2d', { willReadFrequently: true })!;
+        ctx.drawImage(cv, 0, 0);
+        return { width: cv.width, data: [...ctx.getImageData(0, 0, cv.width, cv.height).data] };
+      });
+      const pixel = (x: number, y: number): Rgba => {
+        const i = (Math.floor(y) * image.width + Math.floor(x)) * 4;
+        return [image.data[i], image.data[i + 1], image.data[i + 2], 1];
+      };
+      const background = pixel(1, 1);
+      const ratios: number[] = [];
+      for (const l of patch.layers) {
+        for (const row of l.rows) {
+          const x = layout.gridX + ((Math.floor(row / grid.bucket) + 0.5) / grid.columns) * layout.gridWidth;
+          const y = layout.gridY + (l.layer + 0.5) * layout.rowHeight;
+          ratios.push(contrastRatio(pixel(x, y), background));
+        }
+      }
+      const cells = ratios.length;
+      // The legend's 32 swatches, sampled at their centres.
+      const lw = Math.min(120, layout.gridWidth / 2);
+      for (let i = 0; i < 32; i++) ratios.push(contrastRatio(pixel(layout.gridX + ((i + 0.5) * lw) / 32, layout.legendY + 8), background));
+      measured[kind] = { background, cells, legend: ratios.length - cells, min: Math.min(...ratios), max: Math.max(...ratios) };
+      assert.equal(cells, 7);
+      for (const r of ratios) assert.ok(r >= MIN_CONTRAST, `${kind}: a map colour has contrast ${r.toFixed(2)} < ${MIN_CONTRAST} (${JSON.stringify(measured[kind])})`);
+      assert.ok(measured[kind].max >= PEAK_CONTRAST - 0.05, `${kind}: the largest delta stands out (${measured[kind].max.toFixed(2)})`);
+      writeFileSync(join(ARTIFACTS, `neuron-map-${kind}.png`), await page.locator('.map-wrap').screenshot());
+    }
+    writeFileSync(join(ARTIFACTS, 'neuron-map-contrast.json'), JSON.stringify(measured, null, 2));
+    assertClean(p);
+  });
+
+  it('shows a long failure whole: earlier prompt lines fold and open in place, nothing is clipped', async () => {
+    const state = fixtureState();
+    const body = Array.from({ length: 12 }, (_, i) => `    line_${i} = compute(${i})`).join('\n');
+    state.failures[0] = {
+      ...state.failures[0],
+      prompt: `def long_function(a, b):\n${body}\n    return `,
+      promptOmitted: 5000,
+      rejected: 'line_0 + line_1 + line_2 + line_3 + line_4 + line_5 + line_6 + line_7 + line_8 + line_9 + line_10 + line_11',
+      desired: 'sum([line_0, line_1, line_2, line_3, line_4, line_5, line_6, line_7, line_8, line_9, line_10, line_11])',
+    };
+    const p = await panel({}, state);
+    const { page } = p;
+    const card = page.locator('li[data-failure-id="f-sum"]');
+    const code = card.locator('[data-field="code"]');
+    const clipped = await code.evaluate((e) => e.scrollHeight > e.clientHeight + 1 || getComputedStyle(e).maxHeight !== 'none');
+    assert.equal(clipped, false, 'the card has no fixed height');
+    const more = card.locator('[data-field="context-more"]');
+    assert.match((await more.locator('summary').textContent()) ?? '', /^10 earlier lines \(and 5,000 more characters: Open shows the file\)$/);
+    assert.equal(await more.locator('pre').isVisible(), false);
+    await more.locator('summary').click();
+    assert.equal(await more.locator('pre').isVisible(), true);
+    assert.match((await more.locator('pre').textContent()) ?? '', /^…def long_function\(a, b\):\n {4}line_0 = compute\(0\)/);
+    // Both completions are there in full, each on its own line.
+    const text = await card.locator('.dl .text').allTextContents();
+    assert.deepEqual(text, [`    return ${state.failures[0].rejected}`, `    return ${state.failures[0].desired}`]);
+    assertClean(p);
+  });
+
+  it('follows state in its labels: a disabled patch says so and offers no Undo', async () => {
+    const p = await panel();
+    const { page } = p;
+    const star = section(page, 'patches').locator('li[data-patch-id="p-star"]');
+    assert.equal(await star.locator('[data-action="undo"]').count(), 1);
+    const off = fixtureState();
+    off.patches[1] = { ...off.patches[1], enabled: false };
+    await sendToPanel(page, { type: 'state', state: off });
+    assert.match((await star.locator('[data-action="toggle"]').textContent()) ?? '', /^\s*Disabled/);
+    assert.equal(await star.locator('vscode-checkbox').evaluate((e) => (e as unknown as { checked: boolean }).checked), false);
+    assert.equal(await star.locator('[data-action="undo"]').count(), 0);
+    assert.match((await section(page, 'scores').locator('[data-field="scores-patch"]').textContent()) ?? '', /\(disabled\)/);
     assertClean(p);
   });
 
@@ -291,7 +401,9 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     const patches = section(page, 'patches');
     await patches.locator('li[data-patch-id="p-star"] [data-action="toggle"]').click();
     await patches.locator('li[data-patch-id="p-older"] [data-action="toggle"]').click();
-    await patches.locator('li[data-patch-id="p-older"] [data-action="undo"]').click();
+    // Undo is offered for an enabled patch only (p-older is disabled: its toggle is the way back).
+    assert.equal(await patches.locator('li[data-patch-id="p-older"] [data-action="undo"]').count(), 0);
+    await patches.locator('li[data-patch-id="p-star"] [data-action="undo"]').click();
     await patches.locator('li[data-patch-id="p-older"] [data-action="export"]').click();
     assert.deepEqual(await posted(page), [
       { type: 'repair', failureIds: ['f-sum'] },
@@ -301,7 +413,7 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
       { type: 'repair', failureIds: ['f-join'] },
       { type: 'togglePatch', patchId: 'p-star', enabled: false },
       { type: 'togglePatch', patchId: 'p-older', enabled: true },
-      { type: 'undoPatch', patchId: 'p-older' },
+      { type: 'undoPatch', patchId: 'p-star' },
       { type: 'exportPatch', patchId: 'p-older' },
     ]);
 
@@ -318,7 +430,9 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     await picker.click();
     await picker.locator('li[role="option"]', { hasText: 'STAR' }).click();
     assert.match((await section(page, 'neurons').locator('[data-field="map-summary"]').textContent()) ?? '', /^\s*7 neurons in 3 of 8 layers/);
-    assert.match((await section(page, 'scores').locator('.summary').textContent()) ?? '', /^Patch p-star/);
+    // Named by method, time and failures: never by its id.
+    assert.match((await section(page, 'scores').locator('[data-field="scores-patch"]').textContent()) ?? '', /^STAR · \S.* · 2 failures · 7 neurons/);
+    assert.doesNotMatch(await page.locator('#app').innerText(), /p-star|p-older/);
     assert.deepEqual(await posted(page), []);
 
     // Discarded failures can be shown again.
