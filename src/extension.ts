@@ -12,6 +12,7 @@ import { ModelService } from './services/model-service';
 import { PanelBridge } from './services/panel-bridge';
 import { RepairService } from './services/repair-service';
 import type { Services } from './services/services';
+import { logLine } from './util/log-text';
 
 /** What activate() returns (vscode.extensions.getExtension(...).exports): the services and the completion provider, for the integration tests. */
 export interface ExtensionApi extends Services {
@@ -22,7 +23,8 @@ let shutdown: (() => Promise<void>) | null = null;
 
 export function activate(context: vscode.ExtensionContext): ExtensionApi {
   const output = vscode.window.createOutputChannel('STAR Repair');
-  const log = (line: string) => output.appendLine(`${new Date().toISOString().slice(11, 23)} ${line}`);
+  // Every line, the worker's stderr included, without onnxruntime's terminal colour codes.
+  const log = (line: string) => output.appendLine(logLine(line));
   const settings = () => readSettings().settings;
   for (const p of readSettings().problems) log(`[settings] ${p}`);
 
