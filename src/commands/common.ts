@@ -1,12 +1,13 @@
 // What several commands share: the model must be loaded first, a repair runs behind a cancellable
 // progress notification, and its outcome is told the same way (fixed or not, neurons, time,
-// "Show in panel").
+// "Show in panel"; the wording lives in services/repair-outcome.ts).
 
 import * as vscode from 'vscode';
 import type { Failure } from '../failures/failure';
 import type { SpecificityGuard } from '../settings';
 import type { RepairSummary } from '../services/repair-service';
 import type { ModelStores } from '../services/model-service';
+import { describeRepair, patchTitle } from '../services/repair-outcome';
 import type { Services } from '../services/services';
 import { WorkerError } from '../worker/client';
 
@@ -28,53 +29,21 @@ export function requireStores(s: Services): ModelStores | undefined {
   return undefined;
 }
 
-function shortText(t: string, n = 60): string {
-  const one = t.replace(/\n/g, '⏎');
-  return one.length > n ? `${one.slice(0, n - 1)}…` : one;
-}
-
-function seconds(ms: number): string {
-  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
-}
-
-function pct(x: number | null): string {
-  return x === null ? '–' : `${Math.round(x * 100)}%`;
-}
-
 /**
- * Tells the real outcome of a repair: what the editor now shows (fixed counts), the patch's cost and
- * scores, and what the specificity guard did — a warning whenever a failure is left unfixed or the
- * patch broke completions that were right; "Show in Panel" reveals the patch there.
+ * Tells the real outcome of a repair (services/repair-outcome.ts words it and decides the buttons:
+ * "Undo Patch" only when the patch stayed enabled below the guard's threshold); "Show in Panel"
+ * reveals the patch there.
  */
 export async function reportRepair(s: Services, summary: RepairSummary, failures: readonly Failure[]): Promise<void> {
-  const p = summary.patch;
-  const what = failures.length === 1 ? `"${shortText(failures[0].desired)}"` : `${failures.length} failures`;
-  const scores = `specificity ${pct(p.scores.specificity)} · generalisation ${pct(p.scores.generalisation)}`;
-  let text: string;
-  let warn: boolean;
-  let undo = false;
-  if (summary.undoneByGuard) {
-    text = `Patch undone: it would have fixed ${summary.wouldFix} of ${failures.length}, but kept only ${pct(p.scores.specificity)} of the completions that were right (threshold ${pct(summary.threshold)}). The model is unchanged; the patch stays in the history, disabled.`;
-    warn = true;
-  } else if (summary.keptDisabled) {
-    text = `Could not fix ${what} (${p.stats.neurons} neuron(s) tried in ${seconds(p.stats.ms)}). The model is unchanged; the patch stays in the history, disabled.`;
-    warn = true;
-  } else {
-    const head = summary.fixed.length === failures.length ? `Fixed ${what}` : `Fixed ${summary.fixed.length} of ${failures.length} failures`;
-    text = `${head} — ${p.stats.neurons} neuron(s) changed in ${seconds(p.stats.ms)} · ${scores}.`;
-    warn = summary.fixed.length < failures.length || summary.belowThreshold;
-    if (summary.belowThreshold) {
-      text += ` It keeps only ${pct(p.scores.specificity)} of the completions that were right (threshold ${pct(summary.threshold)}).`;
-      undo = true;
-    }
-  }
-  const actions = undo ? ['Undo Patch', 'Show in Panel'] : ['Show in Panel'];
+  const { text, warn, actions } = describeRepair({ ...summary, fixed: summary.fixed.length }, failures);
   const pick = warn ? await vscode.window.showWarningMessage(`STAR Repair: ${text}`, ...actions) : await vscode.window.showInformationMessage(`STAR Repair: ${text}`, ...actions);
+  const p = summary.patch;
   if (pick === 'Undo Patch') {
-    // The patch may have been undone another way while the message was up.
+    // The patch may have been undone another way while the message was up: then there is nothing to do.
     if (s.model.stores?.patches.get(p.id)?.enabled) {
       s.model.stores.patches.toggle(p.id, false);
       await s.model.syncPatches();
+      void vscode.window.showInformationMessage(`STAR Repair: undid the ${patchTitle(p)}; the model is as before it.`);
     }
   } else if (pick) await s.showPanel();
 }

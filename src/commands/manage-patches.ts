@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { checkPatchForModel, stringifyPatch, type Patch } from '../repair/patch';
 import { readPatchFile } from '../store/patch-file';
 import type { PatchEntry } from '../repair/patch-store';
+import { patchTitle } from '../services/repair-outcome';
 import type { Services } from '../services/services';
 import { errorText, requireStores, type CommandSpec } from './common';
 
@@ -47,12 +48,13 @@ export async function applyPatchAction(s: Services, patchId: string, action: Pat
       if (!entry) throw new Error(`no patch ${patchId} in the history`);
       let target = file;
       if (!target) {
-        const uri = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(`star-patch-${patchId.slice(0, 8)}.json`), filters: { 'STAR patch': ['json'] }, saveLabel: 'Save Patch' });
+        const stamp = entry.patch.createdAt.slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
+        const uri = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(`star-patch-${entry.patch.method}-${stamp}.json`), filters: { 'STAR patch': ['json'] }, saveLabel: 'Save Patch' });
         if (!uri) return entry;
         target = uri.fsPath;
       }
       writeFileSync(target, stringifyPatch(entry.patch));
-      void vscode.window.showInformationMessage(`STAR Repair: patch saved to ${target}.`);
+      void vscode.window.showInformationMessage(`STAR Repair: the ${patchTitle(entry.patch)} is saved to ${target}.`);
       return entry;
     }
   }
@@ -75,7 +77,7 @@ export async function importPatch(s: Services, file: string): Promise<Patch | un
   }
   stores.patches.add(patch);
   await s.model.syncPatches();
-  void vscode.window.showInformationMessage(`STAR Repair: imported and applied patch ${patch.id.slice(0, 8)} (${describePatch(patch)}).`);
+  void vscode.window.showInformationMessage(`STAR Repair: imported and applied the ${patchTitle(patch)} (${describePatch(patch)}).`);
   return patch;
 }
 
@@ -113,7 +115,7 @@ export const managePatches: CommandSpec = {
         { label: '$(save) Save as a JSON file…', action: 'save' },
         { label: '$(layout-sidebar-left) Show in the panel', action: 'panel' },
       ];
-      const act = await vscode.window.showQuickPick(actions, { title: `Patch ${entry.patch.id.slice(0, 8)}` });
+      const act = await vscode.window.showQuickPick(actions, { title: patchTitle(entry.patch) });
       if (!act) return undefined;
       if (act.action === 'panel') return s.showPanel();
       if (act.action === 'remove') {

@@ -2,6 +2,7 @@
 // itself be undone) and sends the remaining patches to the worker.
 
 import * as vscode from 'vscode';
+import { patchTitle } from '../services/repair-outcome';
 import { errorText, requireStores, type CommandSpec } from './common';
 
 export const undoLastPatch: CommandSpec = {
@@ -16,7 +17,7 @@ export const undoLastPatch: CommandSpec = {
         return undefined;
       }
       await s.model.syncPatches();
-      void vscode.window.showInformationMessage(`STAR Repair: undid the ${undone.patch.method} patch of ${new Date(undone.patch.createdAt).toLocaleString()} (${undone.patch.stats.neurons} neurons).`, 'Redo').then(async (pick) => {
+      void vscode.window.showInformationMessage(`STAR Repair: undid the ${patchTitle(undone.patch)}, ${undone.patch.stats.neurons} neurons.`, 'Redo').then(async (pick) => {
         if (pick && s.model.stores?.patches.get(undone.patch.id)) {
           s.model.stores.patches.toggle(undone.patch.id, true);
           await s.model.syncPatches();
