@@ -41,7 +41,7 @@ export function formatLoss(loss: number | null): string {
   return loss.toFixed(4);
 }
 
-/** Three significant digits: norms and attributions are compared by size, not read to the last decimal. */
+/** Three significant digits: norms are compared by size, not read to the last decimal. */
 export function formatNorm(x: number): string {
   if (x === 0) return '0';
   if (Math.abs(x) < 1e-3 || Math.abs(x) >= 1e4) return x.toExponential(2);

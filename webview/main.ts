@@ -175,11 +175,10 @@ function describeCell(cell: MapCell, grid: NeuronGrid): string {
   if (grid.bucket > 1) s += ` (largest of ${cell.count} patched in ${range})`;
   s += `. Delta norm ${formatNorm(cell.norm)}.`;
   if (d) {
-    s += ` Attribution ${d.attribution === null ? '—' : formatNorm(d.attribution)}.`;
     if (d.up.length) s += ` Up: ${d.up.slice(0, 3).map((t) => showToken(t.token)).join(' ')}.`;
     if (d.down.length) s += ` Down: ${d.down.slice(0, 3).map((t) => showToken(t.token)).join(' ')}.`;
   } else {
-    s += ' Click or press Enter for attribution and tokens.';
+    s += ' Click or press Enter for the tokens it pushes.';
   }
   return s;
 }

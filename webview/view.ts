@@ -342,8 +342,6 @@ export function neuronDetails(layer: number, neuron: number, d: NeuronDetails | 
         : html`
             ${d.error ? html`<p class="warning">${d.error}</p>` : nothing}
             <dl class="facts">
-              <dt>Attribution</dt>
-              <dd data-field="attribution">${d.attribution === null ? '—' : formatNorm(d.attribution)}</dd>
               <dt>Delta norm</dt>
               <dd data-field="delta-norm">${formatNorm(d.deltaNorm)}</dd>
             </dl>

@@ -132,8 +132,6 @@ export interface NeuronDetails {
   patchId: string;
   layer: number;
   neuron: number;
-  /** Attribution score from locating; null if the method does not compute one. */
-  attribution: number | null;
   deltaNorm: number;
   up: TokenPush[];
   down: TokenPush[];
@@ -383,7 +381,6 @@ const readNeuronDetails: Reader<NeuronDetails> = (v, path) => {
       patchId: field(o, 'patchId', id, path),
       layer: field(o, 'layer', count, path),
       neuron: field(o, 'neuron', count, path),
-      attribution: field(o, 'attribution', nullable(finite), path),
       deltaNorm: field(o, 'deltaNorm', nonNegative, path),
       up: field(o, 'up', list(readTokenPush, 1000), path),
       down: field(o, 'down', list(readTokenPush, 1000), path),

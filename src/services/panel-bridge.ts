@@ -103,7 +103,7 @@ export class PanelBridge implements vscode.Disposable {
           const entry = stores?.patches.get(m.patchId);
           const layer = entry?.patch.layers.find((l) => l.layer === m.layer);
           const i = layer ? layer.rows.indexOf(m.neuron) : -1;
-          const base = { patchId: m.patchId, layer: m.layer, neuron: m.neuron, attribution: null };
+          const base = { patchId: m.patchId, layer: m.layer, neuron: m.neuron };
           if (!entry || !layer || i < 0) {
             s.panel.postNeuronDetails({ ...base, deltaNorm: 0, up: [], down: [], error: 'this patch does not change that neuron' });
             return;

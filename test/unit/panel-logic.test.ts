@@ -277,7 +277,7 @@ describe('webview store', () => {
     assert.ok(applied.ok);
     const withDetails = applyMessage(applied.model, {
       type: 'neuronDetails',
-      details: { patchId: 'p-star', layer: 3, neuron: 700, attribution: 0.5, deltaNorm: 0.9, up: [], down: [] },
+      details: { patchId: 'p-star', layer: 3, neuron: 700, deltaNorm: 0.9, up: [], down: [] },
     });
     assert.ok(withDetails.ok);
     const saved = JSON.parse(JSON.stringify(persistable(withDetails.model)));
@@ -291,13 +291,13 @@ describe('webview store', () => {
 
   it('keeps one entry per neuron in the details cache', () => {
     let m = initialModel();
-    for (const attribution of [0.1, 0.2]) {
-      const r = applyMessage(m, { type: 'neuronDetails', details: { patchId: 'p', layer: 0, neuron: 1, attribution, deltaNorm: 1, up: [], down: [] } });
+    for (const deltaNorm of [0.1, 0.2]) {
+      const r = applyMessage(m, { type: 'neuronDetails', details: { patchId: 'p', layer: 0, neuron: 1, deltaNorm, up: [], down: [] } });
       assert.ok(r.ok);
       m = r.model;
     }
     assert.equal(m.details.length, 1);
-    assert.equal(m.details[0].attribution, 0.2);
+    assert.equal(m.details[0].deltaNorm, 0.2);
   });
 
   it('refuses progress without a running repair', () => {

@@ -109,7 +109,7 @@ describe('validateExtensionMessage', () => {
       { type: 'repairProgress', progress: { epoch: 1, epochs: 2, loss: null, positionsFixed: 0, positionsTotal: 3 } },
       {
         type: 'neuronDetails',
-        details: { patchId: 'p', layer: 0, neuron: 5, attribution: null, deltaNorm: 0.5, up: [{ token: 'a', logit: 1 }], down: [], error: 'LM head not loaded' },
+        details: { patchId: 'p', layer: 0, neuron: 5, deltaNorm: 0.5, up: [{ token: 'a', logit: 1 }], down: [], error: 'LM head not loaded' },
       },
     ];
     for (const m of good) {
@@ -123,9 +123,11 @@ describe('validateExtensionMessage', () => {
     rejects(validateExtensionMessage({ type: 'ready' }), /^message\.type: expected one of state, repairProgress, neuronDetails, got "ready"$/);
     rejects(validateExtensionMessage({ type: 'state' }), /^message\.state: expected an object, got nothing$/);
     rejects(validateExtensionMessage('state'), /^message: expected an object/);
-    rejects(validateExtensionMessage({ type: 'neuronDetails', details: { patchId: 'p', layer: 0, neuron: 1, attribution: 0, deltaNorm: 1, up: [{ token: 'a' }], down: [] } }), /details\.up\[0\]\.logit: expected a finite number, got nothing/);
+    rejects(validateExtensionMessage({ type: 'neuronDetails', details: { patchId: 'p', layer: 0, neuron: 1, deltaNorm: 1, up: [{ token: 'a' }], down: [] } }), /details\.up\[0\]\.logit: expected a finite number, got nothing/);
     rejects(validateRepairProgress({ epoch: -1, epochs: 2, loss: 0, positionsFixed: 0, positionsTotal: 0 }), /^progress\.epoch: expected an integer ≥ 0, got -1$/);
-    rejects(validateNeuronDetails({ patchId: 'p', layer: 0, neuron: 1, attribution: 'high', deltaNorm: 1, up: [], down: [] }), /details\.attribution: expected a finite number, got "high"/);
+    // The details carry no attribution (issue 18: it was always empty; the patch does not keep one): an old sender's field is dropped.
+    const old = validateNeuronDetails({ patchId: 'p', layer: 0, neuron: 1, attribution: 0.5, deltaNorm: 1, up: [], down: [] });
+    assert.ok(old.ok && !('attribution' in old.value));
   });
 });
 
@@ -237,7 +239,7 @@ describe('PanelHub', () => {
     attach();
     hub.receive({ type: 'ready' });
     assert.throws(() => hub.postState({ ...fixtureState(), failures: [{}] } as unknown as PanelState), (e: unknown) => e instanceof PanelMessageError && /^postState: state\.failures\[0\]\.id/.test(e.message));
-    assert.throws(() => hub.postNeuronDetails({ patchId: 'p', layer: 0, neuron: 0, attribution: null, deltaNorm: Number.NaN, up: [], down: [] }), PanelMessageError);
+    assert.throws(() => hub.postNeuronDetails({ patchId: 'p', layer: 0, neuron: 0, deltaNorm: Number.NaN, up: [], down: [] }), PanelMessageError);
     assert.equal(sent.length, 0);
     assert.equal(hub.state, null, 'a refused state does not replace the snapshot');
   });

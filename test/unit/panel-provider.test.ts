@@ -155,7 +155,7 @@ describe('RepairPanelProvider', () => {
   it('answers neuron requests and refuses contract breaches', () => {
     const { provider, view } = setup();
     view.messages.fire({ type: 'ready' });
-    provider.postNeuronDetails({ patchId: 'p', layer: 0, neuron: 1, attribution: null, deltaNorm: 0.5, up: [], down: [] });
+    provider.postNeuronDetails({ patchId: 'p', layer: 0, neuron: 1, deltaNorm: 0.5, up: [], down: [] });
     assert.equal((view.posted[0] as { type: string }).type, 'neuronDetails');
     assert.throws(() => provider.postState({ model: null } as unknown as PanelState), /postState: state\.failures: expected an array/);
   });

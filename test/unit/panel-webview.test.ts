@@ -207,7 +207,6 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
         patchId: 'p-star',
         layer: 3,
         neuron: 700,
-        attribution: 0.0375,
         deltaNorm: 0.9,
         up: [
           { token: 'sum', logit: 2.5 },
@@ -217,7 +216,8 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
       },
     });
     assert.equal(await details.locator('h4').textContent(), 'Layer 3, neuron 700');
-    assert.equal(await details.locator('[data-field="attribution"]').textContent(), '0.0375');
+    // No attribution field: the repair keeps none per neuron, and a stub would always read "—".
+    assert.equal(await details.locator('[data-field="attribution"]').count(), 0);
     assert.equal(await details.locator('[data-field="delta-norm"]').textContent(), '0.900');
     assert.deepEqual(await details.locator('ol.up li').allTextContents(), ['sum +2.500', '·join +1.250']);
     assert.deepEqual(await details.locator('ol.down li').allTextContents(), ['len -1.500']);
@@ -225,7 +225,7 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     // Hover again: the tooltip now carries the details too; no second request for cached details.
     await canvas.hover({ position: at(1, 12) });
     await canvas.hover({ position: at(3, 700) });
-    assert.match((await tip.textContent()) ?? '', /Attribution 0\.0375\. Up: sum ·join\. Down: len\./);
+    assert.match((await tip.textContent()) ?? '', /Delta norm 0\.900\. Up: sum ·join\. Down: len\./);
     await canvas.click({ position: at(3, 700) });
     assert.equal((await posted(page)).filter((m) => m.type === 'selectNeuron').length, 1);
     assertClean(p);
@@ -475,7 +475,7 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
       { type: 'repairProgress', progress: { epoch: 11, epochs: 10, loss: 1, positionsFixed: 0, positionsTotal: 5 } },
       { type: 'repairProgress', progress: { epoch: 1, epochs: 10, loss: 'low', positionsFixed: 0, positionsTotal: 5 } },
       { type: 'neuronDetails', details: { patchId: 'p-star', layer: 3, neuron: 700 } },
-      { type: 'neuronDetails', details: { patchId: 'p-star', layer: 3, neuron: 700, attribution: 1, deltaNorm: -1, up: [], down: [] } },
+      { type: 'neuronDetails', details: { patchId: 'p-star', layer: 3, neuron: 700, deltaNorm: -1, up: [], down: [] } },
     ];
     for (const m of bad) await sendToPanel(page, m);
     assert.equal(await page.locator('#app').innerText(), before);
