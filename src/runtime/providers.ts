@@ -2,6 +2,8 @@
 // `auto` tries CUDA (only when its provider libraries are installed), then WebGPU (never on a
 // software, CPU-type adapter such as Mesa's llvmpipe: see adapter.ts), then CPU; every provider
 // that was tried and failed is recorded with its reason so the UI and the CLI can show it.
+// A caller may vet every GPU candidate before its session is made (RuntimeOptions.vet: the worker
+// runs the model's graphs on it in a child process first, src/worker/provider-vetting.ts).
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,6 +28,11 @@ export interface RuntimeOptions {
   provider?: ProviderName;
   /** Intra-op threads; 0 or undefined lets onnxruntime decide. */
   threads?: number;
+  /**
+   * Asked before a session is made on any provider but the CPU: null lets it be tried, a reason
+   * passes over it (recorded as a fallback). Called once per candidate per session.
+   */
+  vet?: (provider: string) => Promise<string | null>;
 }
 
 function cudaInstalled(): string | null {
@@ -66,7 +73,7 @@ export async function createSession(modelFor: ModelForProvider | Uint8Array, opt
   const build: ModelForProvider = typeof modelFor === 'function' ? modelFor : () => ({ model: modelFor });
   const requested = options.provider ?? 'cpu';
   for (const provider of candidates(requested)) {
-    const skip = platformReason(provider) ?? (requested === 'auto' ? await autoReason(provider) : null);
+    const skip = platformReason(provider) ?? (requested === 'auto' ? await autoReason(provider) : null) ?? (provider !== 'cpu' && options.vet ? await options.vet(provider) : null);
     if (skip) {
       fallbacks.push({ provider, reason: skip });
       continue;

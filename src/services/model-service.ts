@@ -2,9 +2,11 @@
 // the per-model stores in global storage. It owns what must survive a worker crash — failures,
 // patches, reports, accepted completions — and after every worker (re)start it sends `load` and
 // the enabled patches again. It also says what the status bar shows (loading, ready, completing,
-// repairing, error).
+// repairing, error). A GPU provider that crashes the worker is remembered and the worker restarts
+// on the CPU (ProviderGuard, src/worker/provider-guard.ts); the user is told, with a way back.
 
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { FailureStore } from '../failures/store';
 import { checkPatchForModel, patchToJson, type Patch } from '../repair/patch';
@@ -12,6 +14,8 @@ import { PatchStore } from '../repair/patch-store';
 import type { Settings } from '../settings';
 import { WorkerClient, WorkerError, type Caller, type RequestOptions, type WorkerExit, type WorkerState } from '../worker/client';
 import type { CompleteParams, CompleteResult, Method, ModelInfo, ParamsOf, ResultOf } from '../worker/protocol';
+import { ProviderGuard, type ProviderCrashNotice } from '../worker/provider-guard';
+import { PROVIDER_MEMORY_FILE } from '../worker/provider-memory';
 import { readSettings } from './config';
 import { PatchReportStore, RegressionStore } from './side-stores';
 
@@ -28,6 +32,8 @@ export interface ModelStores {
 
 export class ModelService implements vscode.Disposable {
   readonly client: WorkerClient;
+  /** Remembers GPU providers that crashed the worker; the worker then runs on the CPU. */
+  readonly providers: ProviderGuard;
   private phase: ModelPhase = 'idle';
   private error: string | null = null;
   private modelInfo: ModelInfo | null = null;
@@ -61,6 +67,13 @@ export class ModelService implements vscode.Disposable {
       onStart: (call) => this.loadWith(call),
     });
     this.client.onStateChange(() => this.changed.fire());
+    this.providers = new ProviderGuard({
+      client: this.client,
+      memoryFile: join(context.globalStorageUri.fsPath, PROVIDER_MEMORY_FILE),
+      modelName: (fingerprint) => (this.modelInfo?.fingerprint === fingerprint ? this.modelInfo.name : undefined),
+      notify: (notice) => this.onProviderCrash(notice),
+      log,
+    });
     this.client.onCrash((exit, state) => this.onCrash(exit, state));
     this.disposables.push(this.changed, this.activityChanged, this.loaded);
   }
@@ -167,7 +180,7 @@ export class ModelService implements vscode.Disposable {
     this.error = null;
     this.changed.fire();
     try {
-      const info = await call('load', { modelDir: this.modelDir(settings), provider: settings.executionProvider, threads: settings.threads });
+      const info = await call('load', { modelDir: this.modelDir(settings), provider: settings.executionProvider, threads: settings.threads, guard: this.providers.loadParams() });
       if (seq !== this.loadSeq) return;
       this.modelInfo = info;
       this.openStoresFor(info);
@@ -267,7 +280,20 @@ export class ModelService implements vscode.Disposable {
     }
   }
 
+  /** A GPU provider crashed the worker: it is restarting on the CPU; say so, offer the provider again. */
+  private onProviderCrash(notice: ProviderCrashNotice): void {
+    void vscode.window.showWarningMessage(notice.message, notice.retryLabel, 'Show Log').then((pick) => {
+      if (pick === 'Show Log') void vscode.commands.executeCommand('starRepair.showLog');
+      if (pick === notice.retryLabel) {
+        this.providers.retry(notice.provider, notice.fingerprint).catch((e: unknown) => {
+          void vscode.window.showErrorMessage(`STAR Repair: ${e instanceof Error ? e.message : String(e)}`);
+        });
+      }
+    });
+  }
+
   async dispose(): Promise<void> {
+    this.providers.dispose();
     for (const off of this.storeUnsubscribers) off();
     for (const d of this.disposables) d.dispose();
     await this.client.dispose();

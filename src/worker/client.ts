@@ -9,6 +9,10 @@
 // for repair/evaluate/export, which report progress and can be cancelled instead); with
 // 'worker-crashed' when the worker exits. start() rejects with WorkerStartError when the worker
 // cannot be started (it crashed maxCrashes times in a row), so callers can report it.
+// The worker tells which execution provider it runs on (ProviderNotice); a worker that dies on a
+// GPU provider is restarted at once, with no backoff (provider-guard.ts remembers the provider
+// first, so the new worker runs on the CPU) — unless the same provider crashed the previous one
+// too, when the usual backoff applies.
 // No vscode import, so the unit tests drive it with a real forked worker.
 
 import { fork, type ChildProcess } from 'node:child_process';
@@ -16,6 +20,12 @@ import {
   parseResult, parseWorkerMessage, PROTOCOL_VERSION, ProtocolError,
   type Method, type ParamsOf, type RepairProgressEvent, type ResultOf,
 } from './protocol';
+
+/** The provider a worker ran on, for which model (its last ProviderNotice). */
+export interface WorkerProvider {
+  provider: string;
+  fingerprint: string;
+}
 
 export type WorkerErrorCode =
   | 'worker-crashed' | 'worker-stopped' | 'worker-failed' | 'cancelled' | 'timeout' | 'protocol'
@@ -97,6 +107,13 @@ export interface WorkerExit {
   during: Method[];
   /** The last lines the worker wrote to stderr. */
   stderr: string[];
+  /** The provider it was on when it died (null: it had not said, e.g. before any model was loaded). */
+  provider: WorkerProvider | null;
+}
+
+/** Whether a worker died on a GPU execution provider (anything but the CPU). */
+export function diedOnGpu(exit: WorkerExit): boolean {
+  return exit.provider !== null && exit.provider.provider !== 'cpu';
 }
 
 export interface WorkerState {
@@ -174,6 +191,7 @@ export class WorkerClient {
   private restartTimer: NodeJS.Timeout | null = null;
   private disposed = false;
   private stderrTail: string[] = [];
+  private provider: WorkerProvider | null = null;
   private readonly stateListeners = new Set<(s: WorkerState) => void>();
   private readonly crashListeners = new Set<(exit: WorkerExit, state: WorkerState) => void>();
   private readonly opts: Required<Omit<WorkerClientOptions, 'env' | 'onStart' | 'execArgv' | 'deadlinesMs'>> & Pick<WorkerClientOptions, 'env' | 'onStart' | 'execArgv' | 'deadlinesMs'>;
@@ -196,6 +214,11 @@ export class WorkerClient {
 
   get pid(): number | null {
     return this.state.pid;
+  }
+
+  /** The provider the running worker said it runs on (null before it said, or when none runs). */
+  get workerProvider(): WorkerProvider | null {
+    return this.provider ? { ...this.provider } : null;
   }
 
   onStateChange(listener: (s: WorkerState) => void): () => void {
@@ -280,6 +303,7 @@ export class WorkerClient {
     if (this.disposed) return;
     this.clearRestartTimer();
     this.stderrTail = [];
+    this.provider = null;
     const child = fork(this.opts.workerPath, [], {
       execArgv: this.opts.execArgv ?? [],
       env: this.opts.env ?? process.env,
@@ -348,6 +372,9 @@ export class WorkerClient {
       case 'log':
         this.opts.log(`[worker] ${m.message}`);
         return;
+      case 'provider':
+        this.provider = { provider: m.provider, fingerprint: m.fingerprint };
+        return;
       case 'progress':
         this.pending.get(m.id)?.onProgress?.(m.progress);
         return;
@@ -399,7 +426,9 @@ export class WorkerClient {
     if (child !== this.child) return;
     this.child = null;
     const during = [...this.pending.values()].map((p) => p.method);
-    const exit: WorkerExit = { code, signal, during, stderr: [...this.stderrTail] };
+    const exit: WorkerExit = { code, signal, during, stderr: [...this.stderrTail], provider: this.provider };
+    this.provider = null;
+    const previousExit = this.state.lastExit;
     if (this.disposed) {
       this.setState({ status: 'stopped', pid: null, lastExit: exit });
       return;
@@ -422,7 +451,11 @@ export class WorkerClient {
       this.setState({ status: 'failed', pid: null, crashes, lastExit: exit, restartInMs: null });
       this.gate.reject(new WorkerStartError(crashes, exit));
     } else {
-      const delay = Math.min(this.opts.maxBackoffMs, this.opts.initialBackoffMs * 2 ** (crashes - 1));
+      // A first crash on a GPU provider: the crash listeners remember the provider (synchronously,
+      // below) and the new worker runs on the CPU, so it starts at once.
+      const sameGpuAgain = previousExit !== null && diedOnGpu(previousExit) && previousExit.provider?.provider === exit.provider?.provider
+        && previousExit.provider?.fingerprint === exit.provider?.fingerprint;
+      const delay = diedOnGpu(exit) && !sameGpuAgain ? 0 : Math.min(this.opts.maxBackoffMs, this.opts.initialBackoffMs * 2 ** (crashes - 1));
       // Requests made from now on wait for the new process.
       if (this.state.status === 'running') this.gate = deferred();
       this.setState({ status: 'restarting', pid: null, crashes, lastExit: exit, restartInMs: delay });

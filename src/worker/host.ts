@@ -2,7 +2,9 @@
 // one loaded model with TWO runtimes over the same weight arrays — one serving completions with
 // only the committed patches, one for repairs and evaluations with the patch in progress — so
 // completions stay fast and unaffected while a repair runs. Jobs on the repair runtime run one at
-// a time (a queue); completions never wait for them.
+// a time (a queue); completions never wait for them. A GPU provider is used only once it has
+// passed the provider vetting (provider-vetting.ts), and onProvider hears of it before anything
+// runs there, so a crash can be put down to it.
 
 import type { ModelFolder } from '../model';
 import { loadModelFolder } from '../model';
@@ -21,6 +23,14 @@ import type {
   ScoresBefore, SetPatchesParams, SetPatchesResult,
 } from './protocol';
 import { BUILTIN_REGRESSION_PROMPTS, BUILTIN_REGRESSION_TOKENS } from './regression-samples';
+import type { ProviderVetting } from './provider-vetting';
+
+export interface ModelHostOptions {
+  /** Vets GPU providers before their first session (absent: providers are used as onnxruntime makes them). */
+  vetting?: ProviderVetting;
+  /** Hears which provider the worker is about to run on, for which model (ProviderNotice). */
+  onProvider?: (provider: string, fingerprint: string) => void;
+}
 
 /** A request the worker cannot serve in its current state; the message says what to do. */
 export class WorkerStateError extends Error {
@@ -97,7 +107,21 @@ export class ModelHost {
   private repairQueue: Promise<unknown> = Promise.resolve();
   private builtin: { key: string; cases: Prepared[] } | null = null;
 
-  constructor(private readonly log: (line: string) => void = () => {}) {}
+  constructor(private readonly log: (line: string) => void = () => {}, private readonly options: ModelHostOptions = {}) {}
+
+  /** The vet hook for a load: the vetting's verdict, and the notice before a GPU provider's first session. */
+  private vetFor(folder: ModelFolder, p: LoadParams): ((provider: string) => Promise<string | null>) | undefined {
+    const { vetting, onProvider } = this.options;
+    if (!vetting) return undefined;
+    return async (provider) => {
+      const reason = await vetting.vet({
+        modelDir: folder.dir, fingerprint: folder.fingerprint, model: folder.name, provider, threads: p.threads,
+        avoid: p.guard?.avoid ?? [], memoryFile: p.guard?.memoryFile ?? null,
+      });
+      if (reason === null) onProvider?.(provider, folder.fingerprint);
+      return reason;
+    };
+  }
 
   private model(): Loaded {
     if (!this.loaded) throw new WorkerStateError('not-loaded', 'no model is loaded in the worker yet: wait for the model to finish loading (or select a model folder)');
@@ -113,11 +137,11 @@ export class ModelHost {
   async load(p: LoadParams): Promise<ModelInfo> {
     const dir = p.modelDir || embeddedModelDir();
     if (!dir) throw new WorkerStateError('no-model', 'no model folder is set and the embedded model (models/tiny-coder) is not installed: set starRepair.modelPath to a Hugging Face model folder');
-    const key = JSON.stringify([dir, p.provider, p.threads]);
+    const key = JSON.stringify([dir, p.provider, p.threads, p.guard ?? null]);
     if (this.loaded?.key === key) return this.loaded.info;
     const start = performance.now();
     const folder = loadModelFolder(dir);
-    const options = { provider: p.provider, threads: p.threads };
+    const options = { provider: p.provider, threads: p.threads, vet: this.vetFor(folder, p) };
     const completion = new ModelRuntime(folder.config, folder.weights, options);
     // onnxruntime's Tensor wraps the same Float32Array, so the second runtime costs no weight copy.
     const repair = new ModelRuntime(folder.config, folder.weights, options);
@@ -125,8 +149,10 @@ export class ModelHost {
       await completion.warm(['decode']);
     } catch (e) {
       await Promise.allSettled([completion.release(), repair.release()]);
+      if (this.loaded) this.options.onProvider?.(this.loaded.info.executionProvider, this.loaded.info.fingerprint);
       throw e;
     }
+    this.options.onProvider?.(completion.provider, folder.fingerprint);
     const previous = this.loaded;
     const c = folder.config;
     const info: ModelInfo = {

@@ -2,16 +2,23 @@
 // child_process.fork): reads requests from the IPC channel, checks them against the protocol,
 // runs them on the ModelHost, answers with the result or a typed error, streams repair progress,
 // and honours cancellation. It exits when its parent goes away, so no orphan keeps the model.
+// Forked with STAR_REPAIR_ROLE=provider-check, the same bundle is instead the short-lived child
+// that checks a GPU provider before the worker uses it (provider-vetting.ts).
 
 import { ModelHost } from './host';
 import { parseHostMessage, PROTOCOL_VERSION, toWireError, type HostMessage, type Method, type ParamsOf, type RepairProgressEvent, type WorkerMessage } from './protocol';
+import { isProviderCheckChild, ProviderVetting, serveProviderCheck } from './provider-vetting';
 
 function send(message: WorkerMessage): void {
   if (!process.connected || !process.send) return;
   process.send(message);
 }
 
-const host = new ModelHost((message) => send({ type: 'log', message }));
+const log = (message: string) => send({ type: 'log', message });
+const host = new ModelHost(log, {
+  vetting: new ProviderVetting({ childPath: process.argv[1], execArgv: process.execArgv, log }),
+  onProvider: (provider, fingerprint) => send({ type: 'provider', provider, fingerprint }),
+});
 const running = new Map<number, AbortController>();
 
 async function dispatch(method: Method, params: unknown, id: number, signal: AbortSignal): Promise<unknown> {
@@ -60,14 +67,19 @@ if (!process.send) {
   process.exit(2);
 }
 
-process.on('message', (raw: unknown) => void handle(raw));
-// The extension host went away (closed window, crash): nobody can read our answers.
-process.on('disconnect', () => process.exit(0));
-process.on('uncaughtException', (e) => {
-  send({ type: 'log', message: `worker crashed: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
-  process.exit(70);
-});
-process.on('unhandledRejection', (e) => {
-  send({ type: 'log', message: `unhandled rejection in the worker: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
-});
-send({ type: 'ready', pid: process.pid, protocol: PROTOCOL_VERSION });
+if (isProviderCheckChild()) serveProviderCheck();
+else serveRequests();
+
+function serveRequests(): void {
+  process.on('message', (raw: unknown) => void handle(raw));
+  // The extension host went away (closed window, crash): nobody can read our answers.
+  process.on('disconnect', () => process.exit(0));
+  process.on('uncaughtException', (e) => {
+    send({ type: 'log', message: `worker crashed: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
+    process.exit(70);
+  });
+  process.on('unhandledRejection', (e) => {
+    send({ type: 'log', message: `unhandled rejection in the worker: ${e instanceof Error ? e.stack ?? e.message : String(e)}` });
+  });
+  send({ type: 'ready', pid: process.pid, protocol: PROTOCOL_VERSION });
+}

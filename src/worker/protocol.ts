@@ -97,6 +97,21 @@ export interface LoadParams {
   modelDir: string;
   provider: ProviderSetting;
   threads: number;
+  /** The provider guard (docs/gpu.md, "A provider choice that cannot crash completions"); absent: GPU providers are still checked, verdicts are not kept. */
+  guard?: ProviderGuardParams;
+}
+
+/** A GPU provider that crashed the worker for a model (the extension's provider memory): the worker does not use it for that model. */
+export interface AvoidedProvider {
+  provider: string;
+  fingerprint: string;
+  reason: string;
+}
+
+export interface ProviderGuardParams {
+  /** provider-memory.json in the extension's global storage, where check verdicts are kept; null: kept in the worker only. */
+  memoryFile: string | null;
+  avoid: AvoidedProvider[];
 }
 
 export interface CompleteParams {
@@ -249,7 +264,19 @@ export type WorkerMessage =
   | { type: 'response'; id: number; ok: true; result: unknown }
   | { type: 'response'; id: number; ok: false; error: WireError }
   | { type: 'progress'; id: number; progress: RepairProgressEvent }
-  | { type: 'log'; message: string };
+  | { type: 'log'; message: string }
+  | ProviderNotice;
+
+/**
+ * Sent before the worker runs anything on a provider for a model (a GPU provider as soon as it
+ * passed the check, before its first session; the final choice after every load), so a crash
+ * can be put down to the provider the worker was on.
+ */
+export interface ProviderNotice {
+  type: 'provider';
+  provider: string;
+  fingerprint: string;
+}
 
 /** A message broke the protocol; the text names the path of the first bad field. */
 export class ProtocolError extends Error {
@@ -332,12 +359,25 @@ const evaluationCounts: Reader<EvaluationCounts> = object((o, path) => ({
 
 const tokenPush: Reader<TokenPushReport> = object((o, path) => ({ token: field(o, 'token', text(1000), path), logit: field(o, 'logit', finite, path) }));
 
+const providerGuard: Reader<ProviderGuardParams> = object((g, gp) => ({
+  memoryFile: field(g, 'memoryFile', nullable(text(4096, 1)), gp),
+  avoid: field(g, 'avoid', list(object((a, ap) => ({
+    provider: field(a, 'provider', text(32, 1), ap),
+    fingerprint: field(a, 'fingerprint', text(256, 1), ap),
+    reason: field(a, 'reason', text(4000), ap),
+  })), 1000), gp),
+}));
+
 const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
-  load: object((o, p) => ({
-    modelDir: field(o, 'modelDir', text(4096), p),
-    provider: field(o, 'provider', oneOf(PROVIDER_SETTINGS), p),
-    threads: field(o, 'threads', intIn(0, 1024), p),
-  })),
+  load: object((o, p) => {
+    const params: LoadParams = {
+      modelDir: field(o, 'modelDir', text(4096), p),
+      provider: field(o, 'provider', oneOf(PROVIDER_SETTINGS), p),
+      threads: field(o, 'threads', intIn(0, 1024), p),
+    };
+    const guard = optional(o, 'guard', providerGuard, p);
+    return guard ? { ...params, guard } : params;
+  }),
   complete: object((o, p) => ({
     prompt: field(o, 'prompt', text(MAX_TEXT, 1), p),
     maxTokens: field(o, 'maxTokens', intIn(1, 4096), p),
@@ -513,8 +553,10 @@ function readWorkerMessage(raw: unknown): WorkerMessage {
       return { type: 'progress', id: field(o, 'id', requestId, 'message'), progress: field(o, 'progress', progressReader, 'message') };
     case 'log':
       return { type: 'log', message: field(o, 'message', text(100_000), 'message') };
+    case 'provider':
+      return { type: 'provider', provider: field(o, 'provider', text(32, 1), 'message'), fingerprint: field(o, 'fingerprint', text(256, 1), 'message') };
     default:
-      return fail('message.type', 'ready, response, progress or log', o.type);
+      return fail('message.type', 'ready, response, progress, log or provider', o.type);
   }
 }
 
