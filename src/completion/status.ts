@@ -1,10 +1,12 @@
 // The status-bar item: which model serves completions, on which execution provider, and what it is
 // doing (loading, ready, completing, repairing, error). The tooltip lists the providers that were
-// tried and why they were not used; a click turns inline completions on or off.
+// tried and why they were not used (with a link to try a provider that crashed the worker again);
+// a click turns inline completions on or off.
 
 import * as vscode from 'vscode';
 import type { Settings } from '../settings';
-import type { ModelService } from '../services/model-service';
+import { TRY_PROVIDER_AGAIN, type ModelService } from '../services/model-service';
+import { retryLabel } from '../worker/provider-guard';
 
 const ICONS = { loading: '$(loading~spin)', ready: '$(sparkle)', completing: '$(sync~spin)', repairing: '$(tools)', error: '$(error)' } as const;
 
@@ -41,6 +43,9 @@ export class StatusBar implements vscode.Disposable {
       lines.push(`Model: ${md(info.name)} (${md(info.architecture)}, ${(info.params / 1e6).toFixed(1)} M parameters, ${info.layers} layers × ${info.neurons} neurons, ${md(info.dtype)})`);
       lines.push(`Execution provider: ${md(info.executionProvider)}`);
       for (const f of info.fallbacks) lines.push(`- ${md(f.provider)} not used: ${md(f.reason)}`);
+      for (const p of this.model.providers.crashedFor(info.fingerprint)) {
+        lines.push(`[${md(retryLabel(p))}](command:${TRY_PROVIDER_AGAIN}?${encodeURIComponent(JSON.stringify([p]))})`);
+      }
       const patches = this.model.stores?.patches.active().length ?? 0;
       const pending = this.model.stores?.failures.list({ status: 'pending' }).length ?? 0;
       lines.push(`${patches} patch(es) active · ${pending} failure(s) waiting for review`);
@@ -51,7 +56,9 @@ export class StatusBar implements vscode.Disposable {
     const err = this.model.errorMessage;
     if (err) lines.push(`Error: ${md(err)}`);
     lines.push(enabled ? 'Click to turn inline completions off' : 'Click to turn inline completions on');
-    this.item.tooltip = new vscode.MarkdownString(lines.join('\n\n'));
+    const tooltip = new vscode.MarkdownString(lines.join('\n\n'));
+    tooltip.isTrusted = { enabledCommands: [TRY_PROVIDER_AGAIN] };
+    this.item.tooltip = tooltip;
   }
 
   dispose(): void {

@@ -20,6 +20,8 @@ import { readSettings } from './config';
 import { PatchReportStore, RegressionStore } from './side-stores';
 
 export type ModelPhase = 'idle' | 'loading' | 'ready' | 'error';
+/** Forgets that a provider crashed the worker for the loaded model and restarts it (argument: the provider). */
+export const TRY_PROVIDER_AGAIN = 'starRepair.tryProviderAgain';
 export type Activity = 'loading' | 'ready' | 'completing' | 'repairing' | 'error';
 
 export interface ModelStores {
@@ -74,6 +76,14 @@ export class ModelService implements vscode.Disposable {
       notify: (notice) => this.onProviderCrash(notice),
       log,
     });
+    // The way back after the notification is gone: the status-bar tooltip links here with the provider.
+    this.disposables.push(vscode.commands.registerCommand(TRY_PROVIDER_AGAIN, (provider: unknown) => {
+      const fingerprint = this.modelInfo?.fingerprint;
+      if (typeof provider !== 'string' || !fingerprint) return;
+      this.providers.retry(provider, fingerprint).catch((e: unknown) => {
+        void vscode.window.showErrorMessage(`STAR Repair: ${e instanceof Error ? e.message : String(e)}`);
+      });
+    }));
     this.client.onCrash((exit, state) => this.onCrash(exit, state));
     this.disposables.push(this.changed, this.activityChanged, this.loaded);
   }

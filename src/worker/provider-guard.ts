@@ -54,6 +54,8 @@ export function crashMessage(provider: string, model: string, how: string): stri
 export class ProviderGuard {
   /** Crashes seen by this process, key provider + fingerprint (kept even when the file cannot be written). */
   private readonly seen = new Map<string, AvoidedProvider>();
+  /** What the last load was told to avoid (crashedFor() answers from it without reading the file). */
+  private lastAvoid: AvoidedProvider[] = [];
   private readonly memory: ProviderMemory | null;
   private readonly log: (line: string) => void;
   private readonly off: () => void;
@@ -75,7 +77,8 @@ export class ProviderGuard {
     } catch (e) {
       this.log(`[providers] could not read ${this.options.memoryFile}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    return { memoryFile: this.options.memoryFile, avoid: [...avoid.values()] };
+    this.lastAvoid = [...avoid.values()];
+    return { memoryFile: this.options.memoryFile, avoid: this.lastAvoid };
   }
 
   private onCrash(exit: WorkerExit): void {
@@ -93,14 +96,16 @@ export class ProviderGuard {
     this.options.notify({ provider, fingerprint, model, how, message: crashMessage(provider, model, how), retryLabel: retryLabel(provider) });
   }
 
-  /** Providers that crashed the worker for a model (this machine). */
+  /** Providers that crashed the worker for a model on this machine, as of the last load (no file read: the status bar asks often). */
   crashedFor(fingerprint: string): string[] {
-    return this.loadParams().avoid.filter((a) => a.fingerprint === fingerprint).map((a) => a.provider);
+    const all = [...this.lastAvoid, ...this.seen.values()].filter((a) => a.fingerprint === fingerprint).map((a) => a.provider);
+    return [...new Set(all)];
   }
 
   /** The way back: forgets the crash and the check verdict, then restarts the worker (which checks the provider again). */
   async retry(provider: string, fingerprint: string): Promise<void> {
     this.seen.delete(`${provider} ${fingerprint}`);
+    this.lastAvoid = this.lastAvoid.filter((a) => !(a.provider === provider && a.fingerprint === fingerprint));
     try {
       this.memory?.forget(fingerprint, provider);
     } catch (e) {

@@ -113,11 +113,14 @@ test('a worker killed by SIGSEGV on WebGPU restarts at once on the CPU, remember
   // Remembered on disk for this machine and model: a new window (a new guard) avoids it too.
   assert.deepEqual(new ProviderMemory(memoryFile).crashes().map((c) => [c.provider, c.fingerprint, c.how]), [['webgpu', 'fp1', 'killed by SIGSEGV']]);
   assert.deepEqual(new ProviderMemory(memoryFile, () => {}, 'another machine').crashes(), []);
+  assert.deepEqual(w.guard.crashedFor('fp1'), ['webgpu'], 'the status bar offers the way back too');
+  assert.deepEqual(w.guard.crashedFor('fp2'), []);
 
   // The way back: the crash is forgotten and the worker restarts on WebGPU.
   await w.guard.retry('webgpu', 'fp1');
   assert.equal((await w.client.request('complete', complete)).text, 'from webgpu');
   assert.deepEqual(new ProviderMemory(memoryFile).crashes(), []);
+  assert.deepEqual(w.guard.crashedFor('fp1'), []);
 
   // Were the memory not honoured, the same provider crashing again gets the usual backoff (no tight loop).
   const again = guarded(script, path.join(dir, 'ignored', PROVIDER_MEMORY_FILE), () => ({ modelDir: '', provider: 'auto', threads: 0 }), { initialBackoffMs: 300 });
