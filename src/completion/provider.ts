@@ -11,6 +11,8 @@ import type { CaptureService } from '../services/capture';
 import type { ModelService } from '../services/model-service';
 
 export const ACCEPT_COMMAND = 'starRepair.completionAccepted';
+/** Bound to Escape while ghost text is visible (package.json keybindings): tells capture, then hides it. */
+export const DISMISS_COMMAND = 'starRepair.dismissInlineSuggestion';
 
 /** Characters of prompt per token of context: code averages 3–4, so this rarely overflows. */
 const CHARS_PER_TOKEN = 4;
@@ -98,6 +100,12 @@ export function registerInlineCompletions(provider: StarInlineCompletionProvider
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (id: unknown) => {
       if (typeof id === 'string') capture.accepted(id);
+    }),
+    // Escape dismisses without rejecting (completion/tracker.ts): the suggestion is dropped, then hidden as usual.
+    vscode.commands.registerCommand(DISMISS_COMMAND, async () => {
+      const editor = vscode.window.activeTextEditor;
+      if (editor) capture.dismissed(editor.document.uri.toString(), editor.selection.active.line);
+      await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
     }),
   );
 }

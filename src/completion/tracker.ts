@@ -22,7 +22,10 @@
 //   count as differences.
 // - Cancelled (no failure): an edit that touches the text before the anchor (the user
 //   deleted back before the start, or changed the prompt on that line); accepting
-//   another suggestion shown at the same place (the user chose among the model's offers).
+//   another suggestion shown at the same place (the user chose among the model's offers);
+//   dismissing the ghost text (Escape) before typing anything on its line at or after the
+//   anchor — the user said "no suggestion here", not "this one is wrong". Escape after
+//   typing changes nothing: the typing already rejected it.
 // - One failure per finished line at most: of the suggestions pending on that line,
 //   the one with the earliest anchor whose text differs; later ones are superseded.
 // - `accepted` (from the completion item's command) records the suggestion as a
@@ -78,13 +81,21 @@ export interface CursorEvent {
   time: number;
 }
 
+/** The user dismissed the ghost text shown on `line` (Escape). */
+export interface DismissedEvent {
+  type: 'dismissed';
+  uri: string;
+  line: number;
+  time?: number;
+}
+
 export interface ClosedEvent {
   type: 'closed';
   uri: string;
   time?: number;
 }
 
-export type TrackerEvent = ShownEvent | AcceptedEvent | EditEvent | CursorEvent | ClosedEvent;
+export type TrackerEvent = ShownEvent | AcceptedEvent | EditEvent | CursorEvent | DismissedEvent | ClosedEvent;
 
 export type FinishReason = 'newline' | 'cursor-left' | 'closed' | 'elsewhere' | 'flushed';
 
@@ -116,7 +127,7 @@ export interface RegressionSample {
 }
 
 export type DropReason =
-  | 'nothing-typed' | 'partial' | 'edited-before-start' | 'accepted-alternative' | 'superseded' | 'evicted';
+  | 'nothing-typed' | 'partial' | 'edited-before-start' | 'accepted-alternative' | 'dismissed' | 'superseded' | 'evicted';
 
 export type TrackerOutput =
   | { type: 'failure'; failure: CapturedFailure }
@@ -147,6 +158,8 @@ interface Pending {
   shownAt: number;
   finish?: { reason: FinishReason; time: number };
   cancelled?: boolean;
+  /** The line changed at or after the anchor since the suggestion was shown. */
+  typed?: boolean;
 }
 
 interface ShownRecord {
@@ -213,6 +226,7 @@ export class RejectionTracker {
       case 'accepted': this.onAccepted(event, out); break;
       case 'edit': this.onEdit(event, out); break;
       case 'cursor': this.onCursor(event); break;
+      case 'dismissed': this.onDismissed(event, out); break;
       case 'closed': this.markFinished((p) => p.uri === event.uri, 'closed', event.time ?? Date.now()); break;
     }
     this.resolveFinished(out);
@@ -312,6 +326,7 @@ export class RejectionTracker {
         p.cancelled = true;
         continue;
       }
+      p.typed = true;
       const sc = Math.min(r.startChar, p.lineText.length);
       const head = p.lineText.slice(0, sc) + e.text;
       const nl = head.indexOf('\n', sc);
@@ -327,6 +342,12 @@ export class RejectionTracker {
     }
     for (const p of this.pending) if (p.cancelled) out.push({ type: 'dropped', suggestionId: p.id, reason: 'edited-before-start' });
     this.pending = this.pending.filter((p) => !p.cancelled);
+  }
+
+  private onDismissed(e: DismissedEvent, out: TrackerOutput[]): void {
+    const gone = (p: Pending): boolean => p.uri === e.uri && p.line === e.line && p.finish === undefined && !p.typed;
+    for (const p of this.pending) if (gone(p)) out.push({ type: 'dropped', suggestionId: p.id, reason: 'dismissed' });
+    this.pending = this.pending.filter((p) => !gone(p));
   }
 
   private onCursor(e: CursorEvent): void {

@@ -69,6 +69,11 @@ export class CaptureService implements vscode.Disposable {
     this.tracker.handle({ type: 'shown', ...event });
   }
 
+  /** The user dismissed the ghost text on this line (Escape) before typing: not a rejection. */
+  dismissed(uri: string, line: number): void {
+    this.tracker.handle({ type: 'dismissed', uri, line, time: Date.now() });
+  }
+
   /** The item's command ran: the user accepted it. */
   accepted(id: string): void {
     this.tracker.handle({ type: 'accepted', id, time: Date.now() });

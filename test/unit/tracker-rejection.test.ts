@@ -83,6 +83,11 @@ class Editor {
     this.feed({ type: 'accepted', id, time: this.time++ });
   }
 
+  /** Escape while the ghost text is visible (the extension's keybinding reports it). */
+  dismiss(uri: string, line: number): TrackerOutput[] {
+    return this.feed({ type: 'dismissed', uri, line, time: this.time++ });
+  }
+
   close(uri: string): TrackerOutput[] {
     this.docs.delete(uri);
     return this.feed({ type: 'closed', uri, time: this.time++ });
@@ -173,6 +178,38 @@ test('nothing typed: pressing Enter or moving away drops the suggestion', () => 
   ed.cursor(A, 2, 0);
   assert.deepEqual(ed.failures(), []);
   assert.deepEqual(ed.dropped(), [`${s1}:nothing-typed`, `${s2}:nothing-typed`]);
+});
+
+test('a suggestion dismissed with Escape before typing is not a failure, whatever is typed afterwards', () => {
+  const ed = new Editor();
+  ed.open(A, 'import os\n');
+  const id = ed.show(A, 1, 0, 'import os');
+  ed.dismiss(A, 1);
+  assert.deepEqual(ed.dropped(), [`${id}:dismissed`]);
+  ed.type(A, 1, 0, 'import re\n');
+  assert.deepEqual(ed.failures(), []);
+  assert.deepEqual(ed.tracker.pendingIds(), []);
+});
+
+test('Escape after typing part of a different line does not undo the rejection', () => {
+  const ed = new Editor();
+  ed.open(A, 'x = ');
+  ed.show(A, 0, 4, 'len(xs)');
+  ed.type(A, 0, 4, 'sum(');
+  ed.dismiss(A, 0);
+  ed.type(A, 0, 8, 'xs)\n');
+  assert.deepEqual(ed.failures().map((f) => [f.rejected, f.desired]), [['len(xs)', 'sum(xs)']]);
+});
+
+test('Escape on another line or document leaves a suggestion tracked', () => {
+  const ed = new Editor();
+  ed.open(A, 'x = \ny = ');
+  ed.open(B, 'z = ');
+  ed.show(A, 0, 4, 'len(xs)');
+  ed.dismiss(A, 1);
+  ed.dismiss(B, 0);
+  ed.type(A, 0, 4, 'sum(xs)\n');
+  assert.equal(ed.failures().length, 1);
 });
 
 test('the cursor leaving the line finishes it', () => {
