@@ -50,6 +50,8 @@ interface BaseDefinition {
   key: string;
   description: string;
   scope?: Scope;
+  /** Settings Sync leaves the user's value on this machine (a path, a GPU, a core count). */
+  ignoreSync?: boolean;
 }
 
 export type SettingDefinition = BaseDefinition & (
@@ -64,11 +66,11 @@ export type SettingDefinition = BaseDefinition & (
 /** Every setting, in the order the Settings editor shows them. */
 export const SETTINGS: readonly SettingDefinition[] = [
   {
-    key: 'modelPath', type: 'string', default: '', scope: 'machine-overridable',
-    description: 'Folder of a Hugging Face model (`config.json`, `*.safetensors`, `tokenizer.json`) to serve completions from and repair. Empty: the small embedded model. A folder set by a workspace is used only in a trusted workspace.',
+    key: 'modelPath', type: 'string', default: '', scope: 'window', ignoreSync: true,
+    description: 'Folder of a Hugging Face model (`config.json`, `*.safetensors`, `tokenizer.json`) to serve completions from and repair. Empty: the small embedded model. A folder set by a workspace is used only in a trusted workspace. Not synced between machines; in a remote window the Remote tab sets it for that machine.',
   },
   {
-    key: 'executionProvider', type: 'enum', default: 'auto', scope: 'machine-overridable',
+    key: 'executionProvider', type: 'enum', default: 'auto', scope: 'window', ignoreSync: true,
     enum: ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'],
     enumDescriptions: [
       'Use a GPU when one works, else the CPU (the reason is shown).',
@@ -78,11 +80,11 @@ export const SETTINGS: readonly SettingDefinition[] = [
       'DirectML (Windows).',
       'CoreML (macOS).',
     ],
-    description: 'Where the model runs.',
+    description: 'Where the model runs. Not synced between machines; in a remote window the Remote tab sets it for that machine.',
   },
   {
-    key: 'threads', type: 'integer', default: 0, minimum: 0, maximum: 64, scope: 'machine-overridable',
-    description: 'CPU threads for the model; 0 lets the runtime choose.',
+    key: 'threads', type: 'integer', default: 0, minimum: 0, maximum: 64, scope: 'window', ignoreSync: true,
+    description: 'CPU threads for the model; 0 lets the runtime choose. Not synced between machines.',
   },
   { key: 'completions.enabled', type: 'boolean', default: true, description: 'Show inline completions from the local model.' },
   {
@@ -191,6 +193,7 @@ export function configurationContribution(): { title: string; properties: { [key
     schema.default = Array.isArray(s.default) ? [...(s.default as readonly string[])] : (s.default as string | number | boolean | null);
     schema.markdownDescription = s.description;
     if (s.scope !== undefined) schema.scope = s.scope;
+    if (s.ignoreSync) schema.ignoreSync = true;
     schema.order = order;
     properties[`${SETTINGS_PREFIX}.${s.key}`] = schema;
   });

@@ -156,7 +156,14 @@ test('the contribution describes every setting with its type, default, range and
     assert.deepEqual(validateSettings({ [s.key]: p.default }).problems, [], s.key);
   }
   assert.deepEqual(RESTRICTED_IN_UNTRUSTED_WORKSPACES, ['starRepair.modelPath']);
-  assert.equal(c.properties['starRepair.modelPath']!.scope, 'machine-overridable');
+  // Issue 18: the model's machine settings are in the User tab of the Settings editor (scope
+  // 'window'; machine scopes are listed only under Remote in a remote window), stay on their machine
+  // (ignoreSync: Settings Sync does not carry them) and a workspace's model folder needs trust.
+  for (const key of ['modelPath', 'executionProvider', 'threads']) {
+    assert.equal(c.properties[`starRepair.${key}`]!.scope, 'window', key);
+    assert.equal(c.properties[`starRepair.${key}`]!.ignoreSync, true, key);
+  }
+  assert.equal(SETTINGS.filter((s) => s.scope === 'machine' || s.scope === 'machine-overridable').length, 0);
 });
 
 test('package.json contributes.configuration equals configurationContribution()', () => {
