@@ -13,6 +13,7 @@ import { PanelBridge } from './services/panel-bridge';
 import { RepairService } from './services/repair-service';
 import type { Services } from './services/services';
 import { logLine } from './util/log-text';
+import { openWalkthroughOnFirstRun, setHasFailures } from './walkthrough';
 
 /** What activate() returns (vscode.extensions.getExtension(...).exports): the services and the completion provider, for the integration tests. */
 export interface ExtensionApi extends Services {
@@ -58,6 +59,10 @@ export function activate(context: vscode.ExtensionContext): ExtensionApi {
     capture.flush();
     await model.dispose();
   };
+  // The walkthrough's "Reject one" step completes once a failure exists.
+  const markFailures = () => setHasFailures((model.stores?.failures.list().length ?? 0) > 0);
+  context.subscriptions.push(capture.onDidCapture(() => setHasFailures(true)), model.onDidLoad(markFailures));
+  openWalkthroughOnFirstRun(context, log);
   void model.start();
   return { ...services, completions };
 }

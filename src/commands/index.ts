@@ -14,11 +14,12 @@ import { selectModelFolder } from './select-model';
 import { showLog } from './show-log';
 import { showPanel } from './show-panel';
 import { toggleCompletions } from './toggle-completions';
+import { tryCompletion } from './try-completion';
 import { undoLastPatch } from './undo-last';
 
 export const COMMANDS: readonly CommandSpec[] = [
   repairFailure, repairAllPending, showPanel, undoLastPatch, managePatches, exportModel,
-  selectModelFolder, toggleCompletions, evaluatePatches, restartWorker, showLog,
+  selectModelFolder, toggleCompletions, evaluatePatches, restartWorker, showLog, tryCompletion,
 ];
 
 export function registerCommands(services: Services): vscode.Disposable {
