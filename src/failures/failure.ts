@@ -1,4 +1,4 @@
-// The Failure record (DESIGN.md "Formats"): what the model should have completed.
+// The Failure record (docs/formats.md): what the model should have completed.
 // Owns its validation, creation and the CLI's JSONL exchange format. No vscode here:
 // the CLI, the worker and the tests use it directly.
 import { randomUUID } from 'node:crypto';

@@ -1,6 +1,6 @@
 // Tokenizer of a model folder (tokenizer.json + optional tokenizer_config.json) through
 // @huggingface/tokenizers, which is built from parsed JSON objects and so never touches the
-// network; and the prompt/target split of teacher forcing (STAR.md §1).
+// network; and the prompt/target split of teacher forcing (docs/algorithm.md).
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelError, errorText } from './errors';
@@ -134,7 +134,7 @@ function longestCommonPrefix(a: string, b: string): number {
 }
 
 /**
- * STAR.md §1: how many leading tokens of `ids` (= encode(prompt + desired)) lie wholly inside
+ * docs/algorithm.md (teacher forcing): how many leading tokens of `ids` (= encode(prompt + desired)) lie wholly inside
  * `prompt`; a token straddling the boundary belongs to the target.
  *
  * Works on decoded prefixes. If decode(ids[0..k]) is a prefix of the full decoded text, its length
