@@ -4,12 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import { readReplay, type CompletionReplay } from '../runtime/replay';
 import { isRecord, ReadError } from '../util/read';
+import { FAILURE_STATUSES, type FailureStatus } from './status';
+
+export { FAILURE_STATUSES, type FailureStatus };
 
 export type FailureSource = 'rejected' | 'manual' | 'imported';
-export type FailureStatus = 'pending' | 'repaired' | 'unfixed' | 'discarded';
 
 export const FAILURE_SOURCES: readonly FailureSource[] = ['rejected', 'manual', 'imported'];
-export const FAILURE_STATUSES: readonly FailureStatus[] = ['pending', 'repaired', 'unfixed', 'discarded'];
 
 export interface Failure {
   id: string;

@@ -3,14 +3,14 @@
 // (src/panel/) and the webview bundle (webview/) import this file, so it must stay free of
 // `vscode` and of Node built-ins.
 
+import { FAILURE_STATUSES, type FailureStatus } from '../failures/status';
 import { bool, fail, field, finite, intIn, list, nullable, numIn, oneOf, optional, ReadError, record, text, type Reader } from '../util/read';
 
 // ---------------------------------------------------------------------------------------
 // State (extension → webview, as full snapshots)
 // ---------------------------------------------------------------------------------------
 
-export const FAILURE_STATUSES = ['pending', 'repaired', 'unfixed', 'discarded'] as const;
-export type FailureStatus = (typeof FAILURE_STATUSES)[number];
+export { FAILURE_STATUSES, type FailureStatus } from '../failures/status';
 
 export interface ModelSummary {
   name: string;
