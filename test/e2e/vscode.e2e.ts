@@ -70,7 +70,9 @@ function settings(model: string): Record<string, unknown> {
     // The extension: completions as soon as asked (no debounce race), one line, greedy
     // (the extension decodes greedily; there is no sampling setting), and STAR repair.
     'starRepair.modelPath': model,
-    'starRepair.executionProvider': 'cpu',
+    // What a new user gets (issue 14): on a machine whose only WebGPU adapter is lavapipe, auto
+    // must pick the CPU; on one with a GPU, a provider that passed the check in a child process.
+    'starRepair.executionProvider': 'auto',
     'starRepair.completions.enabled': true,
     'starRepair.completions.languages': ['python'],
     'starRepair.completions.stop': 'line',
