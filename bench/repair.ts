@@ -94,7 +94,7 @@ async function speed(provider: ProviderName, threads: number): Promise<{ rows: S
   const T = 64;
   const seq = Array.from({ length: T + 1 }, () => Math.floor(random() * 32000));
   const targets = Array.from({ length: 8 }, (_, k) => T - 8 + k);
-  const ex: Example = { ids: seq.slice(0, T), nextTokens: seq.slice(1), targetPositions: targets, desired: targets.map((p) => seq[p + 1]), allowed: targets.map(() => null), truncated: 0 };
+  const ex: Example = { ids: seq.slice(0, T), nextTokens: seq.slice(1), targetPositions: targets, desired: targets.map((p) => seq[p + 1]), allowed: targets.map(() => null), alsoRight: targets.map(() => null), truncated: 0 };
   const rows: SpeedRow[] = [];
   const epochs = 2;
   for (const select of ['dense', 'layer'] as const) {
@@ -106,7 +106,7 @@ async function speed(provider: ProviderName, threads: number): Promise<{ rows: S
   const s = await repairSgd(model, [ex], { epochs, eta: 0.01, stopWhen: 'never' });
   rows.push({ method: 'SGD', layers: s.layers.length, msPerEpoch: s.epochMs });
   log('speed: MINT (one token)');
-  const one: Example = { ...ex, targetPositions: [targets[0]], desired: [ex.desired[0]], allowed: [null] };
+  const one: Example = { ...ex, targetPositions: [targets[0]], desired: [ex.desired[0]], allowed: [null], alsoRight: [null] };
   const m = await repairMint(model, [one], { f: 0.01, maxNeurons: 2 });
   rows.push({ method: 'MINT (per token, 2 neurons tried)', layers: m.layers.length || config.layers - Math.floor(config.layers / 2), msPerEpoch: m.epochMs });
   await runtime.release();

@@ -174,7 +174,7 @@ export class BenchContext {
   async firstTokenRight(c: BenchCase, token: number, k: number): Promise<boolean> {
     const ex = c.example;
     if (k < 0 || k >= ex.desired.length) return false;
-    const a = await assess(this.model.runtime, { ...ex, targetPositions: [ex.targetPositions[k]], desired: [token], allowed: [ex.allowed[k]] });
+    const a = await assess(this.model.runtime, { ...ex, targetPositions: [ex.targetPositions[k]], desired: [token], allowed: [ex.allowed[k]], alsoRight: [token === ex.desired[k] ? ex.alsoRight[k] : null] });
     return a.correct[0];
   }
 

@@ -206,11 +206,17 @@ export async function assess(runtime: ModelRuntime, ex: Example): Promise<Assess
     const y = ex.desired[k];
     // Where token healing limits the choice, the argmax is taken over what decoding may choose.
     const allowed = ex.allowed[k];
+    // Tokens as right as y_k here (another token that ends the completion with the same text).
+    const right = ex.alsoRight[k];
+    const isRight = (v: number) => v === y || (right !== null && right.includes(v));
     let best = -1;
     let rival = -1;
+    let bestRight = -1;
     const consider = (v: number) => {
       if (best < 0 || p[v] > p[best]) best = v;
-      if (v !== y && (rival < 0 || p[v] > p[rival])) rival = v;
+      if (isRight(v)) {
+        if (bestRight < 0 || p[v] > p[bestRight]) bestRight = v;
+      } else if (rival < 0 || p[v] > p[rival]) rival = v;
     };
     if (allowed) for (const v of allowed) consider(v);
     else for (let v = 0; v < V; v++) consider(v);
@@ -221,8 +227,8 @@ export async function assess(runtime: ModelRuntime, ex: Example): Promise<Assess
     out.pDesired.push(p[y]);
     out.rankDesired.push(rank);
     out.pTop.push(p[best]);
-    out.lead.push(rival < 0 ? Infinity : Math.log(p[y]) - Math.log(p[rival]));
-    out.correct.push(best === y);
+    out.lead.push(rival < 0 ? Infinity : bestRight < 0 ? -Infinity : Math.log(p[bestRight]) - Math.log(p[rival]));
+    out.correct.push(isRight(best));
   });
   out.allCorrect = out.correct.every(Boolean);
   out.accuracy = out.correct.filter(Boolean).length / out.correct.length;

@@ -3,7 +3,7 @@
 // field — a bad value is refused with an error that names the file, never passed to the engine.
 // Without the file the paper's settings apply.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { bool, field, intIn, numIn, object, oneOf, optional, ReadError, type Reader } from '../util/read';
 import { SELECT_MODES, type SelectMode } from './locate';
@@ -60,7 +60,8 @@ const readDefaults: Reader<MethodDefaults> = object((o, path) => {
 function readSmallFile(file: string): string | null {
   let fd: number;
   try {
-    fd = openSync(file, 'r');
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new RepairError('invalid-option', `${file}: cannot be read (${(e as Error).message})`);

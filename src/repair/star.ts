@@ -359,7 +359,7 @@ export async function repairStar(model: RepairModel, examples: Example[], option
         checkCancelled(control.signal);
         const now = await assess(model.runtime, e);
         if (now.correct[k]) continue;
-        const single: Example = { ...e, targetPositions: [e.targetPositions[k]], desired: [e.desired[k]], allowed: [e.allowed[k]] };
+        const single: Example = { ...e, targetPositions: [e.targetPositions[k]], desired: [e.desired[k]], allowed: [e.allowed[k]], alsoRight: [e.alsoRight[k]] };
         const singleBefore = await assess(model.runtime, single);
         epochs += await repairBatch(model, [single], preserve, { ...opts, mode: 'batch', rightPositions: 'omit', stopWhen: opts.stopWhen === 'never' ? 'never' : 'failing-fixed' }, control, run, [singleBefore]);
       }

@@ -9,7 +9,7 @@
 import type { TextTokenizer } from '../model/tokenizer';
 import { promptTokenCount } from '../model/tokenizer';
 import type { CompletionReplay } from '../runtime/completion';
-import { healingCandidates, healLength } from '../runtime/generate';
+import { healingCandidates, healLength, tokenTexts } from '../runtime/generate';
 import { completionEnd, cursorLineIndent, finishCompletion, trimShownEnd, type StopRule } from '../runtime/stop-rules';
 
 export type RepairErrorCode = 'empty-prompt' | 'empty-desired' | 'boundary' | 'too-long' | 'multi-line' | 'already-correct' | 'cancelled' | 'invalid-option';
@@ -36,6 +36,12 @@ export interface Example {
   desired: number[];
   /** Per target token: the ids decoding may choose from there (token healing), or null for the whole vocabulary. */
   allowed: (readonly number[] | null)[];
+  /**
+   * Per target token: other ids that are just as right there, or null. At the token that ends the
+   * completion, any token that ends it with the same shown text (another line break, trailing
+   * blanks, end-of-text) is as good as the one the document has.
+   */
+  alsoRight: (readonly number[] | null)[];
   /** Tokens of the prompt that were dropped from the left to fit the context. */
   truncated: number;
 }
@@ -56,7 +62,7 @@ function checkTexts(prompt: string, desired: string): void {
   if (desired.length === 0) throw new RepairError('empty-desired', 'the desired completion is empty: give the text the model should have produced');
 }
 
-function sequence(head: number[], target: number[], allowed: Example['allowed'], context: number): Example {
+function sequence(head: number[], target: number[], allowed: Example['allowed'], context: number, alsoRight: Example['alsoRight'] = target.map(() => null)): Example {
   const n = target.length;
   if (n + 1 > context) throw new RepairError('too-long', `the desired completion is ${n} tokens, longer than the model's context of ${context}: shorten it`);
   // Keep the end of a long prompt: the tokens right before the completion matter most.
@@ -69,6 +75,7 @@ function sequence(head: number[], target: number[], allowed: Example['allowed'],
     targetPositions: Array.from({ length: n }, (_, k) => first + k),
     desired: target,
     allowed,
+    alsoRight,
     truncated: drop,
   };
 }
@@ -91,6 +98,27 @@ function startsWith(a: readonly number[], prefix: readonly number[]): boolean {
   if (prefix.length > a.length) return false;
   for (let i = 0; i < prefix.length; i++) if (a[i] !== prefix[i]) return false;
   return true;
+}
+
+/**
+ * Every other token that, in place of the target's last one, also ends the completion with the
+ * shown text `want`: the editor cannot tell them apart, so neither may "fixed".
+ */
+function otherEnds(tokenizer: TextTokenizer, target: readonly number[], owed: string, want: string, replay: CompletionReplay, indent: string): number[] {
+  const before = tokenizer.decode(target.slice(0, -1));
+  const last = target[target.length - 1];
+  const out: number[] = [];
+  const texts = tokenTexts(tokenizer, tokenizer.vocabSize);
+  texts.forEach((t, id) => {
+    if (id === last || t === '') return;
+    const full = before + t;
+    if (full.length < owed.length) return;
+    const text = full.slice(owed.length);
+    if (completionEnd(text, replay.stop, indent) >= 0 && finishCompletion(text, replay.stop, indent) === want) out.push(id);
+  });
+  // End-of-text right after the desired text ends the completion there too.
+  if (tokenizer.eosId !== null && tokenizer.eosId !== undefined && tokenizer.eosId !== last && trimShownEnd(before.slice(owed.length)) === want) out.push(tokenizer.eosId);
+  return out;
 }
 
 /**
@@ -154,9 +182,11 @@ function replayExample(tokenizer: TextTokenizer, prompt: string, desired: string
     throw new RepairError('boundary', `the editor could not show this text as a completion here (it would end as ${JSON.stringify(shown)}): check where the desired text ends`);
   }
   if (!byRule && !byBudget) throw new RepairError('boundary', `the text after the desired completion (${JSON.stringify(after)}) does not end it under the "${replay.stop}" stop rule: give the line break that follows it`);
+  const alsoRight: Example['alsoRight'] = target.map(() => null);
+  if (byRule) alsoRight[target.length - 1] = otherEnds(tokenizer, target, owed, want, replay, indent);
   // generate() keeps the last (context − budget) prompt tokens; the same cut keeps positions aligned.
   const room = Math.max(1, context - replay.maxTokens);
-  return sequence(headIds.length > room ? headIds.slice(headIds.length - room) : headIds, target, allowed, context);
+  return sequence(headIds.length > room ? headIds.slice(headIds.length - room) : headIds, target, allowed, context, alsoRight);
 }
 
 export function makeExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number, options: ExampleOptions = {}): Example {

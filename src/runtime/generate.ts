@@ -68,7 +68,7 @@ export function healLength(tokenizer: TextTokenizer, prompt: string, ids: readon
 const tokenTextCache = new WeakMap<TextTokenizer, string[]>();
 
 /** Text of every id below `vocab` ('' for end-of-text and ids the tokenizer lacks), computed once per tokenizer. */
-function tokenTexts(tokenizer: TextTokenizer, vocab: number): string[] {
+export function tokenTexts(tokenizer: TextTokenizer, vocab: number): string[] {
   let texts = tokenTextCache.get(tokenizer);
   if (!texts || texts.length < vocab) {
     texts = Array.from({ length: vocab }, (_, id) => (id === tokenizer.eosId || id >= tokenizer.vocabSize ? '' : tokenizer.tokenText(id)));

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LinalgError } from '../../src/repair/linalg';
 import {
-  attributionScores, fromLinear, fromRowsMajor, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, topNeurons,
+  attributionScores, fromLinear, fromRowsMajor, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, topLayers, topNeurons,
 } from '../../src/repair/locate';
 import { seededRandom } from '../../src/util/random';
 
@@ -113,21 +113,36 @@ test('topNeurons agrees with a full sort on a large random case', () => {
   assert.deepEqual(topNeurons(scores, 37), all.slice(0, 37));
 });
 
-test('dense and layer selection', () => {
+test('dense and one-layer selection', () => {
   const scores = [new Float64Array([1, 2]), new Float64Array(Array.from({ length: 30 }, (_, i) => (i * 7) % 30))];
   assert.deepEqual(entries(selectNeurons(scores, 'dense', {})), [[0, [0, 1]], [1, Array.from({ length: 30 }, (_, i) => i)]]);
   // Layer 1 scores 7i mod 30 are a permutation of 0..29: the top 10% (3 rows) have
   // scores 29 (i = 17: 119 = 90 + 29), 28 (i = 4) and 27 (i = 21: 147 = 120 + 27).
-  const top = selectNeurons(scores, 'layer', { layer: 1, fraction: 0.1 });
+  const top = selectNeurons(scores, 'one-layer', { layer: 1, fraction: 0.1 });
   assert.deepEqual(entries(top), [[1, [4, 17, 21]]]);
   assert.deepEqual([...top.get(1) ?? []].map((i) => scores[1][i]).sort(), [27, 28, 29]);
-  assert.equal(selectNeurons(scores, 'layer', { layer: 1, fraction: 0.101 }).get(1)?.length, 4); // ceil(3.03)
-  assert.equal(selectNeurons(scores, 'layer', { layer: 0, fraction: 0.01 }).get(0)?.length, 1); // at least one
-  assert.equal(selectNeurons(scores, 'layer', { layer: 1, topK: 5 }).get(1)?.length, 5);
-  assert.throws(() => selectNeurons(scores, 'layer', { fraction: 0.1 }), isCode('invalid-argument'));
-  assert.throws(() => selectNeurons(scores, 'layer', { layer: 2, fraction: 0.1 }), isCode('invalid-argument'));
-  assert.throws(() => selectNeurons(scores, 'layer', { layer: 1, fraction: 0 }), isCode('invalid-argument'));
-  assert.throws(() => selectNeurons(scores, 'layer', { layer: 1, fraction: 0.1, topK: 3 }), isCode('invalid-argument'));
+  assert.equal(selectNeurons(scores, 'one-layer', { layer: 1, fraction: 0.101 }).get(1)?.length, 4); // ceil(3.03)
+  assert.equal(selectNeurons(scores, 'one-layer', { layer: 0, fraction: 0.01 }).get(0)?.length, 1); // at least one
+  assert.equal(selectNeurons(scores, 'one-layer', { layer: 1, topK: 5 }).get(1)?.length, 5);
+  assert.throws(() => selectNeurons(scores, 'one-layer', { fraction: 0.1 }), isCode('invalid-argument'));
+  assert.throws(() => selectNeurons(scores, 'one-layer', { layer: 2, fraction: 0.1 }), isCode('invalid-argument'));
+  assert.throws(() => selectNeurons(scores, 'one-layer', { layer: 1, fraction: 0 }), isCode('invalid-argument'));
+  assert.throws(() => selectNeurons(scores, 'one-layer', { layer: 1, fraction: 0.1, topK: 3 }), isCode('invalid-argument'));
   assert.equal(mostHarmfulLayer([1.5, 3.2, 3.2, 0.1]), 1);
   assert.throws(() => mostHarmfulLayer([]), isCode('invalid-argument'));
+});
+
+test('layer selection (the authors\' layer-wise sparsity): the top quarter of layers by the loss rise when their MLP is skipped, dense within them', () => {
+  const scores = Array.from({ length: 8 }, () => new Float64Array(3));
+  // Intact loss 2; skipping layer 5 raises it most, then layer 2; a quarter of 8 layers is 2.
+  const skipped = [2.1, 2.0, 3.5, 1.9, 2.2, 4.0, 2.05, 2.3];
+  const layers = topLayers(skipped, 2, 0.25);
+  assert.deepEqual(layers, [2, 5]);
+  assert.deepEqual(entries(selectNeurons(scores, 'layer', { layers })), [[2, [0, 1, 2]], [5, [0, 1, 2]]]);
+  assert.deepEqual(topLayers([1, 2, 3], 0, 0.25), [2], 'at least one layer');
+  assert.deepEqual(topLayers([1, 1, 1, 1], 0, 0.5), [0, 1], 'ties go to the lower layer');
+  assert.throws(() => topLayers([], 0), isCode('invalid-argument'));
+  assert.throws(() => topLayers([1, NaN], 0), LinalgError);
+  assert.throws(() => selectNeurons(scores, 'layer', { layers: [] }), isCode('invalid-argument'));
+  assert.throws(() => selectNeurons(scores, 'layer', { layers: [8] }), isCode('invalid-argument'));
 });

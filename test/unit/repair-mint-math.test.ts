@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LinalgError } from '../../src/repair/linalg';
-import { mintCandidates, mintUpdate, orthogonalise, traction } from '../../src/repair/mint-math';
+import { mintCandidates, mintUpdate, orthogonalise, rescaleTo, traction } from '../../src/repair/mint-math';
 import { seededRandom } from '../../src/util/random';
 
 /** Uniform on [-0.5, 0.5), seeded. */
@@ -81,4 +81,15 @@ test('mintCandidates takes the top neurons of the upper half of the layers only'
   assert.deepEqual(mintCandidates(scores, 3).map((c) => [c.layer, c.neuron]), [[2, 1], [3, 0], [2, 0]]);
   const five = [...scores, new Float64Array([0, 0.5])];
   assert.deepEqual(mintCandidates(five).map((c) => c.layer).sort(), [2, 2, 3, 3, 4, 4]); // k = 10 > 6 candidates
+});
+
+test('rescaleTo gives an orthogonalised traction back its original norm (the authors\' MINT)', () => {
+  const tau = Float64Array.from([3, 4, 0]);
+  const used = [Float64Array.from([1, 0, 0])];
+  const orth = orthogonalise(tau, used);
+  assert.deepEqual([...orth], [0, 4, 0]);
+  const back = rescaleTo(orth, tau);
+  assert.ok(Math.abs(Math.hypot(...back) - 5) < 1e-12);
+  assert.ok(Math.abs(back[0]) < 1e-12 && back[1] > 0, 'same direction as the orthogonalised traction');
+  assert.throws(() => rescaleTo(new Float64Array(3), tau), LinalgError);
 });

@@ -100,6 +100,29 @@ for (const name of CASES) {
     await rt.release();
   });
 
+  test(`golden ${name}: a probe whose backward pass stops at a layer gives PyTorch's z and dL/dh for the layers above`, async () => {
+    const dir = join(FIXTURES, name);
+    const model = loadModelFolder(dir);
+    const r = loadReference(dir);
+    const rt = new ModelRuntime(model.config, model.weights, { floatType: 'float64' });
+    const L = model.config.layers;
+    for (let from = 1; from < L; from++) {
+      const probe = await rt.probe(r.ids, r.targets, r.mask, from);
+      assert.ok(Math.abs(probe.loss - r.loss) <= 1e-7 * Math.abs(r.loss));
+      for (let l = 0; l < L; l++) {
+        if (l < from) {
+          assert.equal(probe.dh[l].length, 0, `no dL/dh below layer ${from}`);
+          continue;
+        }
+        assert.ok(relErr(probe.z[l], ref(r, `z.${l}`)) <= 1e-7, `z.${l} from layer ${from}`);
+        const e = relErr(probe.dh[l], ref(r, `dh.${l}`));
+        assert.ok(e <= 1e-7, `dh.${l} from layer ${from}: relative error ${e}`);
+      }
+    }
+    await assert.rejects(rt.probe(r.ids, r.targets, r.mask, L), /outside/);
+    await rt.release();
+  });
+
   test(`golden ${name}: float64 graphs agree with PyTorch to 1e-7`, async () => {
     const dir = join(FIXTURES, name);
     const model = loadModelFolder(dir);
