@@ -17,8 +17,8 @@ test('defaults are the documented ones and produce no problems', () => {
     threads: 0,
     completions: { enabled: true, languages: ['python'], maxTokens: 32, stop: 'line', debounceMs: 150 },
     capture: { enabled: true },
-    repair: { auto: false, method: 'star', mode: 'iter', select: 'model', epochs: 10, eta: null },
-    specificity: { guard: 'warn', threshold: 0.95 },
+    repair: { auto: false, method: 'star', mode: 'batch', select: 'model', epochs: 10, eta: null, preserveRows: null },
+    specificity: { guard: 'undo', threshold: 0.95 },
   });
   assert.deepEqual(defaultSettings(), settings);
   // A fresh copy each time: mutating one result does not change the defaults.
@@ -31,15 +31,15 @@ test('valid values pass through, from a getter, a flat object, a prefixed one or
     modelPath: '/models/qwen', executionProvider: 'cuda', threads: 8,
     'completions.enabled': false, 'completions.languages': ['python', 'typescript'], 'completions.maxTokens': 256,
     'completions.stop': 'block', 'completions.debounceMs': 0, 'capture.enabled': false, 'repair.auto': true,
-    'repair.method': 'mint', 'repair.mode': 'batch', 'repair.select': 'layer', 'repair.epochs': 1, 'repair.eta': 0.5,
-    'specificity.guard': 'undo', 'specificity.threshold': 1,
+    'repair.method': 'mint', 'repair.mode': 'iter', 'repair.select': 'layer', 'repair.epochs': 1, 'repair.eta': 0.5, 'repair.preserveRows': 32,
+    'specificity.guard': 'warn', 'specificity.threshold': 1,
   };
   const expected = {
     modelPath: '/models/qwen', executionProvider: 'cuda', threads: 8,
     completions: { enabled: false, languages: ['python', 'typescript'], maxTokens: 256, stop: 'block', debounceMs: 0 },
     capture: { enabled: false },
-    repair: { auto: true, method: 'mint', mode: 'batch', select: 'layer', epochs: 1, eta: 0.5 },
-    specificity: { guard: 'undo', threshold: 1 },
+    repair: { auto: true, method: 'mint', mode: 'iter', select: 'layer', epochs: 1, eta: 0.5, preserveRows: 32 },
+    specificity: { guard: 'warn', threshold: 1 },
   };
   const fromGetter = validateSettings((k: string) => values[k]);
   assert.deepEqual(fromGetter, { settings: expected, problems: [] });
