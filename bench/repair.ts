@@ -50,7 +50,7 @@ const { values } = parseArgs({
 const SPECIFICITY_FLOOR = 0.98;
 const STAR_ETAS = [0.01, 0.1, 1];
 const STAR_SELECTS: SelectMode[] = ['dense', 'layer'];
-const PRESERVE_ROWS = [0, 64];
+const PRESERVE_ROWS = [0, 128];
 const SGD_ETAS = [0.01, 0.1, 1];
 const MINT_FS = [0.01, 0.1, 1];
 
@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   main.push(await benchMethod(test, `SGD (η=${tuned.sgd.eta})`, { method: 'sgd', eta: tuned.sgd.eta }, tuned));
   const variants: MethodResult[] = [];
   variants.push(await benchMethod(test, 'STAR without preserving rows (plain STAR)', { ...starTuned, preserveRows: 0 }, tuned));
-  if ((starTuned.preserveRows ?? 0) === 0) variants.push(await benchMethod(test, 'STAR preserving 64 rows', { ...starTuned, preserveRows: 64 }, tuned));
+  if ((starTuned.preserveRows ?? 0) === 0) variants.push(await benchMethod(test, 'STAR preserving 128 rows', { ...starTuned, preserveRows: 128 }, tuned));
   variants.push(await benchMethod(test, 'STAR, paper η=0.01', { ...starTuned, eta: 0.01 }, tuned));
   variants.push(await benchMethod(test, 'STAR, first batch variant (right positions left out, stop when the first failing ones are fixed)', { ...starTuned, rightPositions: 'omit', stopWhen: 'failing-fixed' }, tuned));
   variants.push(await benchMethod(test, 'STAR, no early stopping (the authors)', { ...starTuned, stopWhen: 'never' }, tuned));

@@ -203,6 +203,10 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
   };
   let loss = 0;
   const lossBy = byExample(lossRows);
+  // Preserved rows are in the loss too (their labels are the model's own outputs), so the gradient
+  // that picks each entry's sign also keeps them, as the zero-steer rows of the target do.
+  const preserveCount = system.filter((s) => s.set === 'preserve').length;
+  const lossCount = lossRows.length + preserveCount;
   const repairIdx = new Map<number, number[]>();
   system.forEach((s, n) => {
     if (s.set !== 'repair') return;
@@ -218,7 +222,7 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
     const mask = lossPositions.length ? maskFor(e, lossPositions) : maskFor(e, inSystem.map((n) => system[n].row.position));
     const probe = await model.runtime.probe(e.ids, e.nextTokens, mask, fromLayer);
     if (lossPositions.length) {
-      const w = lossPositions.length / lossRows.length;
+      const w = lossPositions.length / lossCount;
       loss += w * probe.loss;
       for (const [l, rows] of located) {
         const g = gradientRows(probe.z[l], probe.dh[l], rows, e.ids.length, m, d);
@@ -239,8 +243,16 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
     preserveIdx.set(s.row.ex, list);
   });
   for (const [ex, ns] of preserveIdx) {
-    const { z } = await activationsAt(model, preserve[ex], ns.map((n) => system[n].row), located, fromLayer);
+    const e = preserve[ex];
+    const { z, probe } = await activationsAt(model, e, ns.map((n) => system[n].row), located, fromLayer);
     ns.forEach((n, i) => put(n, z, i));
+    const w = ns.length / lossCount;
+    loss += w * probe.loss;
+    for (const [l, rows] of located) {
+      const g = gradientRows(probe.z[l], probe.dh[l], rows, e.ids.length, m, d);
+      const G = grads.get(l)!;
+      for (let i = 0; i < g.length; i++) G[i] += w * g[i];
+    }
   }
   const update = new PatchAccumulator(d);
   for (const [l, rows] of located) {

@@ -257,12 +257,14 @@ export class ModelHost {
   }
 
   /**
-   * The regression set, split in two disjoint halves: every other case is kept by specificity-
-   * preserving STAR (zero-steer rows), the rest measures specificity — never the same samples.
+   * The regression set: the user's accepted completions and the model's built-in samples. A repair
+   * is asked to keep them (specificity-preserving STAR's zero-steer rows, bounded) and the patch's
+   * specificity is measured on them: it answers "did this patch break a completion that worked
+   * here?", not an estimate for unseen code (the bench measures that on samples it never preserved).
    */
   private async regressionSet(model: RepairModel, accepted: readonly Sample[]): Promise<{ preserve: Prepared[]; measure: Prepared[] }> {
     const all = [...this.cases(accepted), ...(await this.builtinRegression(model))];
-    return { preserve: all.filter((_, i) => i % 2 === 1), measure: all.filter((_, i) => i % 2 === 0) };
+    return { preserve: all, measure: all };
   }
 
   private defaults(): MethodDefaults {

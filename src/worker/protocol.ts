@@ -317,7 +317,13 @@ const patchJson: Reader<PatchJson> = object((o, path) => {
   return structuredClone(o) as unknown as PatchJson;
 });
 
-const sample: Reader<Sample> = object((o, path) => ({
+/** `o` without the keys whose value is undefined: optional fields that were absent stay absent. */
+function defined<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+const sample: Reader<Sample> = object((o, path) => defined({
   id: field(o, 'id', text(256, 1), path),
   prompt: field(o, 'prompt', text(MAX_TEXT), path),
   desired: field(o, 'desired', text(MAX_TEXT), path),
@@ -386,7 +392,7 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
     temperature: field(o, 'temperature', numIn(0, 10), p),
   })),
   setPatches: object((o, p) => ({ patches: field(o, 'patches', list(patchJson, 10_000), p) })),
-  predict: object((o, p) => ({
+  predict: object((o, p) => defined({
     prompt: field(o, 'prompt', text(MAX_TEXT, 1), p),
     desired: field(o, 'desired', text(MAX_TEXT, 1), p),
     after: optional(o, 'after', text(MAX_AFTER_CHARS), p),
@@ -418,7 +424,8 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
   neuronDetails: object((o, p) => ({
     layer: field(o, 'layer', count, p),
     neuron: field(o, 'neuron', count, p),
-    delta: field(o, 'delta', list(finite, 1_000_000), p),
+    // A patch's deltas are float32: anything beyond ±1e30 is not one, and would overflow the norm.
+    delta: field(o, 'delta', list(numIn(-1e30, 1e30), 1_000_000), p),
   })),
   export: object((o, p) => ({ dir: field(o, 'dir', text(4096, 1), p), patches: field(o, 'patches', list(patchJson, 10_000), p) })),
 };

@@ -33,6 +33,18 @@ const WORKSPACE_FIXTURE = join(ROOT, 'test', 'e2e', 'workspace');
 // else here: the first steps say so, and `star-repair complete --stop-line` finds a new prompt.
 const FILE = 'app.py';
 const DESIRED = 'import re';
+// Repair All: main.py's empty line in main() and its last line; what the person types there.
+const MAIN_FILE = 'main.py';
+const MAIN_DESIRED = ['args = sys.argv[1:]', 'sys.exit(main())'] as const;
+
+/** Puts the cursor at the end of a 1-based line (Go to Line, then End). */
+async function gotoLineEnd(page: Page, line: number): Promise<void> {
+  await activeEditor(page).click();
+  await page.keyboard.press('Control+G');
+  await page.keyboard.type(String(line));
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('End');
+}
 
 /** The model: the embedded one unless STAR_E2E_MODEL names a Hugging Face folder (for debugging). */
 function modelPath(): string {
@@ -81,12 +93,14 @@ function settings(model: string): Record<string, unknown> {
     'starRepair.repair.auto': false,
     'starRepair.repair.method': 'star',
     // Repair options pinned so that a step size or selection tuned for the model later cannot
-    // change the run. `star-repair repair --mode iter --select global --eta 0.1` fixes this failure
-    // on the shipped model (η = 0.01 does not within 10 epochs).
-    'starRepair.repair.mode': 'iter',
-    'starRepair.repair.select': 'global',
+    // change the run: batch STAR, every neuron, η = 0.1, 128 preserved rows. On the shipped model
+    // it fixes "import re" (app.py) but breaks 2 of the 12 built-in samples (specificity 83 %), so
+    // the default guard undoes it; and it fixes both main.py failures together keeping all 12.
+    // The specificity guard and its threshold are left at their defaults (undo, 0.95).
+    'starRepair.repair.mode': 'batch',
+    'starRepair.repair.select': 'dense',
     'starRepair.repair.eta': 0.1,
-    'starRepair.specificity.guard': 'warn',
+    'starRepair.repair.preserveRows': 128,
   };
 }
 
@@ -238,33 +252,89 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     await shot('patched-neurons');
     await panel.locator('[data-section="scores"]').scrollIntoViewIfNeeded();
     await shot('scores');
-    // The repair fixed the failure: the desired text is the model's greedy output after the patch.
-    assert.equal((await effectiveness.textContent())?.trim(), '100.0%', `effectiveness after the patch: ${scores['effectiveness']}`);
+    // The repair fixed the failure, but broke completions that were right: the default guard
+    // (undo, threshold 95 %) disables the patch at once and says so, with the figure.
+    assert.equal((await effectiveness.textContent())?.trim(), '100.0%', `effectiveness of the patch: ${scores['effectiveness']}`);
+    const undone = page.locator('.notifications-toasts .notification-toast', { hasText: 'Patch undone' });
+    await undone.waitFor({ state: 'visible', timeout: 60_000 });
+    const toast = (await undone.textContent()) ?? '';
+    assert.match(toast, /kept only \d+% of the completions that were right \(threshold 95%\)/, toast);
+    await shot('undone-by-guard');
     // The selected line (with its line break) is the captured rejection, not a second failure.
     assert.equal(await panel.locator('li.failure', { has: panel.locator('.where', { hasText: FILE }) }).count(), 1, 'one failure in the panel for the typed line');
   });
 
-  step('the same place now completes to the desired line', async () => {
+  step('a patch the guard undid changes nothing in the editor', async () => {
+    await page.keyboard.press('Escape');
     await activeEditor(page).click();
     await page.keyboard.press('Control+End');
     // Back to the prompt: remove the typed line and its line break.
     for (let i = 0; i < DESIRED.length + 1; i += 1) await page.keyboard.press('Backspace');
     await runCommand(page, 'Trigger Inline Suggestion');
-    const repaired = await waitForGhostText(page, 120_000);
-    await shot('repaired-suggestion');
-    assert.equal(repaired.trim(), DESIRED);
+    const again = await waitForGhostText(page, 120_000);
+    await shot('after-guard-undo');
+    assert.equal(again.trim(), firstSuggestion.trim());
+    await page.keyboard.press('Escape');
+  });
+
+  // Issue 13: two rejected completions in another file, "Repair All Pending Failures" (batch STAR,
+  // one patch), then each place the user rejected shows the desired line, and the patch keeps
+  // every completion that was right (specificity ≥ the threshold).
+  step('two more rejections, then Repair All: both places show the desired lines', async (t) => {
+    await openFile(page, MAIN_FILE);
+    const panel = webviewFrame(page, EXTENSION_ID);
+    // Place 1: the empty body line of main() (line 7, "    ").
+    await gotoLineEnd(page, 7);
+    await runCommand(page, 'Trigger Inline Suggestion');
+    const first = await waitForGhostText(page, 120_000);
+    assert.notEqual(first.trim(), MAIN_DESIRED[0]);
+    await page.keyboard.type(MAIN_DESIRED[0], { delay: 20 });
+    // Place 2: the last line, under `if __name__ == "__main__":` (leaving line 7 finishes place 1).
+    await page.keyboard.press('Control+End');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    const second = await waitForGhostText(page, 120_000);
+    assert.notEqual(second.trim(), MAIN_DESIRED[1]);
+    await page.keyboard.type(MAIN_DESIRED[1], { delay: 20 });
+    await page.keyboard.press('ArrowUp');
+    await runCommand(page, 'STAR Repair: Show Repair Panel');
+    const rows = panel.locator('li.failure', { has: panel.locator('.where', { hasText: MAIN_FILE }) });
+    await rows.nth(1).waitFor({ state: 'visible', timeout: 60_000 });
+    await shot('two-rejections');
+    await runCommand(page, 'STAR Repair: Repair All Pending Failures');
+    const done = page.locator('.notifications-toasts .notification-toast', { hasText: /Fixed 2 failures|Fixed 2 of 2|Patch undone|Could not fix|Fixed 1 of 2/ });
+    await done.waitFor({ state: 'visible', timeout: 8 * 60_000 });
+    const outcome = (await done.textContent()) ?? '';
+    t.diagnostic(`repair all: ${outcome}`);
+    await shot('repair-all-done');
+    assert.match(outcome, /Fixed 2 failures/, outcome);
+    const specificity = ((await panel.locator('[data-score="specificity"] [data-field="after"]').textContent()) ?? '').trim();
+    assert.ok(Number.parseFloat(specificity) >= 95, `the panel's specificity (${specificity}) is at least the threshold`);
+    // Place 2 first (its prompt holds place 1's line as typed): clear the typed text, ask again.
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('Shift+Home');
+    await page.keyboard.press('Backspace');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    assert.equal((await waitForGhostText(page, 120_000)).trim(), MAIN_DESIRED[1]);
+    await shot('repair-all-place-2');
+    await page.keyboard.press('Escape');
+    await gotoLineEnd(page, 7);
+    await page.keyboard.press('Shift+Home');
+    await page.keyboard.press('Backspace');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    assert.equal((await waitForGhostText(page, 120_000)).trim(), MAIN_DESIRED[0]);
+    await shot('repair-all-place-1');
+    await page.keyboard.press('Escape');
   });
 
   step('undoing the patch brings the old suggestion back', async () => {
-    await page.keyboard.press('Escape');
     await runCommand(page, 'STAR Repair: Undo Last Patch');
-    await activeEditor(page).click();
-    await page.keyboard.press('Control+End');
+    await gotoLineEnd(page, 7);
     await runCommand(page, 'Trigger Inline Suggestion');
     const again = await waitForGhostText(page, 120_000);
     await shot('after-undo');
-    assert.equal(again.trim(), firstSuggestion.trim());
+    assert.notEqual(again.trim(), MAIN_DESIRED[0]);
     assert.equal(await ghostText(page), again);
+    await page.keyboard.press('Escape');
   });
 
   // Issue 18: the panel (failures, neuron map of the patch, scores, history) in the three themes a

@@ -26,7 +26,7 @@ test('bad requests are refused with the path of the first bad field', () => {
   throwsAt(() => parseParams('complete', { prompt: 'a', maxTokens: 4, stop: [], stopRule: 'paragraph', temperature: 0 }), /stopRule: expected one of line, block, none/);
   throwsAt(() => parseParams('load', { modelDir: '', provider: 'tpu', threads: 0 }), /load\.params\.provider/);
   throwsAt(() => parseParams('load', { modelDir: '', provider: 'cpu', threads: -1 }), /load\.params\.threads/);
-  const repair = { method: 'star', mode: 'batch', select: 'global', epochs: 5, eta: null, failures: [{ id: 'a', prompt: 'p', desired: 'd' }], heldout: [], regression: [] };
+  const repair = { method: 'star', mode: 'batch', select: 'global', epochs: 5, eta: null, preserveRows: null, failures: [{ id: 'a', prompt: 'p', desired: 'd' }], heldout: [], regression: [] };
   assert.equal(parseParams('repair', repair).eta, null);
   throwsAt(() => parseParams('repair', { ...repair, failures: [] }), /repair\.params\.failures: expected at least one failure/);
   throwsAt(() => parseParams('repair', { ...repair, eta: 0 }), /repair\.params\.eta/);
@@ -34,6 +34,7 @@ test('bad requests are refused with the path of the first bad field', () => {
   throwsAt(() => parseParams('repair', { ...repair, failures: [{ id: 'a', prompt: 'p' }] }), /repair\.params\.failures\[0\]\.desired/);
   throwsAt(() => parseParams('setPatches', { patches: [{ id: 'p', modelFingerprint: 'f', layers: [{ layer: 0, rows: [1], deltas: 7 }] }] }), /patches\[0\]\.layers\[0\]\.deltas: expected a string/);
   throwsAt(() => parseParams('neuronDetails', { layer: 0, neuron: 1, delta: [1, Number.NaN] }), /delta\[1\]: expected a finite number/);
+  throwsAt(() => parseParams('neuronDetails', { layer: 0, neuron: 1, delta: [1, 1e308] }), /delta\[1\]: expected a number in/);
 });
 
 const info: ModelInfo = {
