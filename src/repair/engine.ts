@@ -151,7 +151,7 @@ export class RepairModel {
     };
   }
 
-  /** STAR.md §2: B = pinv(Uᵀ), from G = UᵀU computed in onnxruntime (no V×V object). */
+  /** docs/algorithm.md "Semantic basis and steer": B = pinv(Uᵀ), from G = UᵀU computed in onnxruntime (no V×V object). */
   basis(): Promise<SemanticBasis> {
     if (!this.basisPromise) {
       this.basisPromise = (async () => {

@@ -1,4 +1,4 @@
-// Small dense linear algebra for the repair engine (STAR.md §2 and §4): row-major
+// Small dense linear algebra for the repair engine (docs/algorithm.md "Semantic basis and steer" and "The STAR step"): row-major
 // Float64 matrices, Cholesky, the minimum-norm least-squares patch solve, and
 // the numpy-style IQR used to scale steers. Big products (U^T U, activations)
 // are computed by the runtime in ORT; only N x N and d x d work happens here.
@@ -184,7 +184,7 @@ export function choleskySolve(L: Matrix, b: Matrix): Matrix {
 }
 
 /**
- * STAR.md §4: Δ = Z^T (Z Z^T + λI)^{-1} S with λ = lambdaScale · trace(Z Z^T) / N.
+ * docs/algorithm.md "The STAR step": Δ = Z^T (Z Z^T + λI)^{-1} S with λ = lambdaScale · trace(Z Z^T) / N.
  * Z is N x r (activations of the located rows at N positions), S is N x d (steers);
  * the result is r x d.
  * - Rows of Z that are all zero are dropped first: with the same λ (N still counts

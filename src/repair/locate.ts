@@ -1,5 +1,5 @@
-// Locating buggy neurons (STAR.md §3: attribution scores and the dense / global /
-// layer selection modes) and the per-row quantities of the STAR step (STAR.md §4
+// Locating buggy neurons (docs/algorithm.md "Locating neurons": attribution scores and the dense / global /
+// layer selection modes) and the per-row quantities of the STAR step (docs/algorithm.md "The STAR step"
 // and §5: gathering Z, the exact gradient of the located rows, sign alignment).
 // Layouts from the runtime: z_l is [T, m], dL/dh_l is [T, d], both row-major.
 
@@ -69,7 +69,7 @@ export function fromLinear(data: Float32Array | Float64Array, m: number, d: numb
 }
 
 /**
- * STAR.md §3 for one layer and one loss: score_i = sqrt(Σ_t (z_{t,i} · (dPdh_t · W_i))^2).
+ * docs/algorithm.md "Locating neurons" for one layer and one loss: score_i = sqrt(Σ_t (z_{t,i} · (dPdh_t · W_i))^2).
  * dPdh = -P · dL/dh; the sign and the factor P only matter when summing several
  * positions' scores (batch mode: the caller adds the returned arrays).
  * Cost T·m·d multiply-adds.
@@ -158,7 +158,7 @@ function groupByLayer(chosen: NeuronScore[]): Map<number, number[]> {
 }
 
 /**
- * STAR.md §3 selection. Returns layer -> ascending neuron rows (layers ascending,
+ * docs/algorithm.md "Locating neurons" selection. Returns layer -> ascending neuron rows (layers ascending,
  * layers with no row omitted).
  * - dense: every neuron of every layer.
  * - global: the topK best over all layers.
@@ -245,7 +245,7 @@ export function topLayers(skippedLosses: ArrayLike<number>, intactLoss: number, 
 }
 
 /**
- * STAR.md §4: Z = activations of the located rows at the chosen positions,
+ * docs/algorithm.md "The STAR step": Z = activations of the located rows at the chosen positions,
  * an N x |rows| matrix (N = positions.length), from z_l [T, m].
  */
 export function gatherActivations(z: Float32Array, T: number, m: number, positions: number[], rows: number[]): Matrix {
@@ -263,7 +263,7 @@ export function gatherActivations(z: Float32Array, T: number, m: number, positio
 }
 
 /**
- * STAR.md §5: Gr = Σ_t z_{t,R}^T dL/dh_t, the exact gradient of the loss with
+ * docs/algorithm.md "The STAR step": Gr = Σ_t z_{t,R}^T dL/dh_t, the exact gradient of the loss with
  * respect to the located rows R of W_l (since h_t = W^T z_t). Returns [|R|, d].
  */
 export function gradientRows(z: Float32Array, dLdh: Float32Array, rows: number[], T: number, m: number, d: number): Float64Array {
@@ -287,7 +287,7 @@ export function gradientRows(z: Float32Array, dLdh: Float32Array, rows: number[]
 }
 
 /**
- * STAR.md §5: Δ~ = |Δ| ⊙ sign(-Gr), keeping Δ where Gr is exactly zero
+ * docs/algorithm.md "The STAR step": Δ~ = |Δ| ⊙ sign(-Gr), keeping Δ where Gr is exactly zero
  * (no gradient information there, so the analytic direction stands).
  */
 export function signAlign(delta: Float64Array, grad: Float64Array): Float64Array {

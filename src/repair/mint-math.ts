@@ -1,4 +1,4 @@
-// The arithmetic of the MINT baseline (STAR.md "Baselines: MINT"): candidate
+// The arithmetic of the MINT baseline (docs/algorithm.md "Baselines"): candidate
 // neurons, per-layer tractions, their orthogonalisation against the tractions
 // already used in a layer, and the value-vector update v <- (v + f·τ)/(1+f).
 // The search loop (simulate every candidate, keep the best) lives in the driver.
@@ -96,7 +96,7 @@ export function rescaleTo(v: Float64Array, like: Float64Array): Float64Array {
   return v.map((x) => (x * nl) / nv);
 }
 
-/** MINT patch of one value vector: (v + f·τ)/(1+f), f >= 0 (STAR.md default f = 0.01). */
+/** MINT patch of one value vector: (v + f·τ)/(1+f), f >= 0 (the paper's default f = 0.01). */
 export function mintUpdate(value: ArrayLike<number>, tau: Float64Array, f: number): Float64Array {
   if (value.length !== tau.length) {
     throw new LinalgError('shape', `mintUpdate: value vector has ${value.length} values but the traction has ${tau.length}`);

@@ -1,4 +1,4 @@
-// The Patch record (DESIGN.md "Formats"): neuron deltas on MLP down-projection rows,
+// The Patch record (docs/formats.md): neuron deltas on MLP down-projection rows,
 // with provenance, scores and cost. Owns the JSON form (deltas as base64
 // little-endian float32), validation, the fingerprint check, stacking and negation.
 // Pure: no vscode, no runtime; the worker feeds combined patches to the graphs.

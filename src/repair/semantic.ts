@@ -1,4 +1,4 @@
-// Semantic basis and steer (STAR.md §2): B = pinv(U^T) row by row as
+// Semantic basis and steer (docs/algorithm.md "Semantic basis and steer"): B = pinv(U^T) row by row as
 // B_t = G^{-1} u_t with G = U^T U, without ever forming a V x V object, and the
 // IQR-scaled steer s = (B_y - B_a) / (IQR + 1e-8).
 
@@ -12,7 +12,7 @@ export interface SemanticBasis {
   basisRow(token: number): Float64Array;
 }
 
-/** Relative ridge on G (STAR.md §2): keeps the solve stable if U is (nearly) rank deficient. */
+/** Relative ridge on G (docs/algorithm.md "Semantic basis and steer"): keeps the solve stable if U is (nearly) rank deficient. */
 export const BASIS_RIDGE_SCALE = 1e-6;
 const ROW_CACHE_SIZE = 8;
 

@@ -103,7 +103,7 @@ describe('loadTokenizer', () => {
   });
 });
 
-describe('promptTokenCount (STAR.md §1)', () => {
+describe('promptTokenCount (docs/algorithm.md "Targets")', () => {
   const count = (prompt: string, desired: string): number => promptTokenCount(tok, prompt, tok.encode(prompt + desired));
 
   test('tokens wholly inside the prompt are counted; a token that straddles the boundary is not', () => {

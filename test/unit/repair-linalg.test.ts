@@ -1,4 +1,4 @@
-// Tests for src/repair/linalg.ts (STAR.md §4 least squares, §2 IQR) against
+// Tests for src/repair/linalg.ts (docs/algorithm.md "The STAR step" least squares, "Semantic basis and steer" IQR) against
 // independent references: Gauss–Jordan solves of the normal equations written
 // here, numpy's pinv / quantile values, and reconstruction identities.
 
@@ -143,7 +143,7 @@ test('min-norm least squares, overdetermined (r < N form), default λ equals rid
   assertClose(D.data, plain.flat(), 1e-4, 'Δ vs plain normal equations');
 });
 
-test('min-norm least squares, r < N and rank deficient: ridge formula of STAR.md and no null-space component', () => {
+test('min-norm least squares, r < N and rank deficient: ridge formula of docs/algorithm.md and no null-space component', () => {
   const base = randomMatrix(5, 2, 8);
   // Third column = first + second, so (1, 1, -1) spans the null space of Z.
   const Z = matrix(5, 3, Array.from({ length: 5 }, (_, i) => [base.data[2 * i], base.data[2 * i + 1], base.data[2 * i] + base.data[2 * i + 1]]).flat());

@@ -1,4 +1,4 @@
-// Tests for src/repair/locate.ts (STAR.md §3 attribution and selection, §4 Z,
+// Tests for src/repair/locate.ts (docs/algorithm.md "Locating neurons" attribution and selection, "The STAR step" Z,
 // §5 row gradient and sign alignment): a hand-computed attribution, the row
 // gradient against an explicit double loop and finite differences of a toy loss.
 

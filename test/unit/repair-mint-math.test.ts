@@ -1,4 +1,4 @@
-// Tests for src/repair/mint-math.ts (STAR.md "Baselines: MINT"): traction
+// Tests for src/repair/mint-math.ts (docs/algorithm.md "Baselines"): traction
 // scaling, orthogonality of successive tractions in a layer, the degenerate
 // case, the value-vector update and the candidate layers.
 

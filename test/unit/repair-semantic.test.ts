@@ -1,4 +1,4 @@
-// Tests for src/repair/semantic.ts (STAR.md §2): U^T B = I on a random U with
+// Tests for src/repair/semantic.ts (docs/algorithm.md "Semantic basis and steer"): U^T B = I on a random U with
 // V > d, rows against a hand-computed inverse and an independent Gauss solve,
 // and the steer raising the desired logit against the wrong one.
 

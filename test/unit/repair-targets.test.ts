@@ -33,7 +33,7 @@ test('the replayed target ends where the editor ends: the line break as the mode
   assert.ok(text.includes('y = 2'), `the target spells the desired text (${JSON.stringify(text)})`);
   assert.ok(/\n/.test(tok.tokenText(ex.desired.at(-1)!)), 'the last target token carries the line break');
   assert.equal(text.slice(text.indexOf('y = 2') + 5, text.indexOf('y = 2') + 6), '\n', 'nothing between the desired text and the line end');
-  // Plain teacher forcing (STAR.md §1 as written) has no end token.
+  // Plain teacher forcing (docs/algorithm.md "Targets" as written) has no end token.
   const plain = makeExample(tok, 'x = 1\n', 'y = 2', ctx);
   assert.ok(!tok.decode(plain.desired).includes('\n'));
 });
