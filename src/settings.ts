@@ -4,6 +4,7 @@
 // and package.json's `contributes.configuration`, so the two cannot drift apart.
 // No vscode import: the extension passes `(key) => config.get(key)`.
 import type { SelectMode } from './repair/locate';
+import type { FimOrderSetting, FimSetting } from './runtime/fim';
 import type { RepairMethod, RepairMode } from './repair/patch';
 
 export const SETTINGS_PREFIX = 'starRepair';
@@ -27,6 +28,15 @@ export interface Settings {
     maxTokens: number;
     stop: CompletionStop;
     debounceMs: number;
+    /** FIM prompts: detected from the tokenizer, off, or a forced format (runtime/fim.ts). */
+    fim: FimSetting;
+    fimOrder: FimOrderSetting;
+    /** Token budgets of the text before and after the cursor. */
+    prefixTokens: number;
+    suffixTokens: number;
+    /** Time caps in ms (0 = none). */
+    promptTimeoutMs: number;
+    generationTimeoutMs: number;
   };
   capture: { enabled: boolean };
   repair: {
@@ -103,6 +113,43 @@ export const SETTINGS: readonly SettingDefinition[] = [
   {
     key: 'completions.debounceMs', type: 'integer', default: 150, minimum: 0, maximum: 2000,
     description: 'Milliseconds to wait after the last keystroke before asking the model.',
+  },
+  {
+    key: 'completions.fim', type: 'enum', default: 'auto', enum: ['auto', 'off', 'qwen', 'starcoder', 'codellama', 'deepseek'],
+    enumDescriptions: [
+      'Use the fill-in-the-middle tokens the model\'s tokenizer has (the text after the cursor goes into the prompt); none: the text before the cursor only.',
+      'The text before the cursor only.',
+      'Qwen2.5-Coder: <|fim_prefix|> <|fim_suffix|> <|fim_middle|>.',
+      'StarCoder, StarCoder2, SantaCoder: <fim_prefix> <fim_suffix> <fim_middle>.',
+      'CodeLlama: <PRE> <SUF> <MID>.',
+      'DeepSeek-Coder: <｜fim▁begin｜> <｜fim▁hole｜> <｜fim▁end｜>.',
+    ],
+    description: 'Fill-in-the-middle prompt format. A format the model\'s tokenizer lacks is refused with a message.',
+  },
+  {
+    key: 'completions.fimOrder', type: 'enum', default: 'auto', enum: ['auto', 'psm', 'spm'],
+    enumDescriptions: [
+      'The order the model was trained on (SPM where it knows both: better prompt-cache reuse while typing).',
+      'Prefix, suffix, middle.',
+      'Suffix, prefix, middle: typing changes only the end of the prompt.',
+    ],
+    description: 'Order of the parts of a fill-in-the-middle prompt.',
+  },
+  {
+    key: 'completions.prefixTokens', type: 'integer', default: 1024, minimum: 16, maximum: 131072,
+    description: 'Most tokens of text before the cursor in the prompt (cut at a line start; the model\'s context also caps it).',
+  },
+  {
+    key: 'completions.suffixTokens', type: 'integer', default: 128, minimum: 0, maximum: 131072,
+    description: 'Most tokens of text after the cursor in a fill-in-the-middle prompt (whole lines).',
+  },
+  {
+    key: 'completions.promptTimeoutMs', type: 'integer', default: 1000, minimum: 0, maximum: 60000,
+    description: 'Most milliseconds spent reading the prompt; past it no suggestion is shown (what was read is kept for the next one). 0: no cap.',
+  },
+  {
+    key: 'completions.generationTimeoutMs', type: 'integer', default: 2500, minimum: 0, maximum: 60000,
+    description: 'Most milliseconds spent generating after the first token; past it the suggestion so far is shown. 0: no cap.',
   },
   {
     key: 'capture.enabled', type: 'boolean', default: true,
@@ -323,6 +370,12 @@ export function validateSettings(raw: unknown): { settings: Settings; problems: 
       maxTokens: v<number>('completions.maxTokens'),
       stop: v<CompletionStop>('completions.stop'),
       debounceMs: v<number>('completions.debounceMs'),
+      fim: v<FimSetting>('completions.fim'),
+      fimOrder: v<FimOrderSetting>('completions.fimOrder'),
+      prefixTokens: v<number>('completions.prefixTokens'),
+      suffixTokens: v<number>('completions.suffixTokens'),
+      promptTimeoutMs: v<number>('completions.promptTimeoutMs'),
+      generationTimeoutMs: v<number>('completions.generationTimeoutMs'),
     },
     capture: { enabled: v<boolean>('capture.enabled') },
     repair: {

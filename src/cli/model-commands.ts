@@ -1,6 +1,7 @@
 // `star-repair info | complete | logits`: the model runtime from the command line.
 
 import { readFileSync } from 'node:fs';
+import { describeFim, FIM_ORDER_SETTINGS, FIM_SETTINGS, resolveFim, type FimOrderSetting, type FimSetting } from '../runtime/fim';
 import { generate } from '../runtime/generate';
 import { openModel } from '../runtime/open';
 import { intFlag, print, UsageError, type Command } from './common';
@@ -27,12 +28,15 @@ export const modelCommands: Record<string, Command> = {
         executionProvider: runtime.provider,
         fallbacks: runtime.fallbacks,
         fingerprint: folder.fingerprint,
+        /** The FIM format of the tokenizer (runtime/fim.ts), or null: prefix-only prompts. */
+        fim: describeFim(folder.tokenizer),
       };
       print(flags, info, () =>
         [
           `${info.name}: ${info.architecture}, ${info.layers} layers × ${info.neurons} neurons, hidden ${info.hidden}, vocab ${info.vocab}, context ${info.context}`,
           `${(info.params / 1e6).toFixed(2)} M parameters (${info.dtype}), running on ${info.executionProvider}`,
           ...info.fallbacks.map((f) => `  (${f.provider} not used: ${f.reason})`),
+          info.fim ? `fill-in-the-middle: ${info.fim.family} (${info.fim.tokens.join(' ')}; ${info.fim.orders.join(', ')})` : 'fill-in-the-middle: none (the tokenizer has no FIM tokens; prompts are the text before the cursor)',
           `fingerprint ${info.fingerprint}`,
         ].join('\n'),
       );
@@ -42,12 +46,19 @@ export const modelCommands: Record<string, Command> = {
   },
   complete: {
     summary: 'complete a prompt with the model (greedy unless --temperature)',
-    usage: 'star-repair complete [<modelDir>] (--prompt TEXT | --prompt-file F) [--max-tokens N] [--temperature T] [--top-p P] [--stop-line] [--no-heal] [--json]',
-    options: { prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'stop-line': { type: 'boolean' }, 'no-heal': { type: 'boolean' }, seed: { type: 'string' } },
+    usage: 'star-repair complete [<modelDir>] (--prompt TEXT | --prompt-file F) [--suffix TEXT | --suffix-file F] [--fim auto|off|qwen|starcoder|codellama|deepseek] [--fim-order auto|psm|spm] [--max-tokens N] [--temperature T] [--top-p P] [--stop-line] [--no-heal] [--json]',
+    options: { prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, suffix: { type: 'string' }, 'suffix-file': { type: 'string' }, fim: { type: 'string' }, 'fim-order': { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'stop-line': { type: 'boolean' }, 'no-heal': { type: 'boolean' }, seed: { type: 'string' } },
     async run(dir, flags, rt) {
       const prompt = typeof flags.prompt === 'string' ? flags.prompt : typeof flags['prompt-file'] === 'string' ? readFileSync(flags['prompt-file'], 'utf8') : undefined;
       if (prompt === undefined) throw new UsageError('give the text to complete with --prompt TEXT or --prompt-file F');
+      const suffix = typeof flags.suffix === 'string' ? flags.suffix : typeof flags['suffix-file'] === 'string' ? readFileSync(flags['suffix-file'], 'utf8') : undefined;
+      const fimFlag = typeof flags.fim === 'string' ? flags.fim : 'auto';
+      const orderFlag = typeof flags['fim-order'] === 'string' ? flags['fim-order'] : 'auto';
+      if (!(FIM_SETTINGS as readonly string[]).includes(fimFlag)) throw new UsageError(`--fim must be one of ${FIM_SETTINGS.join(', ')}`);
+      if (!(FIM_ORDER_SETTINGS as readonly string[]).includes(orderFlag)) throw new UsageError(`--fim-order must be one of ${FIM_ORDER_SETTINGS.join(', ')}`);
       const { folder, runtime } = openModel(dir, rt);
+      // The suffix goes into the prompt only with FIM tokens; without them the completion sees the prefix alone.
+      const fim = suffix !== undefined ? resolveFim(folder.tokenizer, fimFlag as FimSetting, orderFlag as FimOrderSetting) : null;
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
       const g = await generate(runtime, folder.tokenizer, prompt, {
@@ -58,6 +69,8 @@ export const modelCommands: Record<string, Command> = {
         stop: flags['stop-line'] ? ['\n'] : [],
         heal: !flags['no-heal'],
         signal: abort.signal,
+        suffix,
+        fim,
       });
       const decodeMs = g.ms - g.prefillMs;
       const result = {
@@ -65,6 +78,7 @@ export const modelCommands: Record<string, Command> = {
         tokens: g.tokens.length - g.healingTokens,
         healed: g.healed,
         promptTokens: g.promptTokens,
+        fim,
         stoppedBy: g.stoppedBy,
         ms: Math.round(g.ms),
         prefillMs: Math.round(g.prefillMs),

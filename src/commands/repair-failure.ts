@@ -99,7 +99,7 @@ export const repairFailure: CommandSpec = {
     if (!failure) return undefined;
     let prediction: PredictResult;
     try {
-      prediction = await s.model.request('predict', { prompt: failure.prompt, desired: failure.desired, after: failure.after, replay: failure.replay });
+      prediction = await s.model.request('predict', { prompt: failure.prompt, desired: failure.desired, after: failure.after, ...(failure.suffix !== undefined ? { suffix: failure.suffix } : {}), replay: failure.replay });
     } catch (e) {
       void vscode.window.showErrorMessage(`STAR Repair: cannot repair this failure: ${errorText(e)}`);
       return undefined;

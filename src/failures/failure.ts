@@ -23,6 +23,12 @@ export interface Failure {
   line?: number;
   /** The text before the completion point: what the model saw. */
   prompt: string;
+  /**
+   * The text after the completion point that the model saw (issue 15: a FIM prompt's suffix, and
+   * the context of the clean-suggestion rules); absent in failures stored before it was kept, and
+   * for prefix-only prompts captured without one.
+   */
+  suffix?: string;
   /** The model's completion the user rejected (display and evaluation only). */
   rejected?: string;
   /** What the model should have produced. */
@@ -126,6 +132,9 @@ export function validateFailure(value: unknown, limits: Partial<FailureLimits> =
   if (value.line !== undefined && !(Number.isInteger(value.line) && (value.line as number) >= 0)) {
     problems.push('"line" must be a non-negative integer when present');
   }
+  if (value.suffix !== undefined && !(typeof value.suffix === 'string' && value.suffix.length <= lim.maxPromptChars)) {
+    problems.push(`"suffix" must be a string of at most ${lim.maxPromptChars} characters when present: keep only the text right after the completion point`);
+  }
   if (value.after !== undefined && !(typeof value.after === 'string' && value.after.length <= MAX_AFTER_CHARS)) {
     problems.push(`"after" must be a string of at most ${MAX_AFTER_CHARS} characters when present`);
   }
@@ -153,6 +162,7 @@ export function validateFailure(value: unknown, limits: Partial<FailureLimits> =
   if (value.rejected !== undefined) f.rejected = value.rejected as string;
   if (value.group !== undefined) f.group = value.group as string;
   if (value.after !== undefined) f.after = value.after as string;
+  if (value.suffix !== undefined) f.suffix = value.suffix as string;
   if (replay) f.replay = replay;
   return f;
 }
@@ -168,6 +178,7 @@ export interface NewFailureInput {
   rejected?: string;
   group?: string;
   after?: string;
+  suffix?: string;
   replay?: CompletionReplay;
   status?: FailureStatus;
   id?: string;
@@ -185,7 +196,7 @@ export function createFailure(input: NewFailureInput, limits: Partial<FailureLim
     desired: input.desired,
     status: input.status ?? 'pending',
   };
-  for (const k of ['uri', 'line', 'rejected', 'group', 'after', 'replay'] as const) {
+  for (const k of ['uri', 'line', 'rejected', 'group', 'after', 'suffix', 'replay'] as const) {
     if (input[k] !== undefined) candidate[k] = input[k];
   }
   return validateFailure(candidate, limits);
@@ -208,7 +219,7 @@ export interface ParseFailuresOptions extends Partial<FailureLimits> {
 /**
  * Parses the CLI's failures file: one JSON object per line with at least
  * `prompt` and `desired`; `id`, `languageId`, `rejected`, `group`, `uri`, `line`,
- * `status`, `source`, `createdAt`, `after`, `replay` are optional. Blank lines are skipped. A bad
+ * `status`, `source`, `createdAt`, `after`, `suffix`, `replay` are optional. Blank lines are skipped. A bad
  * line is reported with its number and the rest is still processed; a repeated
  * id is reported on the later line.
  */

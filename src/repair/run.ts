@@ -42,7 +42,7 @@ export interface RepairRequest {
 }
 
 /** What a repair needs of a failure: the text, and how the editor completed there. */
-export type RepairTarget = Pick<Failure, 'id' | 'prompt' | 'desired'> & { replay?: CompletionReplay; after?: string };
+export type RepairTarget = Pick<Failure, 'id' | 'prompt' | 'desired'> & { replay?: CompletionReplay; after?: string; suffix?: string };
 
 export interface Prepared {
   failure: RepairTarget;
@@ -58,7 +58,7 @@ export interface Skipped {
 
 /** The example of a failure the editor's way: its replay settings, else the extension's defaults. */
 export function exampleOf(tokenizer: TextTokenizer, t: Omit<RepairTarget, 'id'>, context: number): Example {
-  return makeExample(tokenizer, t.prompt, t.desired, context, { replay: t.replay ?? DEFAULT_REPLAY, after: t.after });
+  return makeExample(tokenizer, t.prompt, t.desired, context, { replay: t.replay ?? DEFAULT_REPLAY, after: t.after, suffix: t.suffix });
 }
 
 export function prepareFailures(tokenizer: TextTokenizer, failures: readonly RepairTarget[], context: number): { prepared: Prepared[]; skipped: Skipped[] } {
@@ -87,7 +87,7 @@ export interface RepairResult {
 /** Which of `items` the editor now completes as desired, under the runtime's current patch. */
 export async function shownFixed(model: RepairModel, tokenizer: TextTokenizer, items: readonly Pick<Prepared, 'failure' | 'replay'>[]): Promise<boolean[]> {
   const out: boolean[] = [];
-  for (const it of items) out.push(await showsDesired(model.runtime, tokenizer, it.failure.prompt, it.failure.desired, it.replay));
+  for (const it of items) out.push(await showsDesired(model.runtime, tokenizer, it.failure.prompt, it.failure.desired, it.replay, it.failure.suffix));
   return out;
 }
 

@@ -5,11 +5,17 @@
 // the tokens healing may choose there), the desired text, and the token that ends the completion
 // under the stop rule, as the model tokenises it in context. So "every target token is the
 // argmax" is the same statement as "the editor shows the desired text" (runtime/completion.ts).
+// A failure captured with a FIM prompt (replay.fim, its suffix) is teacher-forced over that same
+// prompt (runtime/prompt.ts builds it for both): the format's prefix/suffix/middle tokens, the
+// prefix, and a target that ends with the format's stop token where the model ends a middle.
 
 import type { TextTokenizer } from '../model/tokenizer';
 import { promptTokenCount } from '../model/tokenizer';
 import type { CompletionReplay } from '../runtime/completion';
-import { healingCandidates, healLength, tokenTexts } from '../runtime/generate';
+import { cleanSuggestion, DEFAULT_INDENT } from '../runtime/clean';
+import { FimError } from '../runtime/fim';
+import { healingCandidates, tokenTexts } from '../runtime/generate';
+import { preparePrompt, type PreparedPrompt } from '../runtime/prompt';
 import { completionEnd, cursorLineIndent, finishCompletion, trimShownEnd, type StopRule } from '../runtime/stop-rules';
 
 export type RepairErrorCode = 'empty-prompt' | 'empty-desired' | 'boundary' | 'too-long' | 'multi-line' | 'already-correct' | 'cancelled' | 'invalid-option';
@@ -55,6 +61,8 @@ export interface ExampleOptions {
    * rule needs and nothing more ('\n' for a line, a blank line for a block).
    */
   after?: string;
+  /** The text after the cursor when the failure was captured: the FIM prompt's suffix (with replay.fim) and the clean rules' context. */
+  suffix?: string;
 }
 
 function checkTexts(prompt: string, desired: string): void {
@@ -80,7 +88,7 @@ function sequence(head: number[], target: number[], allowed: Example['allowed'],
   };
 }
 
-/** STAR.md §1 as written: prompt + desired tokenised as one string, no healing, no end token. */
+/** docs/algorithm.md "Targets" as written: prompt + desired tokenised as one string, no healing, no end token. */
 function plainExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number): Example {
   const all = tokenizer.encode(prompt + desired);
   const np = promptTokenCount(tokenizer, prompt, all);
@@ -104,7 +112,7 @@ function startsWith(a: readonly number[], prefix: readonly number[]): boolean {
  * Every other token that, in place of the target's last one, also ends the completion with the
  * shown text `want`: the editor cannot tell them apart, so neither may "fixed".
  */
-function otherEnds(tokenizer: TextTokenizer, target: readonly number[], owed: string, want: string, replay: CompletionReplay, indent: string): number[] {
+function otherEnds(tokenizer: TextTokenizer, target: readonly number[], owed: string, want: string, replay: CompletionReplay, indent: string, stopIds: readonly number[] = []): number[] {
   const before = tokenizer.decode(target.slice(0, -1));
   const last = target[target.length - 1];
   const out: number[] = [];
@@ -117,7 +125,11 @@ function otherEnds(tokenizer: TextTokenizer, target: readonly number[], owed: st
     if (completionEnd(text, replay.stop, indent) >= 0 && finishCompletion(text, replay.stop, indent) === want) out.push(id);
   });
   // End-of-text right after the desired text ends the completion there too.
-  if (tokenizer.eosId !== null && tokenizer.eosId !== undefined && tokenizer.eosId !== last && trimShownEnd(before.slice(owed.length)) === want) out.push(tokenizer.eosId);
+  if (trimShownEnd(before.slice(owed.length)) === want) {
+    for (const id of new Set([...(tokenizer.eosId !== null && tokenizer.eosId !== undefined ? [tokenizer.eosId] : []), ...stopIds])) {
+      if (id !== last && !out.includes(id)) out.push(id);
+    }
+  }
   return out;
 }
 
@@ -126,25 +138,24 @@ function otherEnds(tokenizer: TextTokenizer, target: readonly number[], owed: st
  * its prompt truncation, and the target tokens up to the one where the stop rule ends the
  * completion — or where the budget does.
  */
-function replayExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number, replay: CompletionReplay, after: string): Example {
-  const promptIds = tokenizer.encode(prompt);
-  if (promptIds.length === 0) throw new RepairError('empty-prompt', 'the prompt has no tokens: the model needs some text before the completion to learn from');
-  let head = prompt;
-  let owed = '';
-  let headIds = promptIds;
-  if (replay.heal) {
-    const cut = healLength(tokenizer, prompt, promptIds);
-    const kept = cut > 0 ? tokenizer.encode(prompt.slice(0, prompt.length - cut)) : [];
-    if (kept.length > 0) {
-      head = prompt.slice(0, prompt.length - cut);
-      owed = prompt.slice(prompt.length - cut);
-      headIds = kept;
-    }
+function replayExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number, replay: CompletionReplay, after: string, suffix: string | undefined): Example {
+  let prepared: PreparedPrompt;
+  try {
+    prepared = preparePrompt(tokenizer, prompt, { heal: replay.heal, suffix, fim: replay.fim ?? null, maxTokens: replay.maxTokens, context });
+  } catch (e) {
+    if (e instanceof FimError) throw new RepairError('boundary', e.message);
+    if (!(e instanceof Error && e.message.startsWith('the prompt is empty'))) throw e;
+    throw new RepairError('empty-prompt', 'the prompt has no tokens: the model needs some text before the completion to learn from');
   }
-  const rest = owed + desired + after;
-  const all = tokenizer.encode(head + rest);
+  const { head, headIds, owed } = prepared;
+  const fim = prepared.fim;
+  // In a PSM prompt the middle follows the middle token: it is tokenised on its own, as in training,
+  // and ends with the format's stop token. Otherwise it continues the prefix's text.
+  const alone = fim !== null && fim.choice.order === 'psm';
+  const rest = owed + desired + (fim ? '' : after);
+  const all = alone ? [] : tokenizer.encode(head + rest);
   // In context when the prompt's tokens stay whole (healing cuts at a token boundary for this reason).
-  const tail = startsWith(all, headIds) ? all.slice(headIds.length) : tokenizer.encode(rest);
+  const tail = !alone && startsWith(all, headIds) ? all.slice(headIds.length) : tokenizer.encode(rest);
   const indent = cursorLineIndent(prompt);
   const target: number[] = [];
   const allowed: Example['allowed'] = [];
@@ -170,6 +181,13 @@ function replayExample(tokenizer: TextTokenizer, prompt: string, desired: string
       break;
     }
   }
+  let byStop = false;
+  if (fim && !byRule && !byBudget && trimShownEnd(text) === trimShownEnd(desired)) {
+    // The middle is complete: the model ends it with the format's stop token.
+    target.push(fim.stops[0]);
+    allowed.push(null);
+    byStop = true;
+  }
   const shown = finishCompletion(text, replay.stop, indent);
   const want = trimShownEnd(desired);
   if (shown !== want) {
@@ -181,19 +199,25 @@ function replayExample(tokenizer: TextTokenizer, prompt: string, desired: string
     }
     throw new RepairError('boundary', `the editor could not show this text as a completion here (it would end as ${JSON.stringify(shown)}): check where the desired text ends`);
   }
-  if (!byRule && !byBudget) throw new RepairError('boundary', `the text after the desired completion (${JSON.stringify(after)}) does not end it under the "${replay.stop}" stop rule: give the line break that follows it`);
+  if (!byRule && !byBudget && !byStop) throw new RepairError('boundary', `the text after the desired completion (${JSON.stringify(after)}) does not end it under the "${replay.stop}" stop rule: give the line break that follows it`);
+  const cleaned = cleanSuggestion(shown, { prefix: prompt, suffix: suffix ?? '', indent: replay.indent ?? DEFAULT_INDENT, tokenizer });
+  if (cleaned !== want) {
+    throw new RepairError('boundary', `the editor would not show ${JSON.stringify(want)} here: its clean-suggestion rules make it ${JSON.stringify(cleaned)} (it glues onto a word, repeats the text after the cursor, breaks the indentation or repeats the next lines)`);
+  }
   const alsoRight: Example['alsoRight'] = target.map(() => null);
-  if (byRule) alsoRight[target.length - 1] = otherEnds(tokenizer, target, owed, want, replay, indent);
-  // generate() keeps the last (context − budget) prompt tokens; the same cut keeps positions aligned.
-  const room = Math.max(1, context - replay.maxTokens);
-  return sequence(headIds.length > room ? headIds.slice(headIds.length - room) : headIds, target, allowed, context, alsoRight);
+  if (byRule || byStop) {
+    const stopIds = fim ? fim.stops : [];
+    alsoRight[target.length - 1] = otherEnds(tokenizer, target, owed, want, replay, indent, stopIds);
+  }
+  // generate() keeps the prompt as runtime/prompt.ts cuts it; the same ids keep positions aligned.
+  return sequence(prepared.ids, target, allowed, context, alsoRight);
 }
 
 export function makeExample(tokenizer: TextTokenizer, prompt: string, desired: string, context: number, options: ExampleOptions = {}): Example {
   checkTexts(prompt, desired);
   if (!options.replay) return plainExample(tokenizer, prompt, desired, context);
   const end = options.after ?? (/\n[ \t]*$/.test(desired) ? '' : defaultEnd(options.replay.stop));
-  return replayExample(tokenizer, prompt, desired, context, options.replay, end);
+  return replayExample(tokenizer, prompt, desired, context, options.replay, end, options.suffix);
 }
 
 export function maskFor(example: Example, positions: readonly number[]): number[] {

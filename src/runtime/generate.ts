@@ -1,11 +1,17 @@
 // Text generation on the decode graph with its KV cache: greedy or temperature/top-p sampling,
-// stop strings, a token budget, cancellation and token healing. The prompt is prefilled in one
-// run; each new token is then one run that extends the cache.
+// stop strings, a token budget, cancellation and token healing; FIM prompts (runtime/prompt.ts)
+// ending at the format's stop tokens; the prompt cache (runtime/prompt-cache.ts: only the tokens
+// after the longest cached prefix are prefilled); time caps for the prompt and the generation. The
+// prompt is prefilled in one run (in chunks when a prompt time cap is set, so the cap is checked
+// between them); each new token is then one run that extends the cache.
 
 import type { TextTokenizer } from '../model/tokenizer';
 import { checkFiniteLogits } from '../model/finite';
-import type { ModelRuntime } from './runtime';
+import type { KvCache, ModelRuntime } from './runtime';
 import { seededRandom as prng } from '../util/random';
+import type { FimChoice } from './fim';
+import { healLength, preparePrompt } from './prompt';
+import type { PromptCache } from './prompt-cache';
 
 export interface GenerateOptions {
   maxTokens: number;
@@ -28,9 +34,23 @@ export interface GenerateOptions {
    * completion is what comes after it.
    */
   heal?: boolean;
+  /** Text after the cursor: in the prompt with `fim`. */
+  suffix?: string;
+  /** The FIM format and order (runtime/fim.ts); null or absent: the prompt is the text before the cursor alone. */
+  fim?: FimChoice | null;
+  /** Reuse and keep prompt KV caches. */
+  promptCache?: PromptCache;
+  /** Most ms for the prompt (prefill); past it the generation ends with nothing ('time'). 0 or absent: no cap. */
+  promptMs?: number;
+  /** Most ms from the first token on; past it the generation ends with what it has ('time'). 0 or absent: no cap. */
+  generationMs?: number;
+  /** The first token after the healed text is this id (an alternative completion, runtime/completion.ts). */
+  forceFirst?: number;
+  /** How many of the most likely first tokens (after the healed text) to report in `firstChoices`. */
+  firstChoices?: number;
 }
 
-export type StopReason = 'max-tokens' | 'stop' | 'eos' | 'cancelled' | 'context';
+export type StopReason = 'max-tokens' | 'stop' | 'eos' | 'cancelled' | 'context' | 'time';
 
 export interface Generation {
   text: string;
@@ -45,25 +65,20 @@ export interface Generation {
   prefillMs: number;
   /** The end of the prompt that token healing took off and spelled back ('' without healing). */
   healed: string;
+  /** Prompt tokens run through the model (the rest came from the prompt cache). */
+  prefilled: number;
+  /** Prompt tokens reused from the prompt cache. */
+  reused: number;
+  /** ms from the start to the first generated token (null: none). */
+  firstTokenMs: number | null;
+  /** The most likely first tokens after the healed text, best first (GenerateOptions.firstChoices). */
+  firstChoices: number[];
 }
 
-/** Longest end of a prompt that healing takes off: a run of blank lines longer than this stays. */
-const MAX_HEAL_CHARS = 64;
+/** Prompt tokens per prefill run when a prompt time cap is checked between runs. */
+export const PREFILL_CHUNK = 64;
 
-/**
- * Characters at the end of `prompt` to take off for healing: its last token's text, or all its
- * trailing whitespace when that is longer. 0 when the last token is end-of-text, or does not
- * spell the prompt's end (a character split over tokens).
- */
-export function healLength(tokenizer: TextTokenizer, prompt: string, ids: readonly number[]): number {
-  if (ids.length < 2) return 0;
-  const last = ids[ids.length - 1];
-  if (last === tokenizer.eosId) return 0;
-  const text = tokenizer.tokenText(last);
-  if (text === '' || !prompt.endsWith(text)) return 0;
-  const trailing = /\s*$/.exec(prompt)?.[0].length ?? 0;
-  return Math.min(Math.max(text.length, trailing), MAX_HEAL_CHARS, prompt.length - 1);
-}
+export { healLength };
 
 const tokenTextCache = new WeakMap<TextTokenizer, string[]>();
 
@@ -140,24 +155,27 @@ function stopIndex(text: string, stop: readonly string[]): number {
   return at;
 }
 
+function topIds(logits: ArrayLike<number>, k: number): number[] {
+  const best: number[] = [];
+  for (let id = 0; id < logits.length; id++) {
+    if (best.length < k || logits[id] > logits[best[best.length - 1]]) {
+      best.push(id);
+      best.sort((a, b) => logits[b] - logits[a]);
+      if (best.length > k) best.pop();
+    }
+  }
+  return best;
+}
+
 export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, prompt: string, options: GenerateOptions): Promise<Generation> {
   const start = performance.now();
   const maxTokens = Math.max(0, Math.floor(options.maxTokens));
   const context = runtime.config.maxPositions;
-  let promptIds = tokenizer.encode(prompt);
-  if (promptIds.length === 0) throw new Error('the prompt is empty: there is nothing to complete');
-  let owed = '';
-  if (options.heal) {
-    const cut = healLength(tokenizer, prompt, promptIds);
-    const kept = cut > 0 ? tokenizer.encode(prompt.slice(0, prompt.length - cut)) : [];
-    if (kept.length > 0) {
-      promptIds = kept;
-      owed = prompt.slice(prompt.length - cut);
-    }
-  }
-  // Keep the end of a long prompt: it is what the completion continues.
-  const room = Math.max(1, context - maxTokens);
-  if (promptIds.length > room) promptIds = promptIds.slice(promptIds.length - room);
+  const prepared = preparePrompt(tokenizer, prompt, { heal: options.heal ?? false, suffix: options.suffix, fim: options.fim, maxTokens, context });
+  const promptIds = prepared.ids;
+  const owed = prepared.owed;
+  const stopIds = new Set<number>(prepared.fim?.stops ?? []);
+  if (tokenizer.eosId !== null) stopIds.add(tokenizer.eosId);
   const random = prng(options.seed ?? 0);
   const temperature = options.temperature ?? 0;
   const stop = options.stop ?? [];
@@ -167,10 +185,49 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
   let text = '';
   let stoppedBy: StopReason = 'max-tokens';
   let prefillMs = 0;
+  let prefilled = 0;
+  let reused = 0;
+  let firstTokenMs: number | null = null;
+  let firstChoices: number[] = [];
+  const result = (): Generation => ({
+    text, tokens, promptTokens: promptIds.length, stoppedBy, ms: performance.now() - start, prefillMs, healed: owed, healingTokens: healing,
+    prefilled, reused, firstTokenMs, firstChoices,
+  });
 
   if (maxTokens > 0 && !options.signal?.aborted) {
-    let step = await runtime.decode(promptIds);
+    const cache = options.promptCache;
+    let step: { logits: ArrayLike<number>; cache: KvCache };
+    {
+      const found = cache ? cache.lookup(runtime, promptIds) : { cache: undefined, reused: 0 };
+      reused = found.reused;
+      let past: KvCache | undefined = found.cache;
+      let at = reused;
+      const chunk = options.promptMs ? PREFILL_CHUNK : promptIds.length;
+      for (;;) {
+        const end = Math.min(promptIds.length, at + chunk);
+        const s = await runtime.decode(promptIds.slice(at, end), past);
+        at = end;
+        past = s.cache;
+        if (at >= promptIds.length) {
+          step = s;
+          break;
+        }
+        const late = options.promptMs !== undefined && performance.now() - start > options.promptMs;
+        if (late || options.signal?.aborted) {
+          // Nothing to show in time; what was prefilled is kept, so the next request goes on from there.
+          prefilled = at - reused;
+          prefillMs = performance.now() - start;
+          if (cache) await cache.store(runtime, promptIds.slice(0, at), past);
+          runtime.releaseCache(past);
+          stoppedBy = late ? 'time' : 'cancelled';
+          return result();
+        }
+      }
+    }
+    prefilled = promptIds.length - reused;
     prefillMs = performance.now() - start;
+    if (cache) await cache.store(runtime, promptIds, step.cache);
+    let generationStart = performance.now();
     try {
       for (;;) {
         let next: number;
@@ -180,11 +237,19 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
           if (next < 0) return generate(runtime, tokenizer, prompt, { ...options, heal: false });
           healing++;
         } else {
-          next = temperature > 0 ? sample(step.logits, temperature, options.topP ?? 1, random) : argmax(step.logits);
-          if (next === tokenizer.eosId) {
+          if (tokens.length === healing) {
+            if (options.firstChoices) firstChoices = topIds(step.logits, options.firstChoices);
+          }
+          if (tokens.length === healing && options.forceFirst !== undefined) next = options.forceFirst;
+          else next = temperature > 0 ? sample(step.logits, temperature, options.topP ?? 1, random) : argmax(step.logits);
+          if (stopIds.has(next)) {
             stoppedBy = 'eos';
             break;
           }
+        }
+        if (firstTokenMs === null) {
+          firstTokenMs = performance.now() - start;
+          generationStart = performance.now();
         }
         tokens.push(next);
         full = tokenizer.decode(tokens);
@@ -201,6 +266,10 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
           stoppedBy = 'cancelled';
           break;
         }
+        if (options.generationMs && performance.now() - generationStart > options.generationMs) {
+          stoppedBy = 'time';
+          break;
+        }
         if (step.cache.length + 1 > context) {
           stoppedBy = 'context';
           break;
@@ -213,5 +282,5 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
       runtime.releaseCache(step.cache);
     }
   } else if (options.signal?.aborted) stoppedBy = 'cancelled';
-  return { text, tokens, promptTokens: promptIds.length, stoppedBy, ms: performance.now() - start, prefillMs, healed: owed, healingTokens: healing };
+  return result();
 }

@@ -106,7 +106,7 @@ export class ModelRuntime {
   private chosenProvider: string | null = null;
   private sessions = new Map<SessionKind, Promise<LoadedSession>>();
   // Data kept on the device between runs (device-io.ts): the patch, uploaded once per setPatch().
-  private patchVersion = 0;
+  private patchGeneration = 0;
   private devicePatch: { version: number; feeds: Promise<Record<string, ort.Tensor>>; resolved?: Record<string, ort.Tensor> } | null = null;
   private deviceIo: DeviceIo | null = null;
   private readonly releasedCaches = new WeakSet<KvCache>();
@@ -141,7 +141,12 @@ export class ModelRuntime {
       feeds[patchDeltasName(l)] = new ort.Tensor(this.floatType, p ? argsFloat(this.floatType, p.deltas) : new (this.floatType === 'float64' ? Float64Array : Float32Array)(0), [k, d]);
     }
     this.patchFeeds = feeds;
-    this.patchVersion++;
+    this.patchGeneration++;
+  }
+
+  /** Bumped by every setPatch(): what was computed under an older version (a cached prompt, runtime/prompt-cache.ts) is stale. */
+  get patchVersion(): number {
+    return this.patchGeneration;
   }
 
   private build(kind: SessionKind, weights: WeightMode): Uint8Array {
@@ -204,11 +209,11 @@ export class ModelRuntime {
   /** Uploads the patch to the device unless the current one is there already. */
   private async syncDevicePatch(provider: string): Promise<void> {
     const current = this.devicePatch;
-    if (current?.version === this.patchVersion) {
+    if (current?.version === this.patchGeneration) {
       await current.feeds;
       return;
     }
-    const entry: { version: number; feeds: Promise<Record<string, ort.Tensor>>; resolved?: Record<string, ort.Tensor> } = { version: this.patchVersion, feeds: this.io(provider).upload(this.patchFeeds) };
+    const entry: { version: number; feeds: Promise<Record<string, ort.Tensor>>; resolved?: Record<string, ort.Tensor> } = { version: this.patchGeneration, feeds: this.io(provider).upload(this.patchFeeds) };
     this.devicePatch = entry;
     try {
       entry.resolved = await entry.feeds;
@@ -223,7 +228,7 @@ export class ModelRuntime {
   /** Bytes of the patch that a run feeds: the device copy when it is current, else the CPU tensors. */
   private currentPatchFeeds(loaded: LoadedSession): Record<string, ort.Tensor> {
     const d = this.devicePatch;
-    return keepsDataOnDevice(loaded.provider) && d?.version === this.patchVersion && d.resolved ? d.resolved : this.patchFeeds;
+    return keepsDataOnDevice(loaded.provider) && d?.version === this.patchGeneration && d.resolved ? d.resolved : this.patchFeeds;
   }
 
   /** How many times the patch was uploaded to the device (once per change on GPU providers). */

@@ -1,11 +1,14 @@
 // Capture of rejected completions: adapts VS Code's editor events (document changes, cursor
 // moves, closed documents), the completion provider's "shown" items and the accept command into
 // the pure RejectionTracker, and stores what it produces — rejected suggestions as pending
-// failures, accepted ones as regression samples — in the loaded model's stores.
+// failures, accepted ones as regression samples — in the loaded model's stores. A failure keeps
+// the prompt the model saw: the prefix, the suffix and the replay (FIM format, indentation) the
+// provider reported with the shown item (issue 15, item 3).
 
 import * as vscode from 'vscode';
 import { RejectionTracker, type CapturedFailure, type RegressionSample, type ShownEvent } from '../completion/tracker';
 import { MAX_AFTER_CHARS, type Failure } from '../failures/failure';
+import type { CompletionReplay } from '../runtime/replay';
 import { readSettings } from './config';
 import type { ModelService } from './model-service';
 import type { RepairService } from './repair-service';
@@ -20,8 +23,17 @@ export function textAfterLine(uri: string, line: number): string {
   return ('\n' + doc.lineAt(line + 1).text).slice(0, MAX_AFTER_CHARS);
 }
 
+/** What the model saw besides the prefix, per shown item: kept until the item is resolved. */
+interface ShownPrompt {
+  suffix?: string;
+  replay?: CompletionReplay;
+}
+
+const SHOWN_PROMPTS = 256;
+
 export class CaptureService implements vscode.Disposable {
   readonly tracker: RejectionTracker;
+  private readonly prompts = new Map<string, ShownPrompt>();
   private readonly disposables: vscode.Disposable[] = [];
   private readonly captured = new vscode.EventEmitter<Failure>();
   /** A rejected completion became a pending failure. */
@@ -65,7 +77,9 @@ export class CaptureService implements vscode.Disposable {
   }
 
   /** The completion provider returned an item that VS Code shows as ghost text. */
-  shown(event: Omit<ShownEvent, 'type'>): void {
+  shown(event: Omit<ShownEvent, 'type'>, prompt: ShownPrompt = {}): void {
+    this.prompts.set(event.id, prompt);
+    while (this.prompts.size > SHOWN_PROMPTS) this.prompts.delete(this.prompts.keys().next().value as string);
     this.tracker.handle({ type: 'shown', ...event });
   }
 
@@ -84,9 +98,11 @@ export class CaptureService implements vscode.Disposable {
     if (!stores || !readSettings().settings.capture.enabled) return;
     try {
       const { completions } = readSettings().settings;
+      const seen = this.prompts.get(f.suggestionId) ?? {};
       const failure = stores.failures.add({
         source: 'rejected', prompt: f.prompt, rejected: f.rejected, desired: f.desired, after: textAfterLine(f.uri, f.line),
-        replay: { heal: true, stop: completions.stop, maxTokens: completions.maxTokens },
+        ...(seen.suffix !== undefined ? { suffix: seen.suffix } : {}),
+        replay: seen.replay ?? { heal: true, stop: completions.stop, maxTokens: completions.maxTokens },
         languageId: f.languageId, uri: f.uri, line: f.line, createdAt: new Date(f.finishedAt).toISOString(),
       });
       this.log(`[capture] rejected completion kept as failure ${failure.id}: ${JSON.stringify(f.rejected.split('\n', 1)[0])} → ${JSON.stringify(f.desired)}`);

@@ -58,7 +58,7 @@ const REGRESSION_LIMIT = 64;
 
 /** A failure as the worker replays it: with the text after it and the completion settings it was captured under. */
 function sampleOf(f: Failure): Sample {
-  return { id: f.id, prompt: f.prompt, desired: f.desired, after: f.after, replay: f.replay };
+  return { id: f.id, prompt: f.prompt, desired: f.desired, after: f.after, ...(f.suffix !== undefined ? { suffix: f.suffix } : {}), replay: f.replay };
 }
 
 export class RepairService implements vscode.Disposable {

@@ -2,7 +2,9 @@
 // one loaded model with TWO runtimes over the same weight arrays — one serving completions with
 // only the committed patches, one for repairs and evaluations with the patch in progress — so
 // completions stay fast and unaffected while a repair runs. Jobs on the repair runtime run one at
-// a time (a queue); completions never wait for them. A GPU provider is used only once it has
+// a time (a queue); completions never wait for them. Completions build the prompt the editor's
+// way (the window of the file within token budgets, FIM when the model has it) and reuse the
+// prompt cache, which any patch change invalidates (runtime/prompt-cache.ts). A GPU provider is used only once it has
 // passed the provider vetting (provider-vetting.ts), and onProvider hears of it before anything
 // runs there, so a crash can be put down to it.
 
@@ -14,7 +16,10 @@ import { exportPatchedModel } from '../repair/export';
 import { checkPatchForModel, combinePatches, patchFromJson, patchToJson, type Patch, type PatchJson } from '../repair/patch';
 import { exampleOf, methodDefaults, prepareFailures, runRepair, type MethodDefaults, type Prepared } from '../repair/run';
 import { RepairError } from '../repair/teacher';
-import { DEFAULT_REPLAY, showCompletion, type CompletionReplay } from '../runtime/completion';
+import { completionAlternatives, DEFAULT_REPLAY, showCompletion, type CompletionReplay } from '../runtime/completion';
+import { describeFim, resolveFim } from '../runtime/fim';
+import { PromptCache } from '../runtime/prompt-cache';
+import { windowPrompt } from '../runtime/prompt';
 import { embeddedModelDir } from '../runtime/open';
 import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
 import type {
@@ -50,6 +55,8 @@ interface Loaded {
   /** The model's tuned repair defaults, or why its star-repair.json was refused (repairs then say so; completions go on). */
   defaults: MethodDefaults | RepairError;
   info: ModelInfo;
+  /** KV caches of recent completion prompts on the completion runtime. */
+  promptCache: PromptCache;
 }
 
 export interface JobControl {
@@ -169,10 +176,11 @@ export class ModelHost {
       executionProvider: completion.provider,
       fallbacks: completion.fallbacks.map((f) => ({ provider: f.provider, reason: f.reason })),
       fingerprint: folder.fingerprint,
+      fim: describeFim(folder.tokenizer)?.format ?? null,
     };
     const defaults = loadDefaults(folder.dir);
     if (defaults instanceof RepairError) this.log(`[repair] ${defaults.message} (repairs are refused until it is fixed; completions are not affected)`);
-    this.loaded = { key, folder, completion, repair, defaults, info };
+    this.loaded = { key, folder, completion, repair, defaults, info, promptCache: new PromptCache() };
     this.committed = [];
     this.committedMap = new Map();
     this.builtin = null;
@@ -183,8 +191,24 @@ export class ModelHost {
 
   async complete(p: CompleteParams, signal: AbortSignal): Promise<CompleteResult> {
     const m = this.model();
-    const shown = await showCompletion(m.completion, m.folder.tokenizer, p.prompt, { heal: true, stop: p.stopRule, maxTokens: p.maxTokens }, { signal, temperature: p.temperature, stop: p.stop });
+    const tok = m.folder.tokenizer;
+    const fim = resolveFim(tok, p.fim ?? 'auto', p.fimOrder ?? 'auto');
+    // The nearest text within the budgets, cut at line starts (runtime/prompt.ts); the context caps both.
+    const room = Math.max(16, m.info.context - p.maxTokens - 4);
+    const prefixTokens = Math.min(p.prefixTokens ?? room, room);
+    const suffixTokens = fim ? Math.min(p.suffixTokens ?? Math.floor(room / 4), Math.floor(room / 2)) : 0;
+    const win = windowPrompt(tok, p.prompt, p.suffix ?? '', { prefixTokens, suffixTokens: Math.max(0, suffixTokens) });
+    const prompt = win.prefix.length > 0 ? win.prefix : p.prompt;
+    const prefixStart = win.prefix.length > 0 ? win.prefixStart : 0;
+    // Without FIM the suffix is not in the prompt; its first line still feeds the clean rules.
+    const suffix = fim ? win.suffix : (p.suffix ?? '').split('\n', 2).join('\n');
+    const replay: CompletionReplay = { heal: true, stop: p.stopRule, maxTokens: p.maxTokens, fim, ...(p.indent ? { indent: p.indent } : {}) };
+    const options = { signal, temperature: p.temperature, stop: p.stop, suffix, promptCache: m.promptCache, promptMs: p.promptMs || undefined, generationMs: p.generationMs || undefined };
+    const list = p.alternatives && p.alternatives > 1
+      ? await completionAlternatives(m.completion, tok, prompt, replay, p.alternatives, options)
+      : [await showCompletion(m.completion, tok, prompt, replay, options)];
     if (signal.aborted) throw new WorkerStateError('cancelled', 'the completion was cancelled');
+    const shown = list[0] ?? await showCompletion(m.completion, tok, prompt, replay, options);
     const g = shown.generation;
     return {
       text: shown.text,
@@ -192,6 +216,13 @@ export class ModelHost {
       promptTokens: g.promptTokens,
       stoppedBy: shown.ended ? 'stop' : g.stoppedBy,
       ms: g.ms,
+      prefixStart,
+      suffixKept: suffix.length,
+      fim,
+      prefilled: g.prefilled,
+      reused: g.reused,
+      firstTokenMs: g.firstTokenMs,
+      ...(p.alternatives && p.alternatives > 1 ? { alternatives: list.map((x) => x.text) } : {}),
     };
   }
 
@@ -223,7 +254,7 @@ export class ModelHost {
     const replay = p.replay ?? DEFAULT_REPLAY;
     const ex = exampleOf(tok, p, m.info.context);
     const a = await assess(m.completion, ex);
-    const shown = await showCompletion(m.completion, tok, p.prompt, replay);
+    const shown = await showCompletion(m.completion, tok, p.prompt, replay, { suffix: p.suffix });
     return {
       prediction: shown.text,
       desiredTokens: ex.desired.map((id) => tok.tokenText(id)),

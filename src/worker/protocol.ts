@@ -8,7 +8,9 @@ import type { RepairProgress } from '../repair/engine';
 import { SELECT_MODES, type SelectMode } from '../repair/locate';
 import type { PatchJson, PatchScores, RepairMethod, RepairMode } from '../repair/patch';
 import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
-import { readReplay, type CompletionReplay } from '../runtime/replay';
+import { readFimChoice, readIndent, readReplay, type CompletionReplay } from '../runtime/replay';
+import type { IndentStyle } from '../runtime/clean';
+import { FIM_ORDER_SETTINGS, FIM_SETTINGS, type FimChoice, type FimOrderSetting, type FimSetting } from '../runtime/fim';
 import { MAX_AFTER_CHARS } from '../failures/failure';
 import { bool, fail, field, finite, intIn, list, nullable, numIn, object, oneOf, optional, ReadError, record, text, type Reader } from '../util/read';
 
@@ -45,6 +47,8 @@ export interface ModelInfo {
   executionProvider: string;
   fallbacks: ProviderFallback[];
   fingerprint: string;
+  /** The FIM format found in the model's tokenizer (runtime/fim.ts), or null: prefix-only prompts. Absent from older workers. */
+  fim?: string | null;
 }
 
 /** A failure as the worker needs it: the text before the completion, what should follow, and how the editor completed there. */
@@ -54,6 +58,8 @@ export interface Sample {
   desired: string;
   /** What followed the desired text in the document (see Failure.after). */
   after?: string;
+  /** The text after the cursor the model saw (see Failure.suffix). */
+  suffix?: string;
   /** The completion settings the editor used there (absent: DEFAULT_REPLAY). */
   replay?: CompletionReplay;
 }
@@ -115,12 +121,28 @@ export interface ProviderGuardParams {
 }
 
 export interface CompleteParams {
+  /** The text before the cursor (the worker keeps the nearest part within `prefixTokens`). */
   prompt: string;
   maxTokens: number;
   stop: string[];
   /** 'line': end of line; 'block': a blank line or a dedent below the cursor line's indentation. */
   stopRule: StopRule;
   temperature: number;
+  /** The text after the cursor (the worker keeps the nearest part within `suffixTokens`); absent: none. */
+  suffix?: string;
+  /** FIM format: detected ('auto'), none ('off'), or forced; absent: 'auto'. */
+  fim?: FimSetting;
+  fimOrder?: FimOrderSetting;
+  /** Token budgets of the prompt window (runtime/prompt.ts windowPrompt); absent: the context decides. */
+  prefixTokens?: number;
+  suffixTokens?: number;
+  /** Time caps in ms (0 or absent: none): past the prompt cap nothing is shown, past the generation cap what is there. */
+  promptMs?: number;
+  generationMs?: number;
+  /** The editor's indentation (clean-suggestion rules). */
+  indent?: IndentStyle;
+  /** More than 1: an explicit request; up to this many different completions come back in `alternatives`. */
+  alternatives?: number;
 }
 
 export interface CompleteResult {
@@ -129,6 +151,18 @@ export interface CompleteResult {
   promptTokens: number;
   stoppedBy: string;
   ms: number;
+  /** Characters the worker dropped from the start of `prompt`, and kept of `suffix`: the prompt the model saw (a failure stores it). */
+  prefixStart?: number;
+  suffixKept?: number;
+  /** The FIM format and order the prompt was built with (null: prefix only); a failure's replay keeps it. */
+  fim?: FimChoice | null;
+  /** Prompt tokens run through the model, and reused from the prompt cache. */
+  prefilled?: number;
+  reused?: number;
+  /** ms to the first generated token (null: none). */
+  firstTokenMs?: number | null;
+  /** With `alternatives`: the other completions, best first (the first is `text`). */
+  alternatives?: string[];
 }
 
 export interface SetPatchesParams {
@@ -144,6 +178,7 @@ export interface PredictParams {
   prompt: string;
   desired: string;
   after?: string;
+  suffix?: string;
   replay?: CompletionReplay;
 }
 
@@ -328,6 +363,7 @@ const sample: Reader<Sample> = object((o, path) => defined({
   prompt: field(o, 'prompt', text(MAX_TEXT), path),
   desired: field(o, 'desired', text(MAX_TEXT), path),
   after: optional(o, 'after', text(MAX_AFTER_CHARS), path),
+  suffix: optional(o, 'suffix', text(MAX_TEXT), path),
   replay: optional(o, 'replay', readReplay, path),
 }));
 
@@ -384,18 +420,28 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
     const guard = optional(o, 'guard', providerGuard, p);
     return guard ? { ...params, guard } : params;
   }),
-  complete: object((o, p) => ({
+  complete: object((o, p) => defined({
     prompt: field(o, 'prompt', text(MAX_TEXT, 1), p),
     maxTokens: field(o, 'maxTokens', intIn(1, 4096), p),
     stop: field(o, 'stop', list(text(100, 1), 32), p),
     stopRule: field(o, 'stopRule', oneOf(STOP_RULES), p),
     temperature: field(o, 'temperature', numIn(0, 10), p),
+    suffix: optional(o, 'suffix', text(MAX_TEXT), p),
+    fim: optional(o, 'fim', oneOf(FIM_SETTINGS), p),
+    fimOrder: optional(o, 'fimOrder', oneOf(FIM_ORDER_SETTINGS), p),
+    prefixTokens: optional(o, 'prefixTokens', intIn(16, 1_000_000), p),
+    suffixTokens: optional(o, 'suffixTokens', intIn(0, 1_000_000), p),
+    promptMs: optional(o, 'promptMs', intIn(0, 600_000), p),
+    generationMs: optional(o, 'generationMs', intIn(0, 600_000), p),
+    indent: optional(o, 'indent', readIndent, p),
+    alternatives: optional(o, 'alternatives', intIn(1, 8), p),
   })),
   setPatches: object((o, p) => ({ patches: field(o, 'patches', list(patchJson, 10_000), p) })),
   predict: object((o, p) => defined({
     prompt: field(o, 'prompt', text(MAX_TEXT, 1), p),
     desired: field(o, 'desired', text(MAX_TEXT, 1), p),
     after: optional(o, 'after', text(MAX_AFTER_CHARS), p),
+    suffix: optional(o, 'suffix', text(MAX_TEXT), p),
     replay: optional(o, 'replay', readReplay, p),
   })),
   repair: object((o, p) => {
@@ -431,7 +477,7 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
 };
 
 const RESULTS: { [M in Method]: Reader<ResultOf<M>> } = {
-  load: object((o, p) => ({
+  load: object((o, p) => defined({
     name: field(o, 'name', text(1000), p),
     dir: field(o, 'dir', text(4096), p),
     architecture: field(o, 'architecture', text(200), p),
@@ -445,13 +491,21 @@ const RESULTS: { [M in Method]: Reader<ResultOf<M>> } = {
     executionProvider: field(o, 'executionProvider', text(100), p),
     fallbacks: field(o, 'fallbacks', list(fallback, 100), p),
     fingerprint: field(o, 'fingerprint', text(256, 1), p),
+    fim: optional(o, 'fim', nullable(text(100)), p),
   })),
-  complete: object((o, p) => ({
+  complete: object((o, p) => defined({
     text: field(o, 'text', text(MAX_TEXT), p),
     tokens: field(o, 'tokens', count, p),
     promptTokens: field(o, 'promptTokens', count, p),
     stoppedBy: field(o, 'stoppedBy', text(100), p),
     ms: field(o, 'ms', finite, p),
+    prefixStart: optional(o, 'prefixStart', count, p),
+    suffixKept: optional(o, 'suffixKept', count, p),
+    fim: optional(o, 'fim', nullable(readFimChoice), p),
+    prefilled: optional(o, 'prefilled', count, p),
+    reused: optional(o, 'reused', count, p),
+    firstTokenMs: optional(o, 'firstTokenMs', nullable(finite), p),
+    alternatives: optional(o, 'alternatives', list(text(MAX_TEXT), 8), p),
   })),
   setPatches: object((o, p) => ({ applied: field(o, 'applied', list(text(256), MAX_ITEMS), p), neurons: field(o, 'neurons', count, p) })),
   predict: object((o, p) => {

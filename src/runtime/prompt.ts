@@ -1,0 +1,173 @@
+// The prompt a completion runs on, as token ids (issue 15, items 1, 3, 4): token healing's cut of the
+// prefix, the FIM layout (runtime/fim.ts) or the prefix alone, and the cut that keeps it inside the
+// context. generate() decodes it and repair/teacher.ts teacher-forces over it, so both build the
+// same sequence. Also the window of a large file: the nearest prefix and suffix within token
+// budgets, cut at line starts and moved in steps so the prompt cache keeps matching while typing.
+
+import type { TextTokenizer } from '../model/tokenizer';
+import { fimIds, fimLayout, type FimChoice, type FimIds } from './fim';
+
+/** Longest end of a prompt that healing takes off: a run of blank lines longer than this stays. */
+const MAX_HEAL_CHARS = 64;
+
+/**
+ * Characters at the end of `prompt` to take off for healing: its last token's text, or all its
+ * trailing whitespace when that is longer. 0 when the last token is end-of-text, or does not
+ * spell the prompt's end (a character split over tokens).
+ */
+export function healLength(tokenizer: TextTokenizer, prompt: string, ids: readonly number[]): number {
+  if (ids.length < 2) return 0;
+  const last = ids[ids.length - 1];
+  if (last === tokenizer.eosId) return 0;
+  const text = tokenizer.tokenText(last);
+  if (text === '' || !prompt.endsWith(text)) return 0;
+  const trailing = /\s*$/.exec(prompt)?.[0].length ?? 0;
+  return Math.min(Math.max(text.length, trailing), MAX_HEAL_CHARS, prompt.length - 1);
+}
+
+export interface PromptOptions {
+  heal: boolean;
+  /** Text after the cursor; used in the prompt only with `fim`. */
+  suffix?: string;
+  /** The FIM format and order; null or absent: the prefix alone. */
+  fim?: FimChoice | null;
+  /** Tokens the completion may take: the prompt keeps `context − maxTokens`. */
+  maxTokens: number;
+  context: number;
+}
+
+export interface PreparedPrompt {
+  /** What the model is fed before the completion. */
+  ids: number[];
+  /** The end of the prefix that healing took off; the completion spells it back first ('' without healing). */
+  owed: string;
+  /** The prefix as fed (without the healed end). */
+  head: string;
+  /** Token ids of `head` (before any cut). */
+  headIds: number[];
+  /** Index in `ids` where the prefix's tokens start (0 without FIM). */
+  prefixAt: number;
+  fim: FimIds | null;
+  /** Prompt tokens dropped to fit the context. */
+  truncated: number;
+}
+
+/** The prompt ids exactly as the completion feeds them (see the file comment). */
+export function preparePrompt(tokenizer: TextTokenizer, prompt: string, o: PromptOptions): PreparedPrompt {
+  const promptIds = tokenizer.encode(prompt);
+  if (promptIds.length === 0) throw new Error('the prompt is empty: there is nothing to complete');
+  let head = prompt;
+  let headIds = promptIds;
+  let owed = '';
+  if (o.heal) {
+    const cut = healLength(tokenizer, prompt, promptIds);
+    const kept = cut > 0 ? tokenizer.encode(prompt.slice(0, prompt.length - cut)) : [];
+    if (kept.length > 0) {
+      head = prompt.slice(0, prompt.length - cut);
+      headIds = kept;
+      owed = prompt.slice(prompt.length - cut);
+    }
+  }
+  // Keep the end of a long prompt: it is what the completion continues.
+  const room = Math.max(1, o.context - Math.max(0, Math.floor(o.maxTokens)));
+  if (!o.fim) {
+    const drop = Math.max(0, headIds.length - room);
+    return { ids: drop ? headIds.slice(drop) : headIds, owed, head, headIds, prefixAt: 0, fim: null, truncated: drop };
+  }
+  const ids = fimIds(tokenizer, o.fim);
+  let suffixIds = o.suffix ? tokenizer.encode(o.suffix) : [];
+  let prefixIds = headIds;
+  let truncated = 0;
+  const free = Math.max(1, room - 3);
+  if (prefixIds.length + suffixIds.length > free) {
+    // Over the context: the suffix keeps at most a quarter of it (its start), the prefix the rest (its end).
+    const keepSuffix = Math.min(suffixIds.length, Math.max(0, free - prefixIds.length), Math.floor(free / 4)) || Math.min(suffixIds.length, Math.floor(free / 4));
+    truncated += suffixIds.length - keepSuffix;
+    suffixIds = suffixIds.slice(0, keepSuffix);
+    const keepPrefix = Math.max(1, free - keepSuffix);
+    if (prefixIds.length > keepPrefix) {
+      truncated += prefixIds.length - keepPrefix;
+      prefixIds = prefixIds.slice(prefixIds.length - keepPrefix);
+    }
+  }
+  const layout = fimLayout(ids, prefixIds, suffixIds);
+  return { ids: layout.ids, owed, head, headIds, prefixAt: layout.prefixAt, fim: ids, truncated };
+}
+
+// ---------------------------------------------------------------------------------------
+// The window of a large file
+// ---------------------------------------------------------------------------------------
+
+export interface WindowBudget {
+  /** Most tokens of text before the cursor. */
+  prefixTokens: number;
+  /** Most tokens of text after the cursor. */
+  suffixTokens: number;
+}
+
+export interface PromptWindow {
+  prefix: string;
+  suffix: string;
+  /** Characters dropped from the start of the prefix. */
+  prefixStart: number;
+}
+
+/** Lines the prefix's start moves by: typing keeps the same start (and so the cached prompt) for this many lines. */
+export const WINDOW_STEP_LINES = 16;
+
+const lineTokenCache = new WeakMap<TextTokenizer, Map<string, number>>();
+
+/** Tokens of one line (with its line break), remembered per tokenizer: the window's estimate, cheap while typing. */
+function lineTokens(tokenizer: TextTokenizer, line: string): number {
+  let m = lineTokenCache.get(tokenizer);
+  if (!m) lineTokenCache.set(tokenizer, (m = new Map()));
+  let n = m.get(line);
+  if (n === undefined) {
+    n = tokenizer.encode(line).length;
+    if (m.size > 50_000) m.clear();
+    m.set(line, n);
+  }
+  return n;
+}
+
+/** Start offsets of the lines of `text`. */
+function lineStarts(text: string): number[] {
+  const out = [0];
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) out.push(i + 1);
+  return out;
+}
+
+/**
+ * The nearest prefix and suffix within the budgets, cut at line starts. The prefix's first line is
+ * a multiple of WINDOW_STEP_LINES, so while the user types on, the prompt starts at the same place
+ * and its cached tokens stay reusable; the suffix keeps its first whole lines (at least the rest of
+ * the cursor's line, cut to the budget). A text that fits is kept whole, so a window of a window is
+ * itself. Token counts are per-line sums (a few percent above the exact count, never below by much).
+ */
+export function windowPrompt(tokenizer: TextTokenizer, prefix: string, suffix: string, budget: WindowBudget): PromptWindow {
+  let prefixStart = 0;
+  const starts = lineStarts(prefix);
+  // Tokens of each line of the prefix (the last one is the cursor's, up to the cursor).
+  const counts = starts.map((s, i) => lineTokens(tokenizer, prefix.slice(s, i + 1 < starts.length ? starts[i + 1] : prefix.length)));
+  let total = counts.reduce((a, b) => a + b, 0);
+  if (total > budget.prefixTokens) {
+    let first = 0;
+    while (first < starts.length - 1 && total > budget.prefixTokens) total -= counts[first++];
+    const stepped = Math.min(starts.length - 1, Math.ceil(first / WINDOW_STEP_LINES) * WINDOW_STEP_LINES);
+    prefixStart = starts[Math.max(first, stepped)];
+  }
+  let keptSuffix = suffix;
+  const sStarts = lineStarts(suffix);
+  let used = 0;
+  for (let i = 0; i < sStarts.length; i++) {
+    const end = i + 1 < sStarts.length ? sStarts[i + 1] : suffix.length;
+    const n = lineTokens(tokenizer, suffix.slice(sStarts[i], end));
+    if (used + n > budget.suffixTokens) {
+      // The rest of the cursor's line always stays: the clean-suggestion rules read it.
+      keptSuffix = suffix.slice(0, i === 0 ? end : sStarts[i]);
+      break;
+    }
+    used += n;
+  }
+  return { prefix: prefix.slice(prefixStart), suffix: keptSuffix, prefixStart };
+}
