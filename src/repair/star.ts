@@ -23,7 +23,7 @@ export interface StarOptions {
   mode: 'iter' | 'batch';
   select: SelectMode;
   epochs: number;
-  /** Step size η (STAR.md §5); the `scale` of the paper multiplies it. */
+  /** Step size η (docs/algorithm.md "The STAR step"); the `scale` of the paper multiplies it. */
   eta: number;
   /**
    * target-right: stop once every target token of every failure is the argmax (by `margin`);
@@ -105,7 +105,7 @@ async function rowsLoss(model: RepairModel, examples: readonly Example[], rows: 
 }
 
 /**
- * Which neurons may change. Attribution (STAR.md §3) sums over the failing rows; the occlusion of
+ * Which neurons may change. Attribution (docs/algorithm.md "Locating neurons") sums over the failing rows; the occlusion of
  * `layer` and `one-layer` measures the loss over every row in the loss.
  */
 async function locate(model: RepairModel, examples: readonly Example[], failing: readonly Row[], lossRows: readonly Row[], acc: PatchAccumulator, opts: StarOptions): Promise<Map<number, number[]>> {
@@ -135,7 +135,7 @@ async function locate(model: RepairModel, examples: readonly Example[], failing:
   return selectNeurons(scores, 'global', { topK: Math.min(opts.topK, L * m) });
 }
 
-/** Adds each failing row's attribution, dP(y_k)/dh = −P · dL_k/dh (STAR.md §3), for layers >= fromLayer. */
+/** Adds each failing row's attribution, dP(y_k)/dh = −P · dL_k/dh (docs/algorithm.md "Locating neurons"), for layers >= fromLayer. */
 async function attribute(model: RepairModel, examples: readonly Example[], failing: readonly Row[], downs: ReturnType<RepairModel['downProjection']>[], scores: Float64Array[], fromLayer: number): Promise<void> {
   const { layers: L, vocab: V } = model.config;
   for (const t of failing) {
