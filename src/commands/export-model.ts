@@ -4,7 +4,6 @@
 
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { patchToJson } from '../repair/patch';
 import { errorText, requireStores, type CommandSpec } from './common';
 
 export const exportModel: CommandSpec = {
@@ -33,7 +32,7 @@ export const exportModel: CommandSpec = {
     }
     try {
       const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'STAR Repair: exporting the patched model' },
-        () => s.model.request('export', { dir: dir!, patches: patches.map(patchToJson) }));
+        () => s.repairs.exportModel(dir!, patches));
       void vscode.window.showInformationMessage(`STAR Repair: exported ${info.name} with ${patches.length} patch(es) (${r.neurons} neurons changed) to ${r.dir}.`, 'Use This Model').then(async (pick) => {
         if (pick) await vscode.commands.executeCommand('starRepair.selectModelFolder', r.dir);
       });

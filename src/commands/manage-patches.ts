@@ -2,16 +2,16 @@
 // JSON file, or import one. An imported patch made for another model is refused and the user is
 // told why (PatchMismatchError's message); a malformed one lists its problems.
 
-import { writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
-import { checkPatchForModel, stringifyPatch, type Patch } from '../repair/patch';
-import { readPatchFile } from '../store/patch-file';
+import type { Patch } from '../repair/patch';
 import type { PatchEntry } from '../repair/patch-store';
 import { patchTitle } from '../services/repair-outcome';
+import type { PatchAction as RepairPatchAction } from '../services/repair-service';
+import { savePatchAs } from '../services/repair-ui';
 import type { Services } from '../services/services';
 import { errorText, requireStores, type CommandSpec } from './common';
 
-export type PatchAction = 'toggle' | 'enable' | 'disable' | 'remove' | 'save';
+export type PatchAction = RepairPatchAction | 'save';
 
 export interface ManagePatchesArgs {
   patchId?: string;
@@ -30,53 +30,21 @@ function describePatch(p: Patch): string {
   return `eff ${pct(p.scores.effectiveness)} · gen ${pct(p.scores.generalisation)} · spec ${pct(p.scores.specificity)} · ${p.stats.neurons} neurons · ${(p.stats.ms / 1000).toFixed(1)} s`;
 }
 
-/** Applies one action to one patch and re-sends the enabled patches. Returns the entry after it (undefined when removed). */
-export async function applyPatchAction(s: Services, patchId: string, action: PatchAction, file?: string): Promise<PatchEntry | undefined> {
-  const stores = s.model.stores;
-  if (!stores) throw new Error('the model is not loaded');
-  let after: PatchEntry | undefined;
-  switch (action) {
-    case 'toggle': after = stores.patches.toggle(patchId); break;
-    case 'enable': after = stores.patches.toggle(patchId, true); break;
-    case 'disable': after = stores.patches.toggle(patchId, false); break;
-    case 'remove':
-      stores.patches.remove(patchId);
-      stores.reports.retain(stores.patches.list().map((e) => e.patch.id));
-      break;
-    case 'save': {
-      const entry = stores.patches.get(patchId);
-      if (!entry) throw new Error(`no patch ${patchId} in the history`);
-      let target = file;
-      if (!target) {
-        const stamp = entry.patch.createdAt.slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
-        const uri = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(`star-patch-${entry.patch.method}-${stamp}.json`), filters: { 'STAR patch': ['json'] }, saveLabel: 'Save Patch' });
-        if (!uri) return entry;
-        target = uri.fsPath;
-      }
-      writeFileSync(target, stringifyPatch(entry.patch));
-      void vscode.window.showInformationMessage(`STAR Repair: the ${patchTitle(entry.patch)} is saved to ${target}.`);
-      return entry;
-    }
-  }
-  await s.model.syncPatches();
-  return after;
+/** Applies one action to one patch (RepairService; 'save' asks where unless `file` is given). Returns the entry after it (undefined when removed). */
+function applyPatchAction(s: Services, patchId: string, action: PatchAction, file?: string): Promise<PatchEntry | undefined> {
+  return action === 'save' ? savePatchAs(s, patchId, file) : s.repairs.applyPatchAction(patchId, action);
 }
 
-/** Reads a patch file and adds it to the history when it fits the loaded model. */
-export async function importPatch(s: Services, file: string): Promise<Patch | undefined> {
-  const stores = s.model.stores;
-  const info = s.model.info;
-  if (!stores || !info) throw new Error('the model is not loaded');
+/** Reads a patch file and adds it to the history when it fits the loaded model; says why not otherwise. */
+async function importPatch(s: Services, file: string): Promise<Patch | undefined> {
   let patch: Patch;
   try {
-    patch = readPatchFile(file);
-    checkPatchForModel(patch, { fingerprint: info.fingerprint, hiddenSize: info.hidden, numLayers: info.layers, intermediateSize: info.neurons });
+    patch = s.repairs.readPatchFile(file);
   } catch (e) {
     void vscode.window.showErrorMessage(`STAR Repair: the patch in ${file} was not applied: ${errorText(e)}`);
     return undefined;
   }
-  stores.patches.add(patch);
-  await s.model.syncPatches();
+  await s.repairs.importPatch(patch);
   void vscode.window.showInformationMessage(`STAR Repair: imported and applied the ${patchTitle(patch)} (${describePatch(patch)}).`);
   return patch;
 }

@@ -8,20 +8,15 @@ import { errorText, requireStores, type CommandSpec } from './common';
 export const undoLastPatch: CommandSpec = {
   id: 'starRepair.undoLastPatch',
   async run(s) {
-    const stores = requireStores(s);
-    if (!stores) return undefined;
+    if (!requireStores(s)) return undefined;
     try {
-      const undone = stores.patches.undoLast();
+      const undone = await s.repairs.undoLast();
       if (!undone) {
         void vscode.window.showInformationMessage('STAR Repair: no patch is active: the model is as it was loaded.');
         return undefined;
       }
-      await s.model.syncPatches();
       void vscode.window.showInformationMessage(`STAR Repair: undid the ${patchTitle(undone.patch)}, ${undone.patch.stats.neurons} neurons.`, 'Redo').then(async (pick) => {
-        if (pick && s.model.stores?.patches.get(undone.patch.id)) {
-          s.model.stores.patches.toggle(undone.patch.id, true);
-          await s.model.syncPatches();
-        }
+        if (pick) await s.repairs.redo(undone.patch.id);
       });
       return undone.patch.id;
     } catch (e) {

@@ -1,12 +1,13 @@
 // The repair panel's connection to the extension: a fresh snapshot whenever the model, the stores
 // or the running repair change (coalesced), live progress while a repair runs, and the panel's
-// requests turned into the same actions as the commands.
+// requests served by the same services as the commands (RepairService; the shared user flows in
+// repair-ui.ts).
 
 import * as vscode from 'vscode';
-import { repairWithProgress, errorText } from '../commands/common';
-import { applyPatchAction } from '../commands/manage-patches';
 import type { WebviewToExtension } from '../panel/messages';
 import { buildPanelState, progressForPanel } from './panel-state';
+import { errorText, repairWithProgress, savePatchAs } from './repair-ui';
+import { NeuronDetailsError } from './repair-service';
 import type { Services } from './services';
 
 export class PanelBridge implements vscode.Disposable {
@@ -91,31 +92,22 @@ export class PanelBridge implements vscode.Disposable {
           s.repairs.cancel();
           return;
         case 'togglePatch':
-          await applyPatchAction(s, m.patchId, m.enabled ? 'enable' : 'disable');
+          await s.repairs.applyPatchAction(m.patchId, m.enabled ? 'enable' : 'disable');
           return;
         case 'undoPatch':
-          await applyPatchAction(s, m.patchId, 'disable');
+          await s.repairs.applyPatchAction(m.patchId, 'disable');
           return;
         case 'exportPatch':
-          await applyPatchAction(s, m.patchId, 'save');
+          await savePatchAs(s, m.patchId);
           return;
         case 'selectNeuron': {
-          const entry = stores?.patches.get(m.patchId);
-          const layer = entry?.patch.layers.find((l) => l.layer === m.layer);
-          const i = layer ? layer.rows.indexOf(m.neuron) : -1;
           const base = { patchId: m.patchId, layer: m.layer, neuron: m.neuron };
-          if (!entry || !layer || i < 0) {
-            s.panel.postNeuronDetails({ ...base, deltaNorm: 0, up: [], down: [], error: 'this patch does not change that neuron' });
-            return;
-          }
-          const d = layer.deltas.length / layer.rows.length;
-          const delta = Array.from(layer.deltas.subarray(i * d, (i + 1) * d));
           try {
-            const r = await s.model.request('neuronDetails', { layer: m.layer, neuron: m.neuron, delta });
-            s.panel.postNeuronDetails({ ...base, ...r });
+            const r = await s.repairs.neuronDetails(m.patchId, m.layer, m.neuron);
+            s.panel.postNeuronDetails(r ? { ...base, ...r } : { ...base, deltaNorm: 0, up: [], down: [], error: 'this patch does not change that neuron' });
           } catch (e) {
-            const norm = Math.sqrt(delta.reduce((a, x) => a + x * x, 0));
-            s.panel.postNeuronDetails({ ...base, deltaNorm: norm, up: [], down: [], error: errorText(e) });
+            if (!(e instanceof NeuronDetailsError)) throw e;
+            s.panel.postNeuronDetails({ ...base, deltaNorm: e.deltaNorm, up: [], down: [], error: e.message });
           }
           return;
         }

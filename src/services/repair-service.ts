@@ -1,15 +1,20 @@
-// Running repairs for the commands, the panel and auto-repair: one at a time, in the worker's
-// repair runtime. It picks the sets the patch is judged on (the repaired failures; the user's
-// other open failures for generalisation; accepted completions for specificity, to which the
-// worker adds its built-in samples), records the patch, its report and the failures' new status,
-// re-sends the enabled patches, and applies the specificity guard.
+// Owns the repair rules of the editor side, for the commands, the panel and auto-repair: running
+// repairs one at a time in the worker's repair runtime; the sets a patch is judged on (the
+// repaired failures; the user's other open failures for generalisation, HELDOUT_LIMIT; accepted
+// completions for specificity, REGRESSION_LIMIT, to which the worker adds its built-in samples);
+// recording the patch, its report and the failures' new status; the specificity guard; and the
+// patch actions (toggle, undo, redo, remove, save, import, export, evaluate). Every action that
+// changes the history re-sends the enabled patches. No dialogs: the commands and the panel ask.
 
+import { writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import type { Failure } from '../failures/failure';
-import { patchFromJson, patchSize, type Patch } from '../repair/patch';
+import { checkPatchForModel, patchFromJson, patchSize, patchToJson, stringifyPatch, type Patch } from '../repair/patch';
+import type { PatchEntry } from '../repair/patch-store';
 import type { Settings, SpecificityGuard } from '../settings';
+import { readPatchFile } from '../store/patch-file';
 import { WorkerError } from '../worker/client';
-import type { RepairProgressEvent, RepairResult, Sample } from '../worker/protocol';
+import type { EvaluateParams, EvaluateResult, ExportResult, NeuronDetailsResult, RepairProgressEvent, RepairResult, Sample } from '../worker/protocol';
 import { readSettings } from './config';
 import type { ModelService, ModelStores } from './model-service';
 
@@ -19,6 +24,18 @@ export class RepairUnavailableError extends Error {
     super(message);
     this.name = 'RepairUnavailableError';
   }
+}
+
+/** The worker could not explain a neuron; the delta's norm is known all the same. */
+export class NeuronDetailsError extends Error {
+  constructor(message: string, readonly deltaNorm: number) {
+    super(message);
+    this.name = 'NeuronDetailsError';
+  }
+}
+
+function pct(x: number | null): string {
+  return x === null ? '–' : `${Math.round(x * 100)}%`;
 }
 
 export interface RunningRepair {
@@ -53,8 +70,31 @@ export interface RepairRunOptions {
   guard?: SpecificityGuard;
 }
 
-const HELDOUT_LIMIT = 32;
-const REGRESSION_LIMIT = 64;
+/** At most this many of the user's other open failures measure generalisation (the newest). */
+export const HELDOUT_LIMIT = 32;
+/** At most this many accepted completions measure (and preserve) specificity (the newest). */
+export const REGRESSION_LIMIT = 64;
+
+/** What a patch action does to one patch in the history. */
+export type PatchAction = 'toggle' | 'enable' | 'disable' | 'remove';
+
+/**
+ * The generalisation set: the newest open failures (pending or unfixed), without those the patch
+ * is made from. The worker takes it as given (it does not filter it again).
+ */
+function heldoutFailures(stores: ModelStores, own: ReadonlySet<string>): Failure[] {
+  return stores.failures.list({ status: ['pending', 'unfixed'] }).filter((f) => !own.has(f.id)).slice(-HELDOUT_LIMIT);
+}
+
+/** The specificity set: the newest accepted completions. */
+function regressionSamples(stores: ModelStores): Sample[] {
+  return stores.regression.list().slice(-REGRESSION_LIMIT).map((r) => ({ id: r.id, prompt: r.prompt, desired: r.completion }));
+}
+
+/** A failure as evaluate() has always sent it: the prompt and the desired text only. */
+function bareSample(f: Failure): Sample {
+  return { id: f.id, prompt: f.prompt, desired: f.desired };
+}
 
 /** A failure as the worker replays it: with the text after it and the completion settings it was captured under. */
 function sampleOf(f: Failure): Sample {
@@ -100,9 +140,8 @@ export class RepairService implements vscode.Disposable {
     if (failures.length === 0) throw new RepairUnavailableError('no failure to repair');
     const { settings } = readSettings();
     const mode = options.mode ?? (failures.length > 1 ? 'batch' : settings.repair.mode);
-    const chosen = new Set(failureIds);
-    const heldout = stores.failures.list({ status: ['pending', 'unfixed'] }).filter((f) => !chosen.has(f.id)).slice(-HELDOUT_LIMIT).map(sampleOf);
-    const regression = stores.regression.list().slice(-REGRESSION_LIMIT).map((s) => ({ id: s.id, prompt: s.prompt, desired: s.completion }));
+    const heldout = heldoutFailures(stores, new Set(failureIds)).map(sampleOf);
+    const regression = regressionSamples(stores);
     this.controller = new AbortController();
     const controller = this.controller;
     const tokenSub = options.token?.onCancellationRequested(() => controller.abort());
@@ -180,6 +219,138 @@ export class RepairService implements vscode.Disposable {
     this.log(`[repair] patch ${patch.id}: ${result.fixed.length} fixed, ${result.unfixed.length} not fixed, ${size.neurons} neurons, ${patch.stats.ms} ms, ` +
       `scores ${JSON.stringify(patch.scores)}${undoneByGuard ? ' — undone by the specificity guard' : ''}`);
     return { patch, result, fixed, unfixed, undoneByGuard, keptDisabled, belowThreshold, threshold: guard.threshold, wouldFix: result.fixed.length };
+  }
+
+  // ---- Patch actions: each changes the history, then the worker gets the enabled patches again.
+
+  /** Applies one action to one patch. Returns the entry after it (undefined when removed). */
+  async applyPatchAction(patchId: string, action: PatchAction): Promise<PatchEntry | undefined> {
+    const stores = this.stores();
+    let after: PatchEntry | undefined;
+    switch (action) {
+      case 'toggle': after = stores.patches.toggle(patchId); break;
+      case 'enable': after = stores.patches.toggle(patchId, true); break;
+      case 'disable': after = stores.patches.toggle(patchId, false); break;
+      case 'remove':
+        stores.patches.remove(patchId);
+        stores.reports.retain(stores.patches.list().map((e) => e.patch.id));
+        break;
+    }
+    await this.model.syncPatches();
+    return after;
+  }
+
+  /** Disables the newest enabled patch (it stays in the history); undefined when none is enabled. */
+  async undoLast(): Promise<PatchEntry | undefined> {
+    const undone = this.stores().patches.undoLast();
+    if (undone) await this.model.syncPatches();
+    return undone;
+  }
+
+  /**
+   * Undoes one patch if it is still enabled (it may have been undone another way meanwhile).
+   * Returns whether it did.
+   */
+  async undo(patchId: string): Promise<boolean> {
+    const stores = this.model.stores;
+    if (!stores?.patches.get(patchId)?.enabled) return false;
+    stores.patches.toggle(patchId, false);
+    await this.model.syncPatches();
+    return true;
+  }
+
+  /** Enables an undone patch again if it is still in the history. Returns whether it did. */
+  async redo(patchId: string): Promise<boolean> {
+    const stores = this.model.stores;
+    if (!stores?.patches.get(patchId)) return false;
+    stores.patches.toggle(patchId, true);
+    await this.model.syncPatches();
+    return true;
+  }
+
+  /** Writes one patch of the history as a JSON file. */
+  savePatch(patchId: string, file: string): PatchEntry {
+    const entry = this.stores().patches.get(patchId);
+    if (!entry) throw new Error(`no patch ${patchId} in the history`);
+    writeFileSync(file, stringifyPatch(entry.patch));
+    return entry;
+  }
+
+  /** Reads a patch file for the loaded model; throws (with the reason) when it is malformed or made for another model. */
+  readPatchFile(file: string): Patch {
+    this.stores();
+    const info = this.model.info!;
+    const patch = readPatchFile(file);
+    checkPatchForModel(patch, { fingerprint: info.fingerprint, hiddenSize: info.hidden, numLayers: info.layers, intermediateSize: info.neurons });
+    return patch;
+  }
+
+  /** Adds a patch (read by readPatchFile) to the history, enabled. */
+  async importPatch(patch: Patch): Promise<void> {
+    this.stores().patches.add(patch);
+    await this.model.syncPatches();
+  }
+
+  /** Folds patches (default: the enabled ones that fit the loaded model) into a new model folder `dir`. */
+  exportModel(dir: string, patches: readonly Patch[] = this.model.applicablePatches()): Promise<ExportResult> {
+    this.stores();
+    return this.model.request('export', { dir, patches: patches.map(patchToJson) });
+  }
+
+  /**
+   * What evaluate() measures: every patch of the history that still has one of its failures in
+   * the store (the others are logged and left out), each with its generalisation set, and the
+   * specificity set. Empty items: nothing to evaluate.
+   */
+  evaluationPlan(): EvaluateParams {
+    const stores = this.stores();
+    const items = stores.patches.list().flatMap((e) => {
+      const failures = e.patch.failureIds.flatMap((id) => {
+        const f = stores.failures.get(id);
+        return f ? [bareSample(f)] : [];
+      });
+      if (failures.length === 0) {
+        this.log(`[evaluate] patch ${e.patch.id}: none of its failures is stored any more; skipped`);
+        return [];
+      }
+      return [{ patch: patchToJson(e.patch), failures, heldout: heldoutFailures(stores, new Set(e.patch.failureIds)).map(bareSample) }];
+    });
+    return { items, regression: items.length ? regressionSamples(stores) : [] };
+  }
+
+  /**
+   * Measures the patches of a plan again — effectiveness on their failures, generalisation on the
+   * other open failures, specificity on accepted completions and the built-in samples, each
+   * against the other enabled patches — and records the new scores and reports.
+   */
+  async evaluate(plan: EvaluateParams, options: { token?: vscode.CancellationToken } = {}): Promise<EvaluateResult> {
+    const stores = this.stores();
+    const result = await this.model.request('evaluate', plan, options);
+    for (const r of result.results) {
+      stores.patches.setScores(r.patchId, r.scores);
+      const old = stores.reports.get(r.patchId);
+      stores.reports.put({ patchId: r.patchId, scoresBefore: r.scoresBefore, positions: old?.positions ?? [], evaluation: r.evaluation, fixed: old?.fixed ?? [], unfixed: old?.unfixed ?? [] });
+      this.log(`[evaluate] patch ${r.patchId}: effectiveness ${pct(r.scores.effectiveness)}, generalisation ${pct(r.scores.generalisation)}, specificity ${pct(r.scores.specificity)}`);
+    }
+    return result;
+  }
+
+  /**
+   * What one neuron of a patch does: its delta's norm and the tokens the delta pushes up and down
+   * through the LM head. Undefined when the patch does not change that neuron.
+   */
+  async neuronDetails(patchId: string, layer: number, neuron: number): Promise<NeuronDetailsResult | undefined> {
+    const entry = this.model.stores?.patches.get(patchId);
+    const l = entry?.patch.layers.find((x) => x.layer === layer);
+    const i = l ? l.rows.indexOf(neuron) : -1;
+    if (!l || i < 0) return undefined;
+    const d = l.deltas.length / l.rows.length;
+    const delta = Array.from(l.deltas.subarray(i * d, (i + 1) * d));
+    try {
+      return await this.model.request('neuronDetails', { layer, neuron, delta });
+    } catch (e) {
+      throw new NeuronDetailsError(e instanceof Error ? e.message : String(e), Math.sqrt(delta.reduce((a, x) => a + x * x, 0)));
+    }
   }
 
   /** Auto-repair of a freshly captured failure (when the setting is on): queued, silent unless it fails badly. */

@@ -325,12 +325,11 @@ export class ModelHost {
       }, defaults, repairControl, { preserve: regression.preserve.map((c) => c.example) });
       const { outcome, patch } = result;
       progress({ method: p.method, phase: 'evaluate', epoch: outcome.epochs, epochs: Math.max(p.epochs, outcome.epochs), loss: outcome.losses.at(-1) ?? null, positionsFixed: 0, positionsTotal: 0 });
-      const ids = new Set(p.failures.map((f) => f.id));
       model.apply(null);
       const before = await caseStates(model, tok, result.repaired);
       const evaluation = await evaluatePatch(model, tok, stackPatch(m.info.hidden, outcome.acc), {
         repaired: result.repaired,
-        heldout: this.cases(p.heldout.filter((h) => !ids.has(h.id))),
+        heldout: this.cases(p.heldout),
         regression: regression.measure,
       }, { repaired: before });
       patch.scores = scoresOf(evaluation);

@@ -202,7 +202,7 @@ export interface RepairParams {
   /** Specificity-preserving STAR's zero-steer rows from the regression set; null: the model's tuned default. */
   preserveRows: number | null;
   failures: Sample[];
-  /** Similar failures not repaired here: the generalisation set. */
+  /** Similar failures not repaired here: the generalisation set, taken as given (RepairService leaves out `failures`). */
   heldout: Sample[];
   /** Completions the model got right (accepted by the user); the worker adds its built-in set. */
   regression: Sample[];
