@@ -6,7 +6,8 @@
 
 import type { TextTokenizer } from '../model/tokenizer';
 import type { LayerPatch } from '../runtime/runtime';
-import { assess, stackPatch, type Assessment, type RepairModel } from '../repair/engine';
+import { assess, type Assessment, type RepairModel } from '../repair/engine';
+import { combinePatches } from '../repair/patch';
 import { shownFixed, type Prepared } from '../repair/run';
 
 /** One failure or sample as the evaluation sees it: its example and how the editor completes there. */
@@ -124,7 +125,7 @@ export async function evaluatePatch(model: RepairModel, tokenizer: TextTokenizer
     heldout: cachedBefore.heldout ?? (await caseStates(model, tokenizer, sets.heldout ?? [])),
     regression: cachedBefore.regression ?? (await caseStates(model, tokenizer, sets.regression ?? [])),
   };
-  model.runtime.setPatch(stackPatch(d, model.base, patch));
+  model.runtime.setPatch(combinePatches([model.base, patch], d));
   const after = {
     repaired: await caseStates(model, tokenizer, sets.repaired),
     heldout: await caseStates(model, tokenizer, sets.heldout ?? []),

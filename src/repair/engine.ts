@@ -8,7 +8,7 @@ import { Graph } from '../graph/builder';
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
 import type { LayerPatch, ModelRuntime } from '../runtime/runtime';
-import type { PatchLayer } from './patch';
+import { combinePatches, packLayers, type PatchLayer } from './patch';
 import { matrix } from './linalg';
 import { fromLinear, type DownProjection } from './locate';
 import { semanticBasis, type SemanticBasis } from './semantic';
@@ -33,7 +33,7 @@ export function checkCancelled(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new RepairError('cancelled', 'the repair was cancelled; the model is unchanged');
 }
 
-/** The accumulating patch of one repair: (layer, row) → delta vector. */
+/** The accumulating patch of one repair: (layer, row) → delta vector, in float64 (the steps add up here; combinePatches sums it with the active patches). */
 export class PatchAccumulator {
   private readonly rows = new Map<number, Map<number, Float64Array>>();
   constructor(readonly d: number) {}
@@ -69,42 +69,8 @@ export class PatchAccumulator {
 
   /** This repair's change alone, in the Patch format. */
   toLayers(): PatchLayer[] {
-    const out: PatchLayer[] = [];
-    for (const layer of [...this.rows.keys()].sort((a, b) => a - b)) {
-      const rowMap = this.rows.get(layer)!;
-      const rows = [...rowMap.keys()].sort((a, b) => a - b);
-      if (rows.length === 0) continue;
-      const deltas = new Float32Array(rows.length * this.d);
-      rows.forEach((r, i) => deltas.set(rowMap.get(r)!, i * this.d));
-      out.push({ layer, rows, deltas });
-    }
-    return out;
+    return packLayers(this.rows, this.d);
   }
-}
-
-/** Stacks patches (active ones, a repair in progress, …) into the runtime's patch inputs. */
-export function stackPatch(d: number, ...parts: readonly (ReadonlyMap<number, LayerPatch> | PatchAccumulator | null)[]): Map<number, LayerPatch> {
-  const sums = new Map<number, Map<number, Float64Array>>();
-  const put = (layer: number, row: number, v: ArrayLike<number>) => {
-    let m = sums.get(layer);
-    if (!m) sums.set(layer, (m = new Map()));
-    let a = m.get(row);
-    if (!a) m.set(row, (a = new Float64Array(d)));
-    for (let j = 0; j < d; j++) a[j] += v[j];
-  };
-  for (const part of parts) {
-    if (!part) continue;
-    const layers = part instanceof PatchAccumulator ? part.toLayers().map((l) => [l.layer, l] as const) : [...part];
-    for (const [layer, p] of layers) p.rows.forEach((r, i) => put(layer, r, p.deltas.subarray(i * d, (i + 1) * d)));
-  }
-  const out = new Map<number, LayerPatch>();
-  for (const [layer, m] of sums) {
-    const rows = [...m.keys()].sort((a, b) => a - b);
-    const deltas = new Float32Array(rows.length * d);
-    rows.forEach((r, i) => deltas.set(m.get(r)!, i * d));
-    out.set(layer, { rows, deltas });
-  }
-  return out;
 }
 
 /** The model a repair works on. `base` is what is active before the repair starts. */
@@ -125,7 +91,7 @@ export class RepairModel {
 
   /** Makes the runtime compute with base + `acc`. */
   apply(acc: PatchAccumulator | null): void {
-    this.runtime.setPatch(stackPatch(this.config.hidden, this.base, acc));
+    this.runtime.setPatch(combinePatches([this.base, acc && { layers: acc.toLayers() }], this.config.hidden));
   }
 
   /** Value vectors of layer l as they are now: base weights plus the base patch plus `acc`. */

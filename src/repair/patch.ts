@@ -1,8 +1,10 @@
 // The Patch record (docs/formats.md): neuron deltas on MLP down-projection rows,
 // with provenance, scores and cost. Owns the JSON form (deltas as base64
-// little-endian float32), validation, the fingerprint check, stacking and negation.
-// Pure: no vscode, no runtime; the worker feeds combined patches to the graphs.
+// little-endian float32), validation, the fingerprint check, summing (combinePatches: the one
+// function that stacks patches) and negation. Pure: no vscode, no runtime (only its LayerPatch
+// type, the one layer-patch shape); the worker feeds combined patches to the graphs.
 import { randomUUID } from 'node:crypto';
+import type { LayerPatch } from '../runtime/runtime';
 import { isRecord } from '../util/read';
 
 export type RepairMethod = 'star' | 'mint' | 'sgd';
@@ -302,41 +304,55 @@ export function patchSize(patch: Pick<Patch, 'layers'>): { neurons: number; para
   return { neurons, params };
 }
 
-export interface CombinedLayer {
-  rows: number[];
-  deltas: Float32Array;
-}
+/** What combinePatches sums: a patch, a layer → LayerPatch map (patches already summed), or nothing. */
+export type PatchPart = { readonly id?: string; readonly layers: readonly PatchLayer[] } | ReadonlyMap<number, LayerPatch> | null;
 
 /**
- * Stacks patches into one delta per (layer, row): deltas of the same row are summed,
- * rows are the sorted union. Every patch must have width `d`. Layers come out in
- * ascending order. The result is what the graphs take as their patch inputs.
+ * The one place patches are summed: the active patches, a repair in progress on top of them, a
+ * patch to export. Deltas of the same (layer, row) are added (in float32, part after part), rows
+ * are the sorted union, layers come out ascending, a layer without rows is left out. Every part
+ * must have width `d`. The result is what the runtime takes as its patch inputs (LayerPatch).
  */
-export function combinePatches(patches: readonly Pick<Patch, 'id' | 'layers'>[], d: number): Map<number, CombinedLayer> {
+export function combinePatches(parts: readonly PatchPart[], d: number): Map<number, LayerPatch> {
   if (!Number.isInteger(d) || d <= 0) throw new RangeError(`hidden size d must be a positive integer (got ${d})`);
   const sums = new Map<number, Map<number, Float32Array>>();
-  for (const p of patches) {
-    for (const l of p.layers) {
-      if (l.deltas.length !== l.rows.length * d) {
-        throw new InvalidPatchError([`patch ${p.id}, layer ${l.layer}: ${l.deltas.length} delta values, expected ${l.rows.length} × ${d}`]);
-      }
-      let rowMap = sums.get(l.layer);
-      if (rowMap === undefined) sums.set(l.layer, (rowMap = new Map()));
-      l.rows.forEach((row, i) => {
-        let acc = rowMap!.get(row);
-        if (acc === undefined) rowMap!.set(row, (acc = new Float32Array(d)));
-        const off = i * d;
-        for (let j = 0; j < d; j++) acc[j]! += l.deltas[off + j]!;
-      });
+  const add = (where: string, layer: number, l: LayerPatch) => {
+    if (l.deltas.length !== l.rows.length * d) {
+      throw new InvalidPatchError([`${where}, layer ${layer}: ${l.deltas.length} delta values, expected ${l.rows.length} × ${d}`]);
     }
+    let rowMap = sums.get(layer);
+    if (rowMap === undefined) sums.set(layer, (rowMap = new Map()));
+    l.rows.forEach((row, i) => {
+      let acc = rowMap!.get(row);
+      if (acc === undefined) rowMap!.set(row, (acc = new Float32Array(d)));
+      const off = i * d;
+      for (let j = 0; j < d; j++) acc[j]! += l.deltas[off + j]!;
+    });
+  };
+  for (const part of parts) {
+    if (part === null) continue;
+    if (isLayerMap(part)) for (const [layer, l] of part) add('patches', layer, l);
+    else for (const l of part.layers) add(`patch ${part.id ?? '(in progress)'}`, l.layer, l);
   }
-  const out = new Map<number, CombinedLayer>();
+  const out = new Map<number, LayerPatch>();
+  for (const l of packLayers(sums, d)) out.set(l.layer, { rows: l.rows, deltas: l.deltas });
+  return out;
+}
+
+function isLayerMap(part: Exclude<PatchPart, null>): part is ReadonlyMap<number, LayerPatch> {
+  return part instanceof Map;
+}
+
+/** Per-row delta vectors (layer → row → [d]) as Patch layers: layers and rows ascending, empty layers left out, float32. */
+export function packLayers(sums: ReadonlyMap<number, ReadonlyMap<number, ArrayLike<number>>>, d: number): PatchLayer[] {
+  const out: PatchLayer[] = [];
   for (const layer of [...sums.keys()].sort((a, b) => a - b)) {
     const rowMap = sums.get(layer)!;
     const rows = [...rowMap.keys()].sort((a, b) => a - b);
+    if (rows.length === 0) continue;
     const deltas = new Float32Array(rows.length * d);
     rows.forEach((row, i) => deltas.set(rowMap.get(row)!, i * d));
-    out.set(layer, { rows, deltas });
+    out.push({ layer, rows, deltas });
   }
   return out;
 }

@@ -11,7 +11,7 @@
 import type { ModelFolder } from '../model';
 import { loadModelFolder } from '../model';
 import { caseStates, evaluatePatch, type Case, type Evaluation } from '../eval/evaluate';
-import { assess, RepairModel, stackPatch, type RepairControl } from '../repair/engine';
+import { assess, RepairModel, type RepairControl } from '../repair/engine';
 import { exportPatchedModel } from '../repair/export';
 import { checkPatchForModel, combinePatches, patchFromJson, patchToJson, type Patch, type PatchJson } from '../repair/patch';
 import { exampleOf, methodDefaults, prepareFailures, runRepair, type MethodDefaults, type Prepared } from '../repair/run';
@@ -241,7 +241,7 @@ export class ModelHost {
     const patches = this.parsePatches(p.patches);
     const combined = combinePatches(patches, m.info.hidden);
     this.committed = patches;
-    this.committedMap = new Map([...combined].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
+    this.committedMap = combined;
     m.completion.setPatch(this.committedMap);
     let neurons = 0;
     for (const c of combined.values()) neurons += c.rows.length;
@@ -327,7 +327,7 @@ export class ModelHost {
       progress({ method: p.method, phase: 'evaluate', epoch: outcome.epochs, epochs: Math.max(p.epochs, outcome.epochs), loss: outcome.losses.at(-1) ?? null, positionsFixed: 0, positionsTotal: 0 });
       model.apply(null);
       const before = await caseStates(model, tok, result.repaired);
-      const evaluation = await evaluatePatch(model, tok, stackPatch(m.info.hidden, outcome.acc), {
+      const evaluation = await evaluatePatch(model, tok, combinePatches([{ layers: outcome.acc.toLayers() }], m.info.hidden), {
         repaired: result.repaired,
         heldout: this.cases(p.heldout),
         regression: regression.measure,
@@ -364,12 +364,12 @@ export class ModelHost {
         if (control.signal.aborted) throw new RepairError('cancelled', 'the evaluation was cancelled');
         const patch = patches[i];
         const others = this.committed.filter((c) => c.id !== patch.id);
-        const base = new Map([...combinePatches(others, m.info.hidden)].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
+        const base = combinePatches(others, m.info.hidden);
         const model = new RepairModel(m.repair, m.folder.weights, base);
         const repaired: Case[] = this.cases(p.items[i].failures);
         if (repaired.length === 0) throw new WorkerStateError('no-failures', `patch ${patch.id} has none of its failures left to evaluate on (they were removed or cannot be tokenised)`);
         const before = await caseStates(model, tok, repaired);
-        const own = new Map([...combinePatches([patch], m.info.hidden)].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
+        const own = combinePatches([patch], m.info.hidden);
         const evaluation = await evaluatePatch(model, tok, own, {
           repaired,
           heldout: this.cases(p.items[i].heldout),
@@ -411,8 +411,7 @@ export class ModelHost {
     const m = this.model();
     const patches = this.parsePatches(p.patches);
     const combined = combinePatches(patches, m.info.hidden);
-    const map = new Map([...combined].map(([l, c]) => [l, { rows: c.rows, deltas: c.deltas }]));
-    const dir = exportPatchedModel(m.folder, map, p.dir, { patches: patches.map((x) => x.id) });
+    const dir = exportPatchedModel(m.folder, combined, p.dir, { patches: patches.map((x) => x.id) });
     let neurons = 0;
     for (const c of combined.values()) neurons += c.rows.length;
     return { dir, neurons };

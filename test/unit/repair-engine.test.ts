@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadModelFolder } from '../../src/model';
 import { ModelRuntime } from '../../src/runtime/runtime';
-import { assess, PatchAccumulator, RepairModel, stackPatch } from '../../src/repair/engine';
+import { assess, PatchAccumulator, RepairModel } from '../../src/repair/engine';
+import { combinePatches } from '../../src/repair/patch';
 import { repairStar } from '../../src/repair/star';
 import { repairMint, repairSgd } from '../../src/repair/baselines';
 import { makeExample, RepairError } from '../../src/repair/teacher';
@@ -68,7 +69,7 @@ for (const select of ['global', 'dense', 'layer', 'one-layer'] as const) {
     if (select === 'global') assert.ok(out.acc.neurons <= 64);
     // The runtime now carries the patch; the same patch stacked on a fresh runtime gives the same result.
     const again = fresh();
-    again.runtime.setPatch(stackPatch(folder.config.hidden, out.acc));
+    again.runtime.setPatch(combinePatches([{ layers: out.acc.toLayers() }], folder.config.hidden));
     assert.equal((await assess(again.runtime, ex)).allCorrect, true);
   });
 }
@@ -111,7 +112,7 @@ test('PatchAccumulator adds deltas per (layer, row) and exports sorted rows', ()
   const layers = acc.toLayers();
   assert.deepEqual(layers[0].rows, [3, 5]);
   assert.deepEqual([...layers[0].deltas], [0, 2, 0, 1]);
-  const stacked = stackPatch(2, new Map([[1, { rows: [5], deltas: Float32Array.from([10, 10]) }]]), acc);
+  const stacked = combinePatches([new Map([[1, { rows: [5], deltas: Float32Array.from([10, 10]) }]]), { layers: acc.toLayers() }], 2);
   assert.deepEqual([...stacked.get(1)!.deltas], [0, 2, 10, 11]);
 });
 
