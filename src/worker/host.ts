@@ -13,6 +13,7 @@ import { loadModelFolder } from '../model';
 import { caseStates, evaluatePatch, type Case, type Evaluation } from '../eval/evaluate';
 import { assess, RepairModel, type RepairControl } from '../repair/engine';
 import { exportPatchedModel } from '../repair/export';
+import { explainNeuronDelta } from '../repair/explain';
 import { checkPatchForModel, combinePatches, patchFromJson, patchToJson, type Patch, type PatchJson } from '../repair/patch';
 import { exampleOf, methodDefaults, prepareFailures, runRepair, type MethodDefaults, type Prepared } from '../repair/run';
 import { RepairError } from '../repair/teacher';
@@ -388,23 +389,8 @@ export class ModelHost {
     if (p.layer >= layers) throw new WorkerStateError('bad-neuron', `layer ${p.layer} does not exist: the model has ${layers} layers`);
     if (p.neuron >= neurons) throw new WorkerStateError('bad-neuron', `neuron ${p.neuron} does not exist: each layer has ${neurons} neurons`);
     if (p.delta.length !== d) throw new WorkerStateError('bad-neuron', `the delta has ${p.delta.length} values, the model's hidden size is ${d}`);
-    const U = m.folder.weights.lmHead;
-    // Logit change per unit activation of the neuron: the LM head applied to its delta (final norm aside).
-    const logits = new Float64Array(V);
-    for (let v = 0; v < V; v++) {
-      let s = 0;
-      const off = v * d;
-      for (let j = 0; j < d; j++) s += U[off + j] * p.delta[j];
-      logits[v] = s;
-    }
-    const order = Array.from({ length: V }, (_, v) => v).sort((a, b) => logits[b] - logits[a]);
     const tok = m.folder.tokenizer;
-    const push = (v: number) => ({ token: tok.tokenText(v), logit: logits[v] });
-    return {
-      deltaNorm: Math.sqrt(p.delta.reduce((a, x) => a + x * x, 0)),
-      up: order.slice(0, 5).map(push),
-      down: order.slice(-5).reverse().map(push),
-    };
+    return explainNeuronDelta(m.folder.weights.lmHead, V, p.delta, (v) => tok.tokenText(v));
   }
 
   export(p: ExportParams): ExportResult {
