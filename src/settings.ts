@@ -2,23 +2,23 @@
 // setting its type, default, range and description. From it come the typed Settings
 // object with validation (bad values fall back or are clamped, each with a message)
 // and package.json's `contributes.configuration`, so the two cannot drift apart.
-// No vscode import: the extension passes `(key) => config.get(key)`.
-import type { SelectMode } from './repair/locate';
-import type { FimOrderSetting, FimSetting } from './runtime/fim';
-import type { RepairMethod, RepairMode } from './repair/patch';
+// No vscode import: the extension passes `(key) => config.get(key)`. Enum values come from the
+// vocabularies' one source each (providers, stop rules, neuron selection, methods, FIM).
+import { SELECT_SETTINGS, type SelectSetting } from './repair/locate';
+import { PROVIDERS, type ProviderName } from './runtime/provider-names';
+import { COMPLETION_STOPS, type CompletionStop } from './runtime/stop-rules';
+import { FIM_ORDER_SETTINGS, FIM_SETTINGS, type FimOrderSetting, type FimSetting } from './runtime/fim';
+import { REPAIR_METHODS, REPAIR_MODES, type RepairMethod, type RepairMode } from './repair/patch';
 
 export const SETTINGS_PREFIX = 'starRepair';
 
-export type ExecutionProviderSetting = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
-export type CompletionStop = 'line' | 'block';
-/** 'model': the choice tuned for the model (`star-repair.json` in its folder), else 'dense'. */
-export type NeuronSelection = 'model' | SelectMode;
+export type { CompletionStop };
 export type SpecificityGuard = 'off' | 'warn' | 'undo';
 
 export interface Settings {
   /** Hugging Face model folder; empty = the embedded model. */
   modelPath: string;
-  executionProvider: ExecutionProviderSetting;
+  executionProvider: ProviderName;
   /** CPU threads for inference; 0 = let the runtime decide. */
   threads: number;
   completions: {
@@ -43,7 +43,7 @@ export interface Settings {
     auto: boolean;
     method: RepairMethod;
     mode: RepairMode;
-    select: NeuronSelection;
+    select: SelectSetting;
     epochs: number;
     /** Step size; null = the model's tuned default. */
     eta: number | null;
@@ -81,7 +81,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
   },
   {
     key: 'executionProvider', type: 'enum', default: 'auto', scope: 'window', ignoreSync: true,
-    enum: ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'],
+    enum: PROVIDERS,
     enumDescriptions: [
       'Use a GPU when one works, else the CPU (the reason is shown).',
       'Always the CPU.',
@@ -106,7 +106,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Most tokens generated for one completion.',
   },
   {
-    key: 'completions.stop', type: 'enum', default: 'line', enum: ['line', 'block'],
+    key: 'completions.stop', type: 'enum', default: 'line', enum: COMPLETION_STOPS,
     enumDescriptions: ['Stop at the end of the current line.', 'Continue to the end of the block (an empty line or a dedent).'],
     description: 'Where a completion stops.',
   },
@@ -115,7 +115,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Milliseconds to wait after the last keystroke before asking the model.',
   },
   {
-    key: 'completions.fim', type: 'enum', default: 'auto', enum: ['auto', 'off', 'qwen', 'starcoder', 'codellama', 'deepseek'],
+    key: 'completions.fim', type: 'enum', default: 'auto', enum: FIM_SETTINGS,
     enumDescriptions: [
       'Use the fill-in-the-middle tokens the model\'s tokenizer has (the text after the cursor goes into the prompt); none: the text before the cursor only.',
       'The text before the cursor only.',
@@ -127,7 +127,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Fill-in-the-middle prompt format. A format the model\'s tokenizer lacks is refused with a message.',
   },
   {
-    key: 'completions.fimOrder', type: 'enum', default: 'auto', enum: ['auto', 'psm', 'spm'],
+    key: 'completions.fimOrder', type: 'enum', default: 'auto', enum: FIM_ORDER_SETTINGS,
     enumDescriptions: [
       'The order the model was trained on (SPM where it knows both: better prompt-cache reuse while typing).',
       'Prefix, suffix, middle.',
@@ -160,7 +160,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Repair captured failures automatically in the background. Off: they wait for your review.',
   },
   {
-    key: 'repair.method', type: 'enum', default: 'star', enum: ['star', 'mint', 'sgd'],
+    key: 'repair.method', type: 'enum', default: 'star', enum: REPAIR_METHODS,
     enumDescriptions: [
       'STAR: analytic neuron patches steered by token meaning, checked against the exact gradient.',
       'MINT baseline: neuron-by-neuron traction edits.',
@@ -169,7 +169,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Repair method.',
   },
   {
-    key: 'repair.mode', type: 'enum', default: 'batch', enum: ['iter', 'batch'],
+    key: 'repair.mode', type: 'enum', default: 'batch', enum: REPAIR_MODES,
     enumDescriptions: [
       'One failing token at a time, left to right.',
       'Every target token of the failures together, as the STAR authors run it: tokens already right are kept right.',
@@ -177,7 +177,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'How STAR walks the target tokens.',
   },
   {
-    key: 'repair.select', type: 'enum', default: 'model', enum: ['model', 'dense', 'global', 'layer', 'one-layer'],
+    key: 'repair.select', type: 'enum', default: 'model', enum: SELECT_SETTINGS,
     enumDescriptions: [
       'The selection tuned for the model by the repair benchmark (star-repair.json in the model folder), else dense.',
       'Every neuron of every layer (reference setting, large patches).',
@@ -362,7 +362,7 @@ export function validateSettings(raw: unknown): { settings: Settings; problems: 
   const v = <T>(key: string): T => flat.get(key) as T;
   const settings: Settings = {
     modelPath: v<string>('modelPath'),
-    executionProvider: v<ExecutionProviderSetting>('executionProvider'),
+    executionProvider: v<ProviderName>('executionProvider'),
     threads: v<number>('threads'),
     completions: {
       enabled: v<boolean>('completions.enabled'),
@@ -382,7 +382,7 @@ export function validateSettings(raw: unknown): { settings: Settings; problems: 
       auto: v<boolean>('repair.auto'),
       method: v<RepairMethod>('repair.method'),
       mode: v<RepairMode>('repair.mode'),
-      select: v<NeuronSelection>('repair.select'),
+      select: v<SelectSetting>('repair.select'),
       epochs: v<number>('repair.epochs'),
       eta: v<number | null>('repair.eta'),
       preserveRows: v<number | null>('repair.preserveRows'),

@@ -13,7 +13,7 @@ import {
   type ExtensionToWebview,
   type NeuronDetails,
   type PanelState,
-  type RepairProgress,
+  type RepairProgressView,
   type WebviewToExtension,
 } from './messages';
 
@@ -92,7 +92,7 @@ export class PanelHub {
    * reloads meanwhile shows the latest numbers. Progress with no running repair in the
    * snapshot is dropped (it raced the final snapshot); returns whether it was sent.
    */
-  postProgress(progress: RepairProgress): boolean {
+  postProgress(progress: RepairProgressView): boolean {
     const v = validateRepairProgress(progress);
     if (!v.ok) throw new PanelMessageError(`postProgress: ${v.error}`);
     const next = this.snapshot ? applyRepairProgress(this.snapshot, v.value) : null;

@@ -66,7 +66,8 @@ export interface ScoreBeforeAfter {
   after: number;
 }
 
-export interface PatchScores {
+/** The panel's view of a patch's scores, before and after (not the patch record's PatchScores, repair/patch.ts). */
+export interface PatchScoresView {
   /** null: not measured (yet). */
   effectiveness: ScoreBeforeAfter | null;
   generalisation: ScoreBeforeAfter | null;
@@ -99,7 +100,7 @@ export interface PatchSummary {
   params: number;
   /** Wall time of the repair in milliseconds. */
   ms: number;
-  scores: PatchScores;
+  scores: PatchScoresView;
   positions: PositionProbability[];
   layers: LayerDelta[];
 }
@@ -112,8 +113,8 @@ export interface PanelState {
   patches: PatchSummary[];
 }
 
-/** Incremental progress of the running repair; folded into `PanelState.repair`. */
-export interface RepairProgress {
+/** Incremental progress of the running repair as the panel shows it (not the worker's RepairProgressEvent); folded into `PanelState.repair`. */
+export interface RepairProgressView {
   epoch: number;
   epochs: number;
   loss: number | null;
@@ -145,7 +146,7 @@ export interface NeuronDetails {
 
 export type ExtensionToWebview =
   | { type: 'state'; state: PanelState }
-  | { type: 'repairProgress'; progress: RepairProgress }
+  | { type: 'repairProgress'; progress: RepairProgressView }
   | { type: 'neuronDetails'; details: NeuronDetails };
 
 export type WebviewToExtension =
@@ -259,14 +260,14 @@ const readFailure: Reader<FailureSummary> = (v, path) => {
   );
 };
 
-function readProgressFields(o: Record<string, unknown>, path: string): RepairProgress {
+function readProgressFields(o: Record<string, unknown>, path: string): RepairProgressView {
   const epoch = field(o, 'epoch', count, path);
   const epochs = field(o, 'epochs', count, path);
   const positionsFixed = field(o, 'positionsFixed', count, path);
   const positionsTotal = field(o, 'positionsTotal', count, path);
   if (epoch > epochs) fail(`${path}.epoch`, `at most epochs (${epochs})`, epoch);
   if (positionsFixed > positionsTotal) fail(`${path}.positionsFixed`, `at most positionsTotal (${positionsTotal})`, positionsFixed);
-  return withOptional<RepairProgress>(
+  return withOptional<RepairProgressView>(
     { epoch, epochs, loss: field(o, 'loss', nullable(finite), path), positionsFixed, positionsTotal },
     { message: optional(o, 'message', text(4000), path) },
   );
@@ -288,7 +289,7 @@ const readScore: Reader<ScoreBeforeAfter> = (v, path) => {
   return { before: field(o, 'before', nullable(probability), path), after: field(o, 'after', probability, path) };
 };
 
-const readScores: Reader<PatchScores> = (v, path) => {
+const readScores: Reader<PatchScoresView> = (v, path) => {
   const o = record(v, path);
   return {
     effectiveness: field(o, 'effectiveness', nullable(readScore), path),
@@ -367,7 +368,7 @@ const readState: Reader<PanelState> = (v, path) => {
   return { model, failures, repair: field(o, 'repair', nullable(readRepair), path), patches };
 };
 
-const readProgress: Reader<RepairProgress> = (v, path) => readProgressFields(record(v, path), path);
+const readProgress: Reader<RepairProgressView> = (v, path) => readProgressFields(record(v, path), path);
 
 const readTokenPush: Reader<TokenPush> = (v, path) => {
   const o = record(v, path);
@@ -457,7 +458,7 @@ export function validatePanelState(v: unknown): Validation<PanelState> {
   return validate(readState, v, 'state');
 }
 
-export function validateRepairProgress(v: unknown): Validation<RepairProgress> {
+export function validateRepairProgress(v: unknown): Validation<RepairProgressView> {
   return validate(readProgress, v, 'progress');
 }
 
@@ -479,7 +480,7 @@ export function validateWebviewMessage(v: unknown): Validation<WebviewToExtensio
  * Folds a progress event into a snapshot. Progress for a repair that is no longer running
  * (it may arrive after the final snapshot) leaves the state as it is, so it returns null.
  */
-export function applyRepairProgress(state: PanelState, progress: RepairProgress): PanelState | null {
+export function applyRepairProgress(state: PanelState, progress: RepairProgressView): PanelState | null {
   if (!state.repair || !state.repair.running) return null;
   const repair: RepairStatus = { ...state.repair, ...progress };
   if (progress.message === undefined) delete repair.message;

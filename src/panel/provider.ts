@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import { PanelHub } from './hub';
 import { makeNonce, renderPanelHtml } from './html';
-import type { NeuronDetails, PanelState, RepairProgress, WebviewToExtension } from './messages';
+import type { NeuronDetails, PanelState, RepairProgressView, WebviewToExtension } from './messages';
 
 export class RepairPanelProvider implements vscode.WebviewViewProvider, vscode.Disposable {
   /** The id in package.json's `contributes.views` (a view of `"type": "webview"`). */
@@ -65,7 +65,7 @@ export class RepairPanelProvider implements vscode.WebviewViewProvider, vscode.D
   }
 
   /** Sends progress of the running repair; false if no running repair is in the last snapshot. */
-  postProgress(progress: RepairProgress): boolean {
+  postProgress(progress: RepairProgressView): boolean {
     return this.hub.postProgress(progress);
   }
 

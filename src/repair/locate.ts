@@ -13,6 +13,9 @@ import type { Matrix } from './linalg';
  */
 export type SelectMode = 'dense' | 'global' | 'layer' | 'one-layer';
 export const SELECT_MODES: readonly SelectMode[] = ['dense', 'global', 'layer', 'one-layer'];
+/** What a setting or a repair request may ask for: a mode, or 'model' — the model's tuned selection (star-repair.json), else dense. */
+export type SelectSetting = 'model' | SelectMode;
+export const SELECT_SETTINGS: readonly SelectSetting[] = ['model', ...SELECT_MODES];
 
 export interface NeuronScore {
   layer: number;

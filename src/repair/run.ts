@@ -75,7 +75,8 @@ export function prepareFailures(tokenizer: TextTokenizer, failures: readonly Rep
   return { prepared, skipped };
 }
 
-export interface RepairResult {
+/** What runRepair returns inside the worker (the wire's RepairResult, worker/protocol.ts, is built from it). */
+export interface RepairRunResult {
   patch: Patch;
   outcome: RepairOutcome;
   repaired: Prepared[];
@@ -99,7 +100,7 @@ export interface RepairExtras {
 export async function runRepair(
   model: RepairModel, tokenizer: TextTokenizer, fingerprint: string, items: readonly Prepared[], request: RepairRequest,
   defaults: MethodDefaults = PAPER_DEFAULTS, control: RepairControl = {}, extras: RepairExtras = {},
-): Promise<RepairResult> {
+): Promise<RepairRunResult> {
   const start = performance.now();
   model.apply(null);
   const skipped: Skipped[] = [];

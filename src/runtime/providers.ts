@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { systemSoftwareAdapterReason } from './adapter';
+import type { ProviderName } from './provider-names';
 
-export type ProviderName = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
-export const PROVIDERS: readonly ProviderName[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
+export { PROVIDERS, type ProviderName } from './provider-names';
 
 export interface Fallback {
   provider: string;

@@ -3,8 +3,11 @@
 // Pure text rules, applied while decoding (runtime/completion.ts) so it stops as soon as the end is known,
 // and when a failure's target is built (repair/teacher.ts), so both agree on where a completion ends.
 
-export type StopRule = 'line' | 'block' | 'none';
-export const STOP_RULES: readonly StopRule[] = ['line', 'block', 'none'];
+export const STOP_RULES = ['line', 'block', 'none'] as const;
+export type StopRule = (typeof STOP_RULES)[number];
+/** The rules a user picks for the editor's completions (starRepair.completions.stop); 'none' is for tools and tests. */
+export const COMPLETION_STOPS = ['line', 'block'] as const satisfies readonly StopRule[];
+export type CompletionStop = (typeof COMPLETION_STOPS)[number];
 
 /** Leading spaces/tabs of the prompt's last line: the indentation the completion continues at. */
 export function cursorLineIndent(prompt: string): string {

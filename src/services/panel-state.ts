@@ -3,7 +3,7 @@
 // report. Pure (no vscode), so its mapping is unit-tested.
 
 import type { Failure } from '../failures/failure';
-import type { PanelState, PatchSummary, RepairProgress, ScoreBeforeAfter } from '../panel/messages';
+import type { PanelState, PatchSummary, RepairProgressView, ScoreBeforeAfter } from '../panel/messages';
 import type { PatchEntry } from '../repair/patch-store';
 import type { ModelInfo, RepairProgressEvent } from '../worker/protocol';
 import type { PatchReport } from './side-stores';
@@ -26,7 +26,7 @@ const PHASES: Record<RepairProgressEvent['phase'], string> = {
   evaluate: 'measuring effectiveness, generalisation and specificity',
 };
 
-export function progressForPanel(p: RepairProgressEvent | null): RepairProgress {
+export function progressForPanel(p: RepairProgressEvent | null): RepairProgressView {
   if (!p) return { epoch: 0, epochs: 0, loss: null, positionsFixed: 0, positionsTotal: 0, message: 'starting' };
   const epochs = Math.max(p.epochs, p.epoch);
   return {

@@ -5,8 +5,9 @@
 // client, the worker and the tests all import it.
 
 import type { RepairProgress } from '../repair/engine';
-import { SELECT_MODES, type SelectMode } from '../repair/locate';
+import { SELECT_SETTINGS, type SelectSetting } from '../repair/locate';
 import type { PatchJson, PatchScores, RepairMethod, RepairMode } from '../repair/patch';
+import { PROVIDERS, type ProviderName } from '../runtime/provider-names';
 import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
 import { readFimChoice, readIndent, readReplay, type CompletionReplay } from '../runtime/replay';
 import type { IndentStyle } from '../runtime/clean';
@@ -20,11 +21,6 @@ export const PROTOCOL_VERSION = 1;
 // Shared shapes
 // ---------------------------------------------------------------------------------------
 
-export type ProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
-export const PROVIDER_SETTINGS: readonly ProviderSetting[] = ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
-/** 'model': the model's tuned selection (MethodDefaults), else 'global'. */
-export type SelectSetting = 'model' | SelectMode;
-export const SELECT_SETTINGS: readonly SelectSetting[] = ['model', ...SELECT_MODES];
 export { STOP_RULES, type StopRule };
 
 export interface ProviderFallback {
@@ -101,7 +97,7 @@ export interface EvaluationCounts {
 export interface LoadParams {
   /** Empty: the embedded model next to the worker bundle. */
   modelDir: string;
-  provider: ProviderSetting;
+  provider: ProviderName;
   threads: number;
   /** The provider guard (docs/gpu.md, "A provider choice that cannot crash completions"); absent: GPU providers are still checked, verdicts are not kept. */
   guard?: ProviderGuardParams;
@@ -414,7 +410,7 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
   load: object((o, p) => {
     const params: LoadParams = {
       modelDir: field(o, 'modelDir', text(4096), p),
-      provider: field(o, 'provider', oneOf(PROVIDER_SETTINGS), p),
+      provider: field(o, 'provider', oneOf(PROVIDERS), p),
       threads: field(o, 'threads', intIn(0, 1024), p),
     };
     const guard = optional(o, 'guard', providerGuard, p);
