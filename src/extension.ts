@@ -29,9 +29,10 @@ export function activate(context: vscode.ExtensionContext): ExtensionApi {
   const settings = () => readSettings().settings;
   for (const p of readSettings().problems) log(`[settings] ${p}`);
 
-  const model = new ModelService(context, log);
-  const repairs = new RepairService(model, log);
-  const capture = new CaptureService(model, repairs, log);
+  // Settings reach every service one way: injected as this function (the model connection also hears what workspace trust held back).
+  const model = new ModelService(context, log, readSettings);
+  const repairs = new RepairService(model, log, settings);
+  const capture = new CaptureService(model, repairs, log, settings);
   const panel = registerRepairPanel(context, log);
   const services: Services = {
     context, output, log, settings, model, repairs, capture, panel,

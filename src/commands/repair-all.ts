@@ -3,7 +3,6 @@
 // specificity threshold the patch is undone whatever the guard setting, unless the guard is off.
 
 import * as vscode from 'vscode';
-import { readSettings } from '../services/config';
 import { repairWithProgress, requireStores, type CommandSpec } from './common';
 
 export const repairAllPending: CommandSpec = {
@@ -16,7 +15,7 @@ export const repairAllPending: CommandSpec = {
       void vscode.window.showInformationMessage('STAR Repair: no failure is waiting for review.');
       return undefined;
     }
-    const guard = readSettings().settings.specificity.guard === 'off' ? 'off' : 'undo';
+    const guard = s.settings().specificity.guard === 'off' ? 'off' : 'undo';
     return repairWithProgress(s, pending, `STAR Repair: repairing ${pending.length} failure(s) together`, 'batch', guard);
   },
 };

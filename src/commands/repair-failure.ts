@@ -8,7 +8,6 @@ import * as vscode from 'vscode';
 import { promptBefore } from '../completion/provider';
 import { MAX_AFTER_CHARS, type Failure } from '../failures/failure';
 import type { CompletionReplay } from '../runtime/replay';
-import { readSettings } from '../services/config';
 import type { Services } from '../services/services';
 import type { PredictResult } from '../worker/protocol';
 import { errorText, repairWithProgress, requireStores, type CommandSpec } from './common';
@@ -28,8 +27,8 @@ function isArgs(v: unknown): v is RepairFailureArgs {
 }
 
 /** The completion settings in force: a manual failure is repaired for the completions the editor shows now. */
-function replayNow(): CompletionReplay {
-  const { completions } = readSettings().settings;
+function replayNow(s: Services): CompletionReplay {
+  const { completions } = s.settings();
   return { heal: true, stop: completions.stop, maxTokens: completions.maxTokens };
 }
 
@@ -65,7 +64,7 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
     }
     // A selection that ends a line ends the completion there: the text after it shows how.
     const rest = doc.getText(new vscode.Range(sel.end, doc.lineAt(Math.min(sel.end.line + 1, doc.lineCount - 1)).range.end));
-    return stores.failures.addOrReuse({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line, replay: replayNow(), ...(rest.startsWith('\n') || desired.endsWith('\n') ? { after: rest.slice(0, MAX_AFTER_CHARS) } : {}) });
+    return stores.failures.addOrReuse({ source: 'manual', prompt, desired, languageId: doc.languageId, uri: doc.uri.toString(), line: sel.start.line, replay: replayNow(s), ...(rest.startsWith('\n') || desired.endsWith('\n') ? { after: rest.slice(0, MAX_AFTER_CHARS) } : {}) });
   }
   const captured = s.capture.failureAt(doc.uri.toString(), sel.active.line);
   if (captured) return captured;
@@ -82,7 +81,7 @@ async function chooseFailure(s: Services, args: RepairFailureArgs | undefined): 
     validateInput: (v) => (v.length === 0 ? 'type the text the model should produce' : undefined),
   });
   if (desired === undefined) return undefined;
-  return stores.failures.addOrReuse({ source: 'manual', prompt, desired: desired.replace(/\\n/g, '\n'), languageId: doc.languageId, uri: doc.uri.toString(), line: sel.active.line, replay: replayNow() });
+  return stores.failures.addOrReuse({ source: 'manual', prompt, desired: desired.replace(/\\n/g, '\n'), languageId: doc.languageId, uri: doc.uri.toString(), line: sel.active.line, replay: replayNow(s) });
 }
 
 export const repairFailure: CommandSpec = {

@@ -8,7 +8,7 @@ export const restartWorker: CommandSpec = {
   id: 'starRepair.restartWorker',
   async run(s) {
     try {
-      await s.model.client.restart();
+      await s.model.restartWorker();
       vscode.window.setStatusBarMessage('STAR Repair: model worker restarted', 3000);
       return true;
     } catch (e) {

@@ -43,7 +43,7 @@ export class StatusBar implements vscode.Disposable {
       lines.push(`Model: ${md(info.name)} (${md(info.architecture)}, ${(info.params / 1e6).toFixed(1)} M parameters, ${info.layers} layers × ${info.neurons} neurons, ${md(info.dtype)})`);
       lines.push(`Execution provider: ${md(info.executionProvider)}`);
       for (const f of info.fallbacks) lines.push(`- ${md(f.provider)} not used: ${md(f.reason)}`);
-      for (const p of this.model.providers.crashedFor(info.fingerprint)) {
+      for (const p of this.model.crashedProviders(info.fingerprint)) {
         lines.push(`[${md(retryLabel(p))}](command:${TRY_PROVIDER_AGAIN}?${encodeURIComponent(JSON.stringify([p]))})`);
       }
       const patches = this.model.stores?.patches.active().length ?? 0;

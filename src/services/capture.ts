@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import { RejectionTracker, type CapturedFailure, type RegressionSample, type ShownEvent } from '../completion/tracker';
 import { MAX_AFTER_CHARS, type Failure } from '../failures/failure';
 import type { CompletionReplay } from '../runtime/replay';
-import { readSettings } from './config';
+import type { Settings } from '../settings';
 import type { ModelService } from './model-service';
 import type { RepairService } from './repair-service';
 
@@ -39,7 +39,7 @@ export class CaptureService implements vscode.Disposable {
   /** A rejected completion became a pending failure. */
   readonly onDidCapture = this.captured.event;
 
-  constructor(private readonly model: ModelService, private readonly repairs: RepairService, private readonly log: (line: string) => void) {
+  constructor(private readonly model: ModelService, private readonly repairs: RepairService, private readonly log: (line: string) => void, private readonly settings: () => Settings) {
     this.tracker = new RejectionTracker({
       lineText: (uri, line) => {
         const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
@@ -95,9 +95,9 @@ export class CaptureService implements vscode.Disposable {
 
   private storeFailure(f: CapturedFailure): void {
     const stores = this.model.stores;
-    if (!stores || !readSettings().settings.capture.enabled) return;
+    if (!stores || !this.settings().capture.enabled) return;
     try {
-      const { completions } = readSettings().settings;
+      const { completions } = this.settings();
       const seen = this.prompts.get(f.suggestionId) ?? {};
       const failure = stores.failures.add({
         source: 'rejected', prompt: f.prompt, rejected: f.rejected, desired: f.desired, after: textAfterLine(f.uri, f.line),
@@ -107,7 +107,7 @@ export class CaptureService implements vscode.Disposable {
       });
       this.log(`[capture] rejected completion kept as failure ${failure.id}: ${JSON.stringify(f.rejected.split('\n', 1)[0])} → ${JSON.stringify(f.desired)}`);
       this.captured.fire(failure);
-      if (readSettings().settings.repair.auto) this.repairs.enqueueAuto(failure.id);
+      if (this.settings().repair.auto) this.repairs.enqueueAuto(failure.id);
     } catch (e) {
       this.log(`[capture] could not keep a rejected completion: ${e instanceof Error ? e.message : String(e)}`);
     }

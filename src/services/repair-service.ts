@@ -15,7 +15,6 @@ import type { Settings, SpecificityGuard } from '../settings';
 import { readPatchFile } from '../store/patch-file';
 import { WorkerError } from '../worker/client';
 import type { EvaluateParams, EvaluateResult, ExportResult, NeuronDetailsResult, RepairProgressEvent, RepairResult, Sample } from '../worker/protocol';
-import { readSettings } from './config';
 import type { ModelService, ModelStores } from './model-service';
 
 /** A repair cannot start; the message says why and what to do. */
@@ -110,7 +109,7 @@ export class RepairService implements vscode.Disposable {
   readonly onDidChange = this.changed.event;
   readonly onProgress = this.progressed.event;
 
-  constructor(private readonly model: ModelService, private readonly log: (line: string) => void) {}
+  constructor(private readonly model: ModelService, private readonly log: (line: string) => void, private readonly settings: () => Settings) {}
 
   get running(): RunningRepair | null {
     return this.current ? { ...this.current } : null;
@@ -138,7 +137,7 @@ export class RepairService implements vscode.Disposable {
       return f;
     });
     if (failures.length === 0) throw new RepairUnavailableError('no failure to repair');
-    const { settings } = readSettings();
+    const settings = this.settings();
     const mode = options.mode ?? (failures.length > 1 ? 'batch' : settings.repair.mode);
     const heldout = heldoutFailures(stores, new Set(failureIds)).map(sampleOf);
     const regression = regressionSamples(stores);
@@ -356,7 +355,7 @@ export class RepairService implements vscode.Disposable {
   /** Auto-repair of a freshly captured failure (when the setting is on): queued, silent unless it fails badly. */
   enqueueAuto(failureId: string): void {
     this.autoQueue = this.autoQueue.then(async () => {
-      if (!readSettings().settings.repair.auto) return;
+      if (!this.settings().repair.auto) return;
       while (this.current) await new Promise((r) => setTimeout(r, 500));
       const f = this.model.stores?.failures.get(failureId);
       if (!f || f.status !== 'pending') return;

@@ -53,7 +53,7 @@ suite('STAR Repair extension', () => {
     assert.equal(api.model.info?.architecture, 'LlamaForCausalLM');
     assert.ok(api.model.stores, 'stores are open for the model fingerprint');
     assert.equal(api.model.stores.fingerprint, api.model.info.fingerprint);
-    assert.ok(api.model.client.pid);
+    assert.ok(api.model.connection.pid);
   });
 
   test('every command of package.json is registered', async () => {
@@ -167,12 +167,12 @@ suite('STAR Repair extension', () => {
   });
 
   test('Restart Model Worker: a new process with the model and the enabled patches loaded again', async () => {
-    const pid = api.model.client.pid;
+    const pid = api.model.connection.pid;
     const active = api.model.applicablePatches().length;
     assert.ok(active >= 1);
     assert.equal(await vscode.commands.executeCommand('starRepair.restartWorker'), true);
     await until('the model after the restart', () => api.model.ready);
-    assert.notEqual(api.model.client.pid, pid);
+    assert.notEqual(api.model.connection.pid, pid);
     const now = await api.model.request('predict', { prompt: PROMPT, desired: DESIRED });
     assert.equal(now.allCorrect, true, 'the patches came back after the restart');
   });
