@@ -42,12 +42,16 @@ export function initialModel(): PanelModel {
   return { state: emptyPanelState(), ui: { selectedFailures: [], patchId: null, neuron: null, showDiscarded: false }, details: [] };
 }
 
-/** Keeps selections that still point at something, and shows the newest patch by default. */
-export function reconcileUi(ui: UiState, state: PanelState): UiState {
+/**
+ * Keeps selections that still point at something, and shows the newest patch by default — and
+ * whenever a newer one than before arrives (a repair just finished: its result is what to see).
+ */
+export function reconcileUi(ui: UiState, state: PanelState, previous?: PanelState): UiState {
   const live = new Set(state.failures.filter((f) => f.status !== 'discarded').map((f) => f.id));
   const patchIds = new Set(state.patches.map((p) => p.id));
   const newest = newestPatch(state)?.id ?? null;
-  const patchId = ui.patchId && patchIds.has(ui.patchId) ? ui.patchId : newest;
+  const arrived = previous !== undefined && newest !== null && !previous.patches.some((p) => p.id === newest);
+  const patchId = !arrived && ui.patchId && patchIds.has(ui.patchId) ? ui.patchId : newest;
   const neuron = ui.neuron && ui.neuron.patchId === patchId ? ui.neuron : null;
   return { ...ui, selectedFailures: ui.selectedFailures.filter((id) => live.has(id)), patchId, neuron };
 }
@@ -64,7 +68,7 @@ export type Applied = { ok: true; model: PanelModel } | { ok: false; reason: str
 export function applyMessage(model: PanelModel, message: ExtensionToWebview): Applied {
   switch (message.type) {
     case 'state':
-      return { ok: true, model: { ...model, state: message.state, ui: reconcileUi(model.ui, message.state) } };
+      return { ok: true, model: { ...model, state: message.state, ui: reconcileUi(model.ui, message.state, model.state) } };
     case 'repairProgress': {
       const state = applyRepairProgress(model.state, message.progress);
       if (!state) return { ok: false, reason: 'repair progress arrived while no repair is running' };

@@ -307,6 +307,9 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     t.diagnostic(`repair all: ${outcome}`);
     await shot('repair-all-done');
     assert.match(outcome, /Fixed 2 failures/, outcome);
+    // The panel switches to the new patch (its scores name its two failures).
+    await panel.locator('[data-section="scores"]', { hasText: '2 failures' }).waitFor({ state: 'visible', timeout: 60_000 });
+    await shot('repair-all-panel');
     const specificity = ((await panel.locator('[data-score="specificity"] [data-field="after"]').textContent()) ?? '').trim();
     assert.ok(Number.parseFloat(specificity) >= 95, `the panel's specificity (${specificity}) is at least the threshold`);
     // Place 2 first (its prompt holds place 1's line as typed): clear the typed text, ask again.

@@ -272,6 +272,21 @@ describe('webview store', () => {
     assert.equal(after.neuron, null, 'a neuron of an undone patch is deselected');
   });
 
+  it('a new patch (a repair just finished) is shown, even when an older one was on screen', () => {
+    const s = fixtureState();
+    const first = applyMessage(initialModel(), { type: 'state', state: { ...s, patches: s.patches.filter((p) => p.id !== 'p-star') } });
+    assert.ok(first.ok);
+    assert.equal(first.model.ui.patchId, 'p-older');
+    const next = applyMessage(first.model, { type: 'state', state: s });
+    assert.ok(next.ok);
+    assert.equal(next.model.ui.patchId, 'p-star', 'the newest patch replaces the one on screen');
+    // A state update without a new patch keeps what the person chose.
+    const chosen = { ...next.model, ui: { ...next.model.ui, patchId: 'p-older' } };
+    const same = applyMessage(chosen, { type: 'state', state: s });
+    assert.ok(same.ok);
+    assert.equal(same.model.ui.patchId, 'p-older');
+  });
+
   it('round-trips through setState and rejects what does not validate', () => {
     const applied = applyMessage(initialModel(), { type: 'state', state: fixtureState() });
     assert.ok(applied.ok);
