@@ -24,9 +24,9 @@ import { windowPrompt } from '../runtime/prompt';
 import { embeddedModelDir } from '../runtime/open';
 import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
 import type {
-  CompleteParams, CompleteResult, EvaluateParams, EvaluateResult, EvaluationCounts, ExportParams, ExportResult, LoadParams, ModelInfo,
+  CompleteParams, CompleteResult, EvaluateParams, EvaluateResult, EvaluationCounts, ExportParams, ExportResult, JobControl, LoadParams, ModelInfo,
   NeuronDetailsParams, NeuronDetailsResult, PredictParams, PredictResult, RepairParams, RepairProgressEvent, RepairResult, Sample,
-  ScoresBefore, SetPatchesParams, SetPatchesResult,
+  ScoresBefore, SetPatchesParams, SetPatchesResult, WorkerHandlers,
 } from './protocol';
 import { BUILTIN_REGRESSION_PROMPTS, BUILTIN_REGRESSION_TOKENS } from './regression-samples';
 import type { ProviderVetting } from './provider-vetting';
@@ -60,10 +60,7 @@ interface Loaded {
   promptCache: PromptCache;
 }
 
-export interface JobControl {
-  signal: AbortSignal;
-  onProgress?: (p: RepairProgressEvent) => void;
-}
+export type { JobControl } from './protocol';
 
 function evaluationCounts(e: Evaluation): EvaluationCounts {
   return {
@@ -107,7 +104,8 @@ function clampProbability(p: number): number {
   return Number.isFinite(p) ? Math.min(1, Math.max(0, p)) : 0;
 }
 
-export class ModelHost {
+/** The worker's handler table (WorkerHandlers): one method per protocol method, named after it. */
+export class ModelHost implements WorkerHandlers {
   private loaded: Loaded | null = null;
   private committed: Patch[] = [];
   private committedMap: Map<number, LayerPatch> = new Map();
@@ -190,7 +188,7 @@ export class ModelHost {
     return info;
   }
 
-  async complete(p: CompleteParams, signal: AbortSignal): Promise<CompleteResult> {
+  async complete(p: CompleteParams, { signal }: JobControl): Promise<CompleteResult> {
     const m = this.model();
     const tok = m.folder.tokenizer;
     const fim = resolveFim(tok, p.fim ?? 'auto', p.fimOrder ?? 'auto');

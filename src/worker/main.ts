@@ -1,12 +1,12 @@
 // The model worker process (bundled as dist/worker.js, started by client.ts with
 // child_process.fork): reads requests from the IPC channel, checks them against the protocol,
-// runs them on the ModelHost, answers with the result or a typed error, streams repair progress,
-// and honours cancellation. It exits when its parent goes away, so no orphan keeps the model.
+// runs them through the handler table (WorkerHandlers, implemented by ModelHost), answers with the
+// result or a typed error, streams repair progress, and honours cancellation. It exits when its parent goes away, so no orphan keeps the model.
 // Forked with STAR_REPAIR_ROLE=provider-check, the same bundle is instead the short-lived child
 // that checks a GPU provider before the worker uses it (provider-vetting.ts).
 
 import { ModelHost } from './host';
-import { parseHostMessage, PROTOCOL_VERSION, toWireError, type HostMessage, type Method, type ParamsOf, type RepairProgressEvent, type WorkerMessage } from './protocol';
+import { parseHostMessage, PROTOCOL_VERSION, toWireError, type HostMessage, type Method, type ParamsOf, type ResultOf, type WorkerHandlers, type WorkerMessage } from './protocol';
 import { isProviderCheckChild, ProviderVetting, serveProviderCheck } from './provider-vetting';
 
 function send(message: WorkerMessage): void {
@@ -15,24 +15,16 @@ function send(message: WorkerMessage): void {
 }
 
 const log = (message: string) => send({ type: 'log', message });
-const host = new ModelHost(log, {
+const host: WorkerHandlers = new ModelHost(log, {
   vetting: new ProviderVetting({ childPath: process.argv[1], execArgv: process.execArgv, log }),
   onProvider: (provider, fingerprint) => send({ type: 'provider', provider, fingerprint }),
 });
 const running = new Map<number, AbortController>();
 
-async function dispatch(method: Method, params: unknown, id: number, signal: AbortSignal): Promise<unknown> {
-  const onProgress = (progress: RepairProgressEvent) => send({ type: 'progress', id, progress });
-  switch (method) {
-    case 'load': return host.load(params as ParamsOf<'load'>);
-    case 'complete': return host.complete(params as ParamsOf<'complete'>, signal);
-    case 'setPatches': return host.setPatches(params as ParamsOf<'setPatches'>);
-    case 'predict': return host.predict(params as ParamsOf<'predict'>);
-    case 'repair': return host.repair(params as ParamsOf<'repair'>, { signal, onProgress });
-    case 'evaluate': return host.evaluate(params as ParamsOf<'evaluate'>, { signal, onProgress });
-    case 'neuronDetails': return host.neuronDetails(params as ParamsOf<'neuronDetails'>);
-    case 'export': return host.export(params as ParamsOf<'export'>);
-  }
+/** Runs one request through the handler table: its params were checked against the method by parseHostMessage. */
+async function dispatch<M extends Method>(method: M, params: ParamsOf<M>, id: number, signal: AbortSignal): Promise<ResultOf<M>> {
+  const handler: WorkerHandlers[M] = host[method];
+  return handler.call(host, params, { signal, onProgress: (progress) => send({ type: 'progress', id, progress }) });
 }
 
 async function handle(raw: unknown): Promise<void> {
@@ -53,7 +45,8 @@ async function handle(raw: unknown): Promise<void> {
   const controller = new AbortController();
   running.set(message.id, controller);
   try {
-    const result = await dispatch(message.method, message.params, message.id, controller.signal);
+    // parseHostMessage read the params with the method's own reader.
+    const result = await dispatch(message.method, message.params as ParamsOf<Method>, message.id, controller.signal);
     send({ type: 'response', id: message.id, ok: true, result });
   } catch (e) {
     send({ type: 'response', id: message.id, ok: false, error: toWireError(e) });

@@ -273,7 +273,19 @@ export interface Methods {
 export type Method = keyof Methods;
 export type ParamsOf<M extends Method> = Methods[M]['params'];
 export type ResultOf<M extends Method> = Methods[M]['result'];
-export const METHODS: readonly Method[] = ['load', 'complete', 'setPatches', 'predict', 'repair', 'evaluate', 'neuronDetails', 'export'];
+
+/** What a running request gets besides its params: cancellation, and a progress channel (repair, evaluate). */
+export interface JobControl {
+  signal: AbortSignal;
+  onProgress?: (p: RepairProgressEvent) => void;
+}
+
+/**
+ * The worker's handler table: one handler per method, typed from `Methods` (method → params →
+ * result). ModelHost implements it (the compiler refuses a method without its handler) and
+ * main.ts dispatches every request through it.
+ */
+export type WorkerHandlers = { [M in Method]: (params: ParamsOf<M>, job: JobControl) => ResultOf<M> | Promise<ResultOf<M>> };
 
 // ---------------------------------------------------------------------------------------
 // Envelopes
@@ -566,6 +578,9 @@ const wireError: Reader<WireError> = object((o, p) => ({
 }));
 
 const requestId = intIn(1);
+
+/** Every method, in the order of the tables (PARAMS and RESULTS must each have an entry for every `Methods` key). */
+export const METHODS = Object.keys(PARAMS) as readonly Method[];
 
 function readParamsOf<M extends Method>(method: M, v: unknown, path: string): ParamsOf<M> {
   return (PARAMS[method] as Reader<ParamsOf<M>>)(v, path);
