@@ -8,7 +8,7 @@ import { SELECT_SETTINGS, type SelectSetting } from './repair/locate';
 import { PROVIDERS, type ProviderName } from './runtime/provider-names';
 import { COMPLETION_STOPS, type CompletionStop } from './runtime/stop-rules';
 import { FIM_ORDER_SETTINGS, FIM_SETTINGS, type FimOrderSetting, type FimSetting } from './runtime/fim';
-import { REPAIR_METHODS, REPAIR_MODES, type RepairMethod, type RepairMode } from './repair/patch';
+import { REPAIR_METHODS, REPAIR_MODES, type RepairChoice, type RepairMethod, type RepairMode } from './repair/patch';
 
 export const SETTINGS_PREFIX = 'starRepair';
 
@@ -39,17 +39,7 @@ export interface Settings {
     generationTimeoutMs: number;
   };
   capture: { enabled: boolean };
-  repair: {
-    auto: boolean;
-    method: RepairMethod;
-    mode: RepairMode;
-    select: SelectSetting;
-    epochs: number;
-    /** Step size; null = the model's tuned default. */
-    eta: number | null;
-    /** Specificity-preserving rows from the regression set; null = the model's tuned default. */
-    preserveRows: number | null;
-  };
+  repair: { auto: boolean } & RepairChoice;
   specificity: { guard: SpecificityGuard; threshold: number };
 }
 

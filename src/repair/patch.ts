@@ -5,12 +5,25 @@
 // type, the one layer-patch shape); the worker feeds combined patches to the graphs.
 import { randomUUID } from 'node:crypto';
 import type { LayerPatch } from '../runtime/runtime';
+import type { SelectSetting } from './locate';
 import { isRecord } from '../util/read';
 
 export type RepairMethod = 'star' | 'mint' | 'sgd';
 export type RepairMode = 'iter' | 'batch';
 export const REPAIR_METHODS: readonly RepairMethod[] = ['star', 'mint', 'sgd'];
 export const REPAIR_MODES: readonly RepairMode[] = ['iter', 'batch'];
+
+/** How a repair is asked for: the `starRepair.repair.*` settings, and the worker's repair request. */
+export interface RepairChoice {
+  method: RepairMethod;
+  mode: RepairMode;
+  select: SelectSetting;
+  epochs: number;
+  /** Step size; null: the model's tuned default. */
+  eta: number | null;
+  /** Specificity-preserving STAR's zero-steer rows from the regression set; null: the model's tuned default. */
+  preserveRows: number | null;
+}
 
 /** JSON values allowed in `options` (method settings recorded for provenance). */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };

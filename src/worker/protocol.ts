@@ -5,8 +5,8 @@
 // client, the worker and the tests all import it.
 
 import type { RepairProgress } from '../repair/engine';
-import { SELECT_SETTINGS, type SelectSetting } from '../repair/locate';
-import type { PatchJson, PatchScores, RepairMethod, RepairMode } from '../repair/patch';
+import { SELECT_SETTINGS } from '../repair/locate';
+import { REPAIR_METHODS, REPAIR_MODES, type PatchJson, type PatchScores, type RepairChoice, type RepairMethod, type RepairMode } from '../repair/patch';
 import { PROVIDERS, type ProviderName } from '../runtime/provider-names';
 import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
 import { readFimChoice, readIndent, readReplay, type CompletionReplay } from '../runtime/replay';
@@ -188,15 +188,7 @@ export interface PredictResult {
   allCorrect: boolean;
 }
 
-export interface RepairParams {
-  method: RepairMethod;
-  mode: RepairMode;
-  select: SelectSetting;
-  epochs: number;
-  /** null: the model's tuned default. */
-  eta: number | null;
-  /** Specificity-preserving STAR's zero-steer rows from the regression set; null: the model's tuned default. */
-  preserveRows: number | null;
+export interface RepairParams extends RepairChoice {
   failures: Sample[];
   /** Similar failures not repaired here: the generalisation set, taken as given (RepairService leaves out `failures`). */
   heldout: Sample[];
@@ -375,8 +367,8 @@ const sample: Reader<Sample> = object((o, path) => defined({
   replay: optional(o, 'replay', readReplay, path),
 }));
 
-const methodReader = oneOf<RepairMethod>(['star', 'mint', 'sgd']);
-const modeReader = oneOf<RepairMode>(['iter', 'batch']);
+const methodReader = oneOf<RepairMethod>(REPAIR_METHODS);
+const modeReader = oneOf<RepairMode>(REPAIR_MODES);
 
 const fallback: Reader<ProviderFallback> = object((o, path) => ({ provider: field(o, 'provider', text(100), path), reason: field(o, 'reason', text(4000), path) }));
 
