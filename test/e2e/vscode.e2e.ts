@@ -357,10 +357,10 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
   // reviewer checks; the map's contrast is measured in test/unit/panel-webview.test.ts.
   step('the panel reads in Dark Modern, Light+ and High Contrast (screenshots)', async () => {
     const widget = page.locator('.quick-input-widget');
-    for (const [name, label] of [
-      ['dark-modern', /^\s*Dark Modern/],
-      ['light-plus', /^\s*Light\+/],
-      ['high-contrast', /^\s*(Dark )?High Contrast/],
+    for (const [name, label, filter] of [
+      ['dark-modern', /^\s*Dark Modern/, 'Dark Modern'],
+      ['light-plus', /^\s*Light\+/, 'Light+'],
+      ['high-contrast', /^\s*(Dark )?High Contrast/, 'High Contrast'],
     ] as const) {
       await page.keyboard.press('Escape');
       await page.keyboard.press('F1');
@@ -368,6 +368,9 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
       await input.waitFor({ state: 'visible', timeout: 10_000 });
       await input.fill('>Preferences: Color Theme');
       await widget.locator('.monaco-list-row', { hasText: 'Preferences: Color Theme' }).first().click();
+      // The theme list is long and virtualised: once it is up, filter it so the row is rendered.
+      await widget.locator('.monaco-list-row', { hasText: /Dark Modern|Light Modern/ }).first().waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill(filter);
       const row = widget.locator('.monaco-list-row', { hasText: label }).first();
       await row.waitFor({ state: 'visible', timeout: 15_000 });
       await row.click();
