@@ -90,11 +90,6 @@ function regressionSamples(stores: ModelStores): Sample[] {
   return stores.regression.list().slice(-REGRESSION_LIMIT).map((r) => ({ id: r.id, prompt: r.prompt, desired: r.completion }));
 }
 
-/** A failure as evaluate() has always sent it: the prompt and the desired text only. */
-function bareSample(f: Failure): Sample {
-  return { id: f.id, prompt: f.prompt, desired: f.desired };
-}
-
 /** A failure as the worker replays it: with the text after it and the completion settings it was captured under. */
 function sampleOf(f: Failure): Sample {
   return { id: f.id, prompt: f.prompt, desired: f.desired, after: f.after, ...(f.suffix !== undefined ? { suffix: f.suffix } : {}), replay: f.replay };
@@ -306,13 +301,13 @@ export class RepairService implements vscode.Disposable {
     const items = stores.patches.list().flatMap((e) => {
       const failures = e.patch.failureIds.flatMap((id) => {
         const f = stores.failures.get(id);
-        return f ? [bareSample(f)] : [];
+        return f ? [sampleOf(f)] : [];
       });
       if (failures.length === 0) {
         this.log(`[evaluate] patch ${e.patch.id}: none of its failures is stored any more; skipped`);
         return [];
       }
-      return [{ patch: patchToJson(e.patch), failures, heldout: heldoutFailures(stores, new Set(e.patch.failureIds)).map(bareSample) }];
+      return [{ patch: patchToJson(e.patch), failures, heldout: heldoutFailures(stores, new Set(e.patch.failureIds)).map(sampleOf) }];
     });
     return { items, regression: items.length ? regressionSamples(stores) : [] };
   }
