@@ -436,6 +436,10 @@ export class Graph {
     return this.op1('Greater', [a, b], 'bool', broadcastShape(a.shape, b.shape));
   }
 
+  equal(a: Value, b: Value): Value {
+    return this.op1('Equal', [a, b], 'bool', broadcastShape(a.shape, b.shape));
+  }
+
   or(a: Value, b: Value): Value {
     return this.op1('Or', [a, b], 'bool', broadcastShape(a.shape, b.shape));
   }

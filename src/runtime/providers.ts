@@ -35,6 +35,26 @@ export interface RuntimeOptions {
   vet?: (provider: string) => Promise<string | null>;
 }
 
+/**
+ * The largest storage buffer a WebGPU shader may bind: WebGPU's default maxStorageBufferBindingSize,
+ * which every adapter supports, and exactly Mesa lavapipe's limit (Vulkan maxStorageBufferRange =
+ * 128 MiB). onnxruntime-node reports no adapter limits, so graphs for WebGPU assume this one.
+ */
+export const WEBGPU_BINDING_LIMIT = 128 * 2 ** 20;
+
+/** onnxruntime 1.30 refuses an initializer given as in-memory external data over 2 GiB (any provider). */
+export const ORT_INITIALIZER_LIMIT = 2 ** 31;
+
+/**
+ * The largest weight tensor, in bytes, a graph for `provider` may hold (null: no limit); weights
+ * above it are split into row blocks in the graph (graph/architectures/decoder.ts weightBlocks). The
+ * CPU with weights as inputs takes any size; docs/gpu.md says what fails above these limits.
+ */
+export function tensorByteLimit(provider: string, weights: 'inputs' | 'initializers'): number | null {
+  if (provider === 'webgpu') return WEBGPU_BINDING_LIMIT;
+  return weights === 'initializers' ? ORT_INITIALIZER_LIMIT : null;
+}
+
 function cudaInstalled(): string | null {
   // The CUDA provider's shared libraries sit next to the binding when onnxruntime-node's install
   // script was allowed to download them; offline installs do not have them.

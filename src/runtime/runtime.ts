@@ -5,10 +5,10 @@
 
 import * as ort from 'onnxruntime-node';
 import type { FloatType } from '../graph/builder';
-import { buildDecodeGraph, buildProbeGraph, pastName, patchDeltasName, patchRowsName, presentName, weightFile, weightInputs, type WeightMode } from '../graph/architectures/decoder';
+import { buildDecodeGraph, buildProbeGraph, pastName, patchDeltasName, patchRowsName, presentName, weightBlocks, weightFile, weightInputs, type WeightMode } from '../graph/architectures/decoder';
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
-import { createSession, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
+import { createSession, tensorByteLimit, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
 import { decodeOutputLocations, DeviceIo, deviceTensorRegistry, disposeDeviceTensors, keepsDataOnDevice } from './device-io';
 
 /** One layer's neuron patch: `deltas` is row-major [rows.length, d]; rows are down-projection inputs. */
@@ -83,6 +83,11 @@ export interface ModelRuntimeOptions extends RuntimeOptions {
   floatType?: FloatType;
   /** Weights as inputs (shared by all sessions) or as initializers (uploaded once per session); default: inputs on CPU, initializers elsewhere. */
   weights?: WeightMode;
+  /**
+   * Largest weight tensor, in bytes, a graph may hold; larger matrices are split into row blocks
+   * in the graph (null: none). Default: the provider's limit (providers.ts tensorByteLimit).
+   */
+  maxTensorBytes?: number | null;
 }
 
 /** 'probe' backpropagates to layer 0; 'probe@l' stops at layer l (buildProbeGraph's fromLayer). */
@@ -92,6 +97,8 @@ interface LoadedSession {
   session: ort.InferenceSession;
   provider: string;
   weights: WeightMode;
+  /** The weight tensors the graph takes as inputs (blocks of split weights), when weights are inputs. */
+  weightFeeds: Record<string, ort.Tensor>;
 }
 
 export class ModelRuntime {
@@ -149,15 +156,35 @@ export class ModelRuntime {
     return this.patchGeneration;
   }
 
-  private build(kind: SessionKind, weights: WeightMode): Uint8Array {
-    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights);
-    if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights });
+  private build(kind: SessionKind, weights: WeightMode, maxTensorBytes: number | null): Uint8Array {
+    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes });
+    if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights, maxTensorBytes });
     const fromLayer = kind === 'probe' ? 0 : Number(kind.slice('probe@'.length));
-    return buildProbeGraph(this.config, { backward: true, fromLayer, floatType: this.floatType, weights });
+    return buildProbeGraph(this.config, { backward: true, fromLayer, floatType: this.floatType, weights, maxTensorBytes });
   }
 
   private weightModeFor(provider: string): WeightMode {
     return this.options.weights ?? (provider === 'cpu' ? 'inputs' : 'initializers');
+  }
+
+  private tensorLimitFor(provider: string, mode: WeightMode): number | null {
+    return this.options.maxTensorBytes !== undefined ? this.options.maxTensorBytes : tensorByteLimit(provider, mode);
+  }
+
+  /** The largest weight tensor the graphs on the chosen provider hold (null: none split); settled by the first session. */
+  get maxTensorBytes(): number | null {
+    const provider = this.chosenProvider ?? this.options.provider ?? 'cpu';
+    return this.tensorLimitFor(provider, this.weightModeFor(provider));
+  }
+
+  /** Each weight tensor of a graph under `limit`, as a view of the weight's rows (no copy). */
+  private weightTensors(limit: number | null): { name: string; data: FloatArray; shape: number[] }[] {
+    return weightBlocks(this.config, limit, this.floatType).map((b) => {
+      const whole = this.weightData.get(b.weight)!;
+      if (b.name === b.weight) return { name: b.name, data: whole, shape: b.shape };
+      const cols = b.shape.length === 2 ? b.shape[1] : 1;
+      return { name: b.name, data: whole.subarray(b.rowStart * cols, (b.rowStart + b.rows) * cols), shape: b.shape };
+    });
   }
 
   private async load(kind: SessionKind): Promise<LoadedSession> {
@@ -165,18 +192,16 @@ export class ModelRuntime {
     const extra: ort.InferenceSession.SessionOptions = this.floatType === 'float64' ? { graphOptimizationLevel: 'basic' } : {};
     // Every session after the first starts from the provider the first one settled on.
     const provider = (this.chosenProvider ?? this.options.provider ?? 'cpu') as ProviderName;
-    const modes = new Map<string, WeightMode>();
+    const modes = new Map<string, { mode: WeightMode; limit: number | null }>();
     const choice = await createSession(
       (p) => {
         const mode = this.weightModeFor(p);
-        modes.set(p, mode);
-        if (mode === 'inputs') return { model: this.build(kind, mode) };
-        const externalData = weightInputs(this.config).map((wi) => {
-          const data = this.weightData.get(wi.name)!;
-          return { path: weightFile(wi.name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-        });
+        const limit = this.tensorLimitFor(p, mode);
+        modes.set(p, { mode, limit });
+        if (mode === 'inputs') return { model: this.build(kind, mode, limit) };
+        const externalData = this.weightTensors(limit).map(({ name, data }) => ({ path: weightFile(name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
         const device = kind === 'decode' && keepsDataOnDevice(p) ? { preferredOutputLocation: decodeOutputLocations(this.config.layers) } : {};
-        return { model: this.build(kind, mode), options: { externalData, ...device } };
+        return { model: this.build(kind, mode, limit), options: { externalData, ...device } };
       },
       { ...this.options, provider },
       extra,
@@ -186,7 +211,15 @@ export class ModelRuntime {
       this.fallbacks = choice.fallbacks;
     }
     this.provider = choice.provider;
-    return { session: choice.session, provider: choice.provider, weights: modes.get(choice.provider) ?? 'inputs' };
+    const { mode, limit } = modes.get(choice.provider) ?? { mode: 'inputs' as const, limit: null };
+    return { session: choice.session, provider: choice.provider, weights: mode, weightFeeds: mode === 'inputs' ? this.weightFeedsFor(limit) : {} };
+  }
+
+  /** Weight feeds for a graph under `limit`: the whole weights' tensors, or views of their row blocks. */
+  private weightFeedsFor(limit: number | null): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const t of this.weightTensors(limit)) feeds[t.name] = this.weightFeeds[t.name] ?? new ort.Tensor(this.floatType, t.data, t.shape);
+    return feeds;
   }
 
   private async session(kind: SessionKind): Promise<LoadedSession> {
@@ -239,7 +272,7 @@ export class ModelRuntime {
   /** Weight feeds (when the session takes weights as inputs) and the active patch. */
   private baseFeeds(loaded: LoadedSession): Record<string, ort.Tensor> {
     const patch = this.currentPatchFeeds(loaded);
-    return loaded.weights === 'inputs' ? { ...this.weightFeeds, ...patch } : { ...patch };
+    return loaded.weights === 'inputs' ? { ...loaded.weightFeeds, ...patch } : { ...patch };
   }
 
   /** Builds and loads the sessions now instead of on first use. */

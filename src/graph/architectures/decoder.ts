@@ -5,6 +5,8 @@
 // one copy of them in memory, and float64 gradient-check graphs take the same weights converted.
 // On a GPU they are external initializers, uploaded once per session instead of on every run.
 // Every layer's MLP output is `W_down z + b + deltas^T z[rows]`: the neuron patch enters as inputs.
+// A weight matrix above a provider's tensor limit (WebGPU's buffer binding limit) is split into
+// row blocks in the graph (weightBlocks; docs/gpu.md).
 
 import { Graph, type Dim, type FloatType, type Value } from '../builder';
 import type { ModelConfig } from '../../model/config';
@@ -14,7 +16,7 @@ export interface WeightInput {
   shape: number[];
 }
 
-/** Names and shapes of the weight inputs a graph for `cfg` takes (see weightFeeds in runtime/). */
+/** Names and shapes of the model's weights, whole (weightBlocks gives the tensors a graph takes; see weightFeeds in runtime/). */
 export function weightInputs(cfg: ModelConfig): WeightInput[] {
   const { hidden: d, intermediate: m, heads: H, kvHeads: KV, headDim: hd, vocab: V } = cfg;
   const gpt2 = cfg.family === 'gpt2';
@@ -47,6 +49,57 @@ export function weightInputs(cfg: ModelConfig): WeightInput[] {
 /** How a graph gets its weights: fed as inputs on every run, or external initializers loaded once. */
 export type WeightMode = 'inputs' | 'initializers';
 
+/**
+ * One weight tensor of a graph: a whole weight (name = weight) or, for a matrix above the tensor
+ * limit, a block of its rows [rowStart, rowStart + rows) called weightBlockName(weight, k).
+ */
+export interface WeightBlock {
+  name: string;
+  weight: string;
+  shape: number[];
+  rowStart: number;
+  rows: number;
+}
+
+export const weightBlockName = (weight: string, block: number) => `${weight}@${block}`;
+
+/**
+ * The weight tensors a graph for `cfg` takes when no tensor may exceed `maxTensorBytes` (null: no
+ * limit). A matrix over the limit becomes contiguous row blocks of equal size (the last one may be
+ * smaller), each within the limit; rows are output features for linear layers (Hugging Face
+ * [out, in] layout) and tokens for embeddings, so blocks are views of the weight, never copies.
+ * Vectors (norms, biases) are never split: one over the limit is an error.
+ */
+export function weightBlocks(cfg: ModelConfig, maxTensorBytes: number | null | undefined, floatType: FloatType = 'float32'): WeightBlock[] {
+  if (maxTensorBytes !== null && maxTensorBytes !== undefined && !(maxTensorBytes > 0)) throw new Error(`the tensor limit must be a positive number of bytes, not ${maxTensorBytes}`);
+  const bytes = floatType === 'float64' ? 8 : 4;
+  const out: WeightBlock[] = [];
+  for (const wi of weightInputs(cfg)) {
+    const size = wi.shape.reduce((a, b) => a * b, bytes);
+    if (maxTensorBytes === null || maxTensorBytes === undefined || size <= maxTensorBytes) {
+      out.push({ name: wi.name, weight: wi.name, shape: wi.shape, rowStart: 0, rows: wi.shape[0] });
+      continue;
+    }
+    if (wi.shape.length !== 2) throw new Error(`weight ${wi.name} (${size} bytes) is over the ${maxTensorBytes}-byte tensor limit and cannot be split: only matrices are split, into row blocks`);
+    const [rows, cols] = wi.shape;
+    const fit = Math.floor(maxTensorBytes / (cols * bytes));
+    if (fit < 1) throw new Error(`the ${maxTensorBytes}-byte tensor limit is below one row of ${wi.name} (${cols * bytes} bytes)`);
+    const count = Math.ceil(rows / fit);
+    const per = Math.ceil(rows / count);
+    for (let k = 0, start = 0; start < rows; k++, start += per) {
+      const n = Math.min(per, rows - start);
+      out.push({ name: weightBlockName(wi.name, k), weight: wi.name, shape: [n, cols], rowStart: start, rows: n });
+    }
+  }
+  return out;
+}
+
+/** How graph tensors are laid out: weights above `maxTensorBytes` are split (see weightBlocks). */
+export interface LayoutOptions {
+  /** Largest weight tensor, in bytes, a graph may hold (null or absent: no limit, nothing split). */
+  maxTensorBytes?: number | null;
+}
+
 /** The external-data file name of a weight (see weightInputs) when weights are initializers. */
 export const weightFile = (name: string) => `${name}.bin`;
 
@@ -65,35 +118,99 @@ interface Body {
   present: { key: Value; value: Value }[];
 }
 
+/**
+ * Most blocks one Concat joins (and so most parts its gradient's Split makes): WebGPU binds each
+ * input and output of a node as a storage buffer, 8 per shader by WebGPU's default limit, and
+ * onnxruntime binds a buffer over the binding limit as several. More blocks are joined as a tree.
+ */
+export const MAX_JOIN = 6;
+
+interface Part {
+  value: Value;
+  rowStart: number;
+  rows: number;
+}
+
 class DecoderBuilder {
   readonly g: Graph;
   private readonly cfg: ModelConfig;
-  private readonly w = new Map<string, Value>();
+  /** Each weight's tensors: one, or its row blocks when it is over the tensor limit. */
+  private readonly w = new Map<string, Part[]>();
   private readonly ft: FloatType;
 
-  constructor(cfg: ModelConfig, floatType: FloatType, weights: WeightMode) {
+  constructor(cfg: ModelConfig, floatType: FloatType, weights: WeightMode, layout: LayoutOptions = {}) {
     this.cfg = cfg;
     this.ft = floatType;
     this.g = new Graph(floatType);
     const bytes = floatType === 'float64' ? 8 : 4;
-    for (const wi of weightInputs(cfg)) {
-      const v = weights === 'inputs' ? this.g.input(wi.name, floatType, wi.shape) : this.g.externalConstant(wi.name, floatType, wi.shape, weightFile(wi.name), wi.shape.reduce((a, b) => a * b, bytes));
-      this.w.set(wi.name, v);
+    for (const b of weightBlocks(cfg, layout.maxTensorBytes, floatType)) {
+      const v = weights === 'inputs' ? this.g.input(b.name, floatType, b.shape) : this.g.externalConstant(b.name, floatType, b.shape, weightFile(b.name), b.shape.reduce((x, y) => x * y, bytes));
+      const parts = this.w.get(b.weight) ?? [];
+      parts.push({ value: v, rowStart: b.rowStart, rows: b.rows });
+      this.w.set(b.weight, parts);
     }
   }
 
+  private parts(name: string): Part[] {
+    const p = this.w.get(name);
+    if (!p) throw new Error(`internal: no weight input ${name}`);
+    return p;
+  }
+
   weight(name: string): Value {
-    const v = this.w.get(name);
-    if (!v) throw new Error(`internal: no weight input ${name}`);
-    return v;
+    const p = this.parts(name);
+    if (p.length !== 1) throw new Error(`internal: weight ${name} is split into ${p.length} blocks`);
+    return p[0].value;
   }
 
   private optional(name: string): Value | undefined {
-    return this.w.get(name);
+    return this.w.has(name) ? this.weight(name) : undefined;
+  }
+
+  /**
+   * x · Wᵀ (+ b) for W [out, in]. A split W is a Concat (a tree of them, MAX_JOIN at a time) of
+   * per-block products along the output axis (the bias is added after it): the forward is the same sum, and Concat's and Gemm's rules give
+   * dL/dx as the sum of the blocks' gy_k · W_k, so dL/dh stays exact.
+   */
+  private project(x: Value, weight: string, bias: Value | undefined): Value {
+    const g = this.g;
+    const parts = this.parts(weight);
+    if (parts.length === 1) return g.gemm(x, parts[0].value, bias, true);
+    let level = parts.map((p) => g.gemm(x, p.value, undefined, true));
+    while (level.length > 1) {
+      const next: Value[] = [];
+      for (let i = 0; i < level.length; i += MAX_JOIN) {
+        const group = level.slice(i, i + MAX_JOIN);
+        next.push(group.length === 1 ? group[0] : g.concat(group, 1));
+      }
+      level = next;
+    }
+    return bias ? g.add(level[0], bias) : level[0];
   }
 
   private linear(x: Value, prefix: string): Value {
-    return this.g.gemm(x, this.weight(`${prefix}.weight`), this.optional(`${prefix}.bias`), true);
+    return this.project(x, `${prefix}.weight`, this.optional(`${prefix}.bias`));
+  }
+
+  /**
+   * Rows `ids` [T] of a weight [n, d]. For a split weight, every block gathers with the ids that
+   * fall in it (others read its row 0) and Where keeps each id's block: block k holds rows
+   * [k·per, k·per + rows_k), so an id's block is id / per. Nothing here needs a gradient: the
+   * embeddings are constants upstream of every value the probe differentiates for.
+   */
+  private rows(weight: string, ids: Value): Value {
+    const g = this.g;
+    const parts = this.parts(weight);
+    if (parts.length === 1) return g.gather(parts[0].value, ids, 0);
+    const block = g.div(ids, g.scalar(parts[0].rows, 'int64'));
+    let out: Value | null = null;
+    parts.forEach((p, k) => {
+      const mine = g.equal(block, g.scalar(k, 'int64'));
+      const local = g.where(mine, g.sub(ids, g.scalar(p.rowStart, 'int64')), g.scalar(0, 'int64'));
+      const picked = g.gather(p.value, local, 0);
+      out = out === null ? picked : g.where(g.unsqueeze(mine, 1), picked, out);
+    });
+    return out!;
   }
 
   private norm(x: Value, prefix: string): Value {
@@ -168,8 +285,8 @@ class DecoderBuilder {
     const { heads: H, kvHeads: KV, headDim: hd, hidden: d } = cfg;
     const T = ids.shape[0];
     const S: Dim = past ? 'S' : T;
-    let x = g.gather(this.weight('embed'), ids, 0);
-    if (cfg.family === 'gpt2') x = g.add(x, g.gather(this.weight('position_embed'), positions, 0));
+    let x = this.rows('embed', ids);
+    if (cfg.family === 'gpt2') x = g.add(x, this.rows('position_embed', positions));
     const rope = cfg.family === 'llama' ? this.rope(positions) : null;
     let mask: Value | null = null;
     const z: Value[] = [];
@@ -221,7 +338,7 @@ class DecoderBuilder {
   }
 
   logits(x: Value): Value {
-    return this.g.gemm(x, this.weight(this.cfg.tiedEmbeddings ? 'embed' : 'lm_head'), undefined, true);
+    return this.project(x, this.cfg.tiedEmbeddings ? 'embed' : 'lm_head', undefined);
   }
 }
 
@@ -229,8 +346,8 @@ class DecoderBuilder {
  * Decode graph: ids [T] at positions [T] with past keys/values [KV, P, hd] per layer →
  * `logits` [1, V] of the last position and `present.*` caches [KV, P+T, hd].
  */
-export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32', weights: WeightMode = 'inputs'): Uint8Array {
-  const b = new DecoderBuilder(cfg, floatType, weights);
+export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32', weights: WeightMode = 'inputs', layout: LayoutOptions = {}): Uint8Array {
+  const b = new DecoderBuilder(cfg, floatType, weights, layout);
   const g = b.g;
   const ids = g.input('ids', 'int64', ['T']);
   const positions = g.input('positions', 'int64', ['T']);
@@ -248,7 +365,7 @@ export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float
   return g.toModel('decode');
 }
 
-export interface ProbeOptions {
+export interface ProbeOptions extends LayoutOptions {
   /** Emit the backward pass and output z_l and dL/dh_l (default true); false gives a scoring graph. */
   backward?: boolean;
   /**
@@ -268,7 +385,7 @@ export interface ProbeOptions {
  */
 export function buildProbeGraph(cfg: ModelConfig, options: ProbeOptions = {}): Uint8Array {
   const floatType = options.floatType ?? 'float32';
-  const b = new DecoderBuilder(cfg, floatType, options.weights ?? 'inputs');
+  const b = new DecoderBuilder(cfg, floatType, options.weights ?? 'inputs', options);
   const g = b.g;
   const ids = g.input('ids', 'int64', ['T']);
   const positions = g.input('positions', 'int64', ['T']);
