@@ -207,13 +207,23 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
   // that picks each entry's sign also keeps them, as the zero-steer rows of the target do.
   const preserveCount = system.filter((s) => s.set === 'preserve').length;
   const lossCount = lossRows.length + preserveCount;
-  const repairIdx = new Map<number, number[]>();
-  system.forEach((s, n) => {
-    if (s.set !== 'repair') return;
-    const list = repairIdx.get(s.row.ex) ?? [];
-    list.push(n);
-    repairIdx.set(s.row.ex, list);
-  });
+  /** System row indices of one set, by example. */
+  const rowsBySet = (set: 'repair' | 'preserve') => {
+    const out = new Map<number, number[]>();
+    system.forEach((s, n) => {
+      if (s.set === set) out.set(s.row.ex, [...(out.get(s.row.ex) ?? []), n]);
+    });
+    return out;
+  };
+  /** Adds `w` times one probe's exact gradient of the located rows. */
+  const addGradient = (probe: { z: Float32Array[]; dh: Float32Array[] }, T: number, w: number) => {
+    for (const [l, rows] of located) {
+      const g = gradientRows(probe.z[l], probe.dh[l], rows, T, m, d);
+      const G = grads.get(l)!;
+      for (let i = 0; i < g.length; i++) G[i] += w * g[i];
+    }
+  };
+  const repairIdx = rowsBySet('repair');
   for (const ex of new Set([...lossBy.keys(), ...repairIdx.keys()])) {
     const e = examples[ex];
     const lossPositions = (lossBy.get(ex) ?? []).map((r) => r.position);
@@ -224,35 +234,21 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
     if (lossPositions.length) {
       const w = lossPositions.length / lossCount;
       loss += w * probe.loss;
-      for (const [l, rows] of located) {
-        const g = gradientRows(probe.z[l], probe.dh[l], rows, e.ids.length, m, d);
-        const G = grads.get(l)!;
-        for (let i = 0; i < g.length; i++) G[i] += w * g[i];
-      }
+      addGradient(probe, e.ids.length, w);
     }
     for (const [l, rows] of located) {
       const z = gatherActivations(probe.z[l], e.ids.length, m, inSystem.map((n) => system[n].row.position), rows);
       inSystem.forEach((n, i) => Z.get(l)!.data.set(z.data.subarray(i * rows.length, (i + 1) * rows.length), n * rows.length));
     }
   }
-  const preserveIdx = new Map<number, number[]>();
-  system.forEach((s, n) => {
-    if (s.set !== 'preserve') return;
-    const list = preserveIdx.get(s.row.ex) ?? [];
-    list.push(n);
-    preserveIdx.set(s.row.ex, list);
-  });
+  const preserveIdx = rowsBySet('preserve');
   for (const [ex, ns] of preserveIdx) {
     const e = preserve[ex];
     const { z, probe } = await activationsAt(model, e, ns.map((n) => system[n].row), located, fromLayer);
     ns.forEach((n, i) => put(n, z, i));
     const w = ns.length / lossCount;
     loss += w * probe.loss;
-    for (const [l, rows] of located) {
-      const g = gradientRows(probe.z[l], probe.dh[l], rows, e.ids.length, m, d);
-      const G = grads.get(l)!;
-      for (let i = 0; i < g.length; i++) G[i] += w * g[i];
-    }
+    addGradient(probe, e.ids.length, w);
   }
   const update = new PatchAccumulator(d);
   for (const [l, rows] of located) {

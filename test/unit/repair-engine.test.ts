@@ -126,3 +126,24 @@ test('runRepair: a request without a selection takes the model\'s tuned one, els
   const asked = await runRepair(fresh(), folder.tokenizer, 'fp', prepared, { method: 'star', mode: 'batch', select: 'layer' }, tuned);
   assert.equal(asked.patch.options['select'], 'layer');
 });
+
+test('specificity-preserving STAR: preserved samples join the system and the loss, and stay right', async () => {
+  const model = fresh();
+  // Samples the model completes right: its own next token after a few prompts.
+  const keep = [];
+  for (const p of ['x = 1', 'return', 'import', 'def f(n):', 'if x:', 'y = 2', 'class A:', 'for i in', 'while', 'print(']) {
+    const { logits } = await model.runtime.decode(folder.tokenizer.encode(p));
+    try {
+      const ex = makeExample(folder.tokenizer, p, folder.tokenizer.decode([argmax(logits)]), folder.config.maxPositions);
+      if ((await assess(model.runtime, ex)).allCorrect) keep.push(ex);
+    } catch {
+      // Random weights often emit half a UTF-8 character, which no text asks for again.
+    }
+  }
+  assert.ok(keep.length >= 2, `${keep.length} samples the model gets right`);
+  const out = await repairStar(model, [planted()], { eta: 1, epochs: 20, preserveRows: 16 }, {}, keep);
+  assert.equal(out.after[0].allCorrect, true, 'the failure is fixed');
+  model.apply(out.acc);
+  for (const ex of keep) assert.equal((await assess(model.runtime, ex)).allCorrect, true, 'a preserved sample is still right');
+  await assert.rejects(repairStar(fresh(), [planted()], { preserveRows: -1 }), (e: unknown) => e instanceof RepairError && e.code === 'invalid-option');
+});
