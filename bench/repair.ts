@@ -1,17 +1,19 @@
 // `npm run bench:repair`: the repair benchmark on the embedded model, "fixed" meaning what the
 // editor shows (runtime/completion.ts).
-//  1. tunes STAR (η × selection × specificity-preserving rows), SGD's learning rate and MINT's f
+//  1. tunes STAR (selection × η, then preserved rows on the best), SGD's learning rate and MINT's f
 //     on the VALIDATION split, same epoch budget, and writes the winners to
 //     models/tiny-coder/star-repair.json: the configuration that fixes the most while keeping
 //     specificity ≥ 0.98 (else the most specific);
-//  2. runs STAR, MINT and SGD tuned on the TEST split, single failures; STAR's variants (the paper's
-//     η, STAR+, iter, the first batch variant, no early stopping, without preserving rows), the
-//     baselines' first variants, and the selection ablation;
-//  3. batch repairs of 5, 10 and 20 failures at once, and the 20 failures of the two largest groups;
-//  4. time per epoch of each method on the Qwen2.5-Coder-0.5B-shaped random model;
-//  5. writes the tables to BENCHMARKS.md (between the bench:repair markers) and JSON to bench/out/.
+//  2. on the TEST split, most important first (the report is rewritten after each run, so a
+//     time-boxed run keeps what it reached): STAR, MINT and SGD tuned on single failures; 20
+//     failures of the two largest groups at once; STAR with/without preserved rows; batches of 5
+//     and 10; the authors' no-early-stop, the first batch variant, the paper's η, SGD's first
+//     variant; the selection ablation;
+//  3. time per epoch of each method on the Qwen2.5-Coder-0.5B-shaped random model (or the figures
+//     of an earlier `--only-speed` run with `--skip-speed`);
+//  4. writes the tables to BENCHMARKS.md (between the bench:repair markers) and JSON to bench/out/.
 // Options: --ep cpu|webgpu|cuda, --data DIR, --model DIR, --groups N, --val-groups N,
-//          --regression N, --preserve N, --skip-tuning, --skip-speed, --threads N.
+//          --regression N, --preserve N, --skip-tuning, --skip-speed, --only-speed, --threads N.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
