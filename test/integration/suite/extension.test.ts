@@ -68,7 +68,8 @@ suite('STAR Repair extension', () => {
     const pos = doc.positionAt(PROMPT.length);
     const cts = new vscode.CancellationTokenSource();
     const items = await api.completions.provideInlineCompletionItems(doc, pos, { triggerKind: vscode.InlineCompletionTriggerKind.Invoke, selectedCompletionInfo: undefined }, cts.token);
-    assert.ok(items && items.length === 1, 'one item');
+    // Invoke (Alt+\\) may return alternatives to cycle through; the first is the greedy completion.
+    assert.ok(items && items.length >= 1 && items.length <= 3, 'one to three items');
     assert.equal(typeof items[0].insertText, 'string');
     assert.ok((items[0].insertText as string).length > 0);
     assert.equal(items[0].command?.command, 'starRepair.completionAccepted');
@@ -170,11 +171,13 @@ suite('STAR Repair extension', () => {
     const pid = api.model.connection.pid;
     const active = api.model.applicablePatches().length;
     assert.ok(active >= 1);
+    // What the patched model predicts now (the guard may have disabled a patch: the enabled ones count).
+    const before = await api.model.request('predict', { prompt: PROMPT, desired: DESIRED });
     assert.equal(await vscode.commands.executeCommand('starRepair.restartWorker'), true);
     await until('the model after the restart', () => api.model.ready);
     assert.notEqual(api.model.connection.pid, pid);
     const now = await api.model.request('predict', { prompt: PROMPT, desired: DESIRED });
-    assert.equal(now.allCorrect, true, 'the patches came back after the restart');
+    assert.deepEqual(now, before, 'the patches came back after the restart');
   });
 
   test('Select Model Folder switches models and keeps failures and patches per model', async () => {
