@@ -173,8 +173,9 @@ export async function assess(runtime: ModelRuntime, ex: Example): Promise<Assess
     // Where token healing limits the choice, the argmax is taken over what decoding may choose.
     const allowed = ex.allowed[k];
     // Tokens as right as y_k here (another token that ends the completion with the same text).
-    const right = ex.alsoRight[k];
-    const isRight = (v: number) => v === y || (right !== null && right.includes(v));
+    // A Set: the end position's list can hold hundreds of ids, and this runs for every vocabulary entry.
+    const right = ex.alsoRight[k] ? new Set(ex.alsoRight[k]) : null;
+    const isRight = (v: number) => v === y || (right !== null && right.has(v));
     let best = -1;
     let rival = -1;
     let bestRight = -1;

@@ -4,6 +4,8 @@
 // split graphs must give the unsplit graphs' logits, loss, z and dL/dh (and decoding's logits and
 // KV cache) up to summation order, on every family.
 import { test } from 'node:test';
+import { protoFields, protoText } from '../helpers/onnx-fields';
+import { compareArrays } from '../../src/runtime/provider-check';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { buildDecodeGraph, buildProbeGraph, MAX_JOIN, weightBlockName, weightBlocks, weightInputs } from '../../src/graph/architectures/decoder';
@@ -15,36 +17,8 @@ const FIXTURES = join(__dirname, '..', 'fixtures', 'models');
 
 /** Graph inputs (GraphProto field 11, ValueInfoProto name = field 1) and initializer names (field 5, name = 8) of a ModelProto. */
 function graphNames(model: Uint8Array): { inputs: string[]; initializers: string[]; nodes: { opType: string; inputs: string[]; outputs: string[] }[] } {
-  const fields = (buf: Uint8Array): [number, Uint8Array | null][] => {
-    const out: [number, Uint8Array | null][] = [];
-    let i = 0;
-    const varint = () => {
-      let v = 0;
-      let shift = 1;
-      for (;;) {
-        const b = buf[i++];
-        v += (b & 0x7f) * shift;
-        shift *= 128;
-        if (b < 0x80) return v;
-      }
-    };
-    while (i < buf.length) {
-      const key = varint();
-      const wire = key % 8;
-      if (wire === 0) varint();
-      else if (wire === 1) i += 8;
-      else if (wire === 5) i += 4;
-      else if (wire === 2) {
-        const n = varint();
-        out.push([Math.floor(key / 8), buf.subarray(i, i + n)]);
-        i += n;
-        continue;
-      } else throw new Error(`wire type ${wire}`);
-      out.push([Math.floor(key / 8), null]);
-    }
-    return out;
-  };
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  const fields = protoFields;
+  const text = protoText;
   const graph = fields(fields(model).find(([f]) => f === 7)![1]!);
   const named = (field: number, nameField: number) => graph.filter(([f]) => f === field).map(([, b]) => text(fields(b!).find(([f]) => f === nameField)![1]!));
   const nodes = graph
@@ -58,13 +32,7 @@ function graphNames(model: Uint8Array): { inputs: string[]; initializers: string
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
-  let abs = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    const e = Math.abs(a[i] - b[i]);
-    abs = Number.isNaN(e) ? Infinity : Math.max(abs, e);
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
+  const { abs, scale } = compareArrays(a, b);
   return abs / Math.max(scale, 1e-300);
 }
 

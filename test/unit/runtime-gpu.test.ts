@@ -8,6 +8,8 @@
 // Tolerances (measured on lavapipe, see docs/gpu.md): logits max abs ≤ 1e-3 and ≤ 1e-4 of the
 // largest logit; dL/dh ≤ 1e-3 of the largest entry per layer; KV cache ≤ 1e-4 of its largest entry.
 import { test } from 'node:test';
+import { protoFields, protoText } from '../helpers/onnx-fields';
+import { compareArrays } from '../../src/runtime/provider-check';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { buildDecodeGraph, buildProbeGraph, patchDeltasName, weightBlocks } from '../../src/graph/architectures/decoder';
@@ -28,13 +30,7 @@ const CACHE_REL = 1e-4;
 
 function errors(a: ArrayLike<number>, b: ArrayLike<number>): { abs: number; rel: number } {
   assert.equal(a.length, b.length, 'GPU and CPU results differ in size');
-  let abs = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    const e = Math.abs(a[i] - b[i]);
-    abs = Number.isNaN(e) ? Infinity : Math.max(abs, e);
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
+  const { abs, scale } = compareArrays(a, b);
   return { abs, rel: abs / Math.max(scale, 1e-30) };
 }
 
@@ -97,36 +93,8 @@ const TEXT = 'def f(n):\n    return n + 1\n';
 
 /** The nodes of a serialized ModelProto (graph = field 7, node = field 1; op_type = 4, input = 1). */
 function onnxNodes(model: Uint8Array): { opType: string; inputs: string[] }[] {
-  const fields = (buf: Uint8Array): [number, Uint8Array | null][] => {
-    const out: [number, Uint8Array | null][] = [];
-    let i = 0;
-    const varint = () => {
-      let v = 0;
-      let shift = 1;
-      for (;;) {
-        const b = buf[i++];
-        v += (b & 0x7f) * shift;
-        shift *= 128;
-        if (b < 0x80) return v;
-      }
-    };
-    while (i < buf.length) {
-      const key = varint();
-      const wire = key % 8;
-      if (wire === 0) varint();
-      else if (wire === 1) i += 8;
-      else if (wire === 5) i += 4;
-      else if (wire === 2) {
-        const n = varint();
-        out.push([Math.floor(key / 8), buf.subarray(i, i + n)]);
-        i += n;
-        continue;
-      } else throw new Error(`wire type ${wire}`);
-      out.push([Math.floor(key / 8), null]);
-    }
-    return out;
-  };
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  const fields = protoFields;
+  const text = protoText;
   const graph = fields(model).find(([f]) => f === 7)![1]!;
   return fields(graph)
     .filter(([f]) => f === 1)
