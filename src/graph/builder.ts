@@ -6,7 +6,7 @@
 // that broadcasting ops know which axes to sum over in their backward rule; everything that depends
 // on a run-time size reads it with Shape at run time.
 
-import { encodeModel, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto';
+import { encodeModel, MS_DOMAIN, MS_OPSET, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto';
 
 export type { ElemType } from './onnx-proto';
 export type Dim = number | string;
@@ -19,10 +19,12 @@ export interface Value {
 }
 
 /** Gradients for an op's inputs, given gradients of its outputs; `needs[i]` says which inputs want one. */
-type Vjp = (g: Graph, op: Op, grads: readonly (Value | undefined)[], needs: readonly boolean[]) => (Value | undefined)[];
+export type Vjp = (g: Graph, op: Op, grads: readonly (Value | undefined)[], needs: readonly boolean[]) => (Value | undefined)[];
 
-interface Op {
+export interface Op {
   readonly opType: string;
+  /** Operator domain (absent: ONNX's default); e.g. com.microsoft for MatMulNBits. */
+  readonly domain?: string;
   readonly inputs: readonly Value[];
   readonly outputs: readonly Value[];
   readonly attributes: Readonly<Record<string, AttributeValue>>;
@@ -121,6 +123,16 @@ export class Graph {
     const outputs = outs.map((o) => ({ name: o.name ?? this.fresh('t'), dtype: o.dtype, shape: o.shape }));
     this.ops.push({ opType, inputs, outputs, attributes, vjp });
     return outputs;
+  }
+
+  /**
+   * One node of onnxruntime's com.microsoft domain (MatMulNBits, say), with its vector-Jacobian
+   * rule when it is differentiable; graph/quantised.ts uses it.
+   */
+  contribOp(opType: string, inputs: readonly Value[], out: { dtype: ElemType; shape: readonly Dim[] }, attributes: Record<string, AttributeValue>, vjp?: Vjp): Value {
+    const output = { name: this.fresh('t'), dtype: out.dtype, shape: out.shape };
+    this.ops.push({ opType, domain: MS_DOMAIN, inputs, outputs: [output], attributes, vjp });
+    return output;
   }
 
   private op1(opType: string, inputs: readonly Value[], dtype: ElemType, shape: readonly Dim[], attributes: Record<string, AttributeValue> = {}, vjp?: Vjp): Value {
@@ -224,7 +236,7 @@ export class Graph {
   }
 
   cast(x: Value, to: ElemType): Value {
-    const code = { float32: 1, int64: 7, bool: 9, float64: 11 }[to];
+    const code = { float32: 1, uint8: 2, int64: 7, bool: 9, float64: 11 }[to];
     const vjp: Vjp | undefined = isFloat(x.dtype) && isFloat(to) ? (g, op, [gy]) => [g.cast(gy!, op.inputs[0].dtype)] : undefined;
     return this.op1('Cast', [x], to, x.shape, { to: { kind: 'int', value: code } }, vjp);
   }
@@ -448,6 +460,16 @@ export class Graph {
     return this.op1('Where', [cond, a, b], a.dtype, broadcastShape(cond.shape, broadcastShape(a.shape, b.shape)));
   }
 
+  /** a & b for integer tensors (unpacking 4-bit codes). */
+  bitwiseAnd(a: Value, b: Value): Value {
+    return this.op1('BitwiseAnd', [a, b], a.dtype, broadcastShape(a.shape, b.shape));
+  }
+
+  /** a >> b for unsigned integer tensors. */
+  shiftRight(a: Value, b: Value): Value {
+    return this.op1('BitShift', [a, b], a.dtype, broadcastShape(a.shape, b.shape), { direction: { kind: 'string', value: 'RIGHT' } });
+  }
+
   /** Indices of the non-zero entries of a 1-D tensor, as a 1-D int64 tensor. */
   nonZero1d(x: Value, dim: Dim): Value {
     const nz = this.op1('NonZero', [x], 'int64', [1, dim]);
@@ -499,8 +521,10 @@ export class Graph {
       inputs: op.inputs.map((v) => v.name),
       outputs: op.outputs.map((v) => v.name),
       attributes: op.attributes,
+      ...(op.domain ? { domain: op.domain } : {}),
     }));
-    return encodeModel({ graphName: name, opset: OPSET, nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs });
+    const extraOpsets = this.ops.some((op) => op.domain === MS_DOMAIN) ? { [MS_DOMAIN]: MS_OPSET } : undefined;
+    return encodeModel({ graphName: name, opset: OPSET, nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs, extraOpsets });
   }
 
   get nodeCount(): number {

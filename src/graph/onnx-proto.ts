@@ -1,10 +1,15 @@
 // Serialises an ONNX ModelProto (the subset our generated graphs use) to protobuf bytes.
 // Hand-written so the project needs no protobuf runtime: ONNX's schema is stable and we only write.
-// Field numbers follow onnx/onnx.proto.
+// Field numbers follow onnx/onnx.proto. Nodes of a non-default domain (com.microsoft's MatMulNBits
+// for quantised weights) name it, and the model imports that domain's opset.
 
-export type ElemType = 'float32' | 'float64' | 'int64' | 'bool';
+export type ElemType = 'float32' | 'float64' | 'int64' | 'bool' | 'uint8';
 
-const ELEM_CODE: Record<ElemType, number> = { float32: 1, int64: 7, bool: 9, float64: 11 };
+export const ELEM_CODE: Record<ElemType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9, float64: 11 };
+
+/** onnxruntime's contrib-op domain and the opset version its ops are registered under. */
+export const MS_DOMAIN = 'com.microsoft';
+export const MS_OPSET = 1;
 
 export interface TensorData {
   name: string;
@@ -29,6 +34,8 @@ export interface NodeData {
   inputs: readonly string[];
   outputs: readonly string[];
   attributes: Readonly<Record<string, AttributeValue>>;
+  /** Operator domain; absent: the default ONNX domain. */
+  domain?: string;
 }
 
 export interface ValueInfoData {
@@ -44,6 +51,8 @@ export interface ModelData {
   initializers: readonly TensorData[];
   inputs: readonly ValueInfoData[];
   outputs: readonly ValueInfoData[];
+  /** Opsets of other domains the nodes use (domain → version). */
+  extraOpsets?: Readonly<Record<string, number>>;
 }
 
 /** Growable byte buffer with protobuf's primitive encodings. */
@@ -184,6 +193,7 @@ export function encodeModel(model: ModelData): Uint8Array {
         for (const o of n.outputs) node.string(2, o);
         node.string(3, n.name);
         node.string(4, n.opType);
+        if (n.domain) node.string(7, n.domain);
         for (const [name, a] of Object.entries(n.attributes)) node.message(5, (m) => writeAttribute(m, name, a));
       });
     }
@@ -196,5 +206,11 @@ export function encodeModel(model: ModelData): Uint8Array {
     o.string(1, '');
     o.int(2, model.opset);
   });
+  for (const [domain, version] of Object.entries(model.extraOpsets ?? {})) {
+    w.message(8, (o) => {
+      o.string(1, domain);
+      o.int(2, version);
+    });
+  }
   return w.finish();
 }
