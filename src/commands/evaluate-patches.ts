@@ -3,12 +3,8 @@
 // samples — each against the other enabled patches, and records the new scores.
 
 import * as vscode from 'vscode';
-import type { EvaluateResult } from '../worker/protocol';
-import { errorText, requireStores, type CommandSpec } from './common';
-
-function pct(x: number | null): string {
-  return x === null ? '–' : `${Math.round(x * 100)}%`;
-}
+import { pct } from '../services/repair-outcome';
+import { errorText, requireStores, withCancellableProgress, type CommandSpec } from './common';
 
 export const evaluatePatches: CommandSpec = {
   id: 'starRepair.evaluatePatches',
@@ -19,16 +15,16 @@ export const evaluatePatches: CommandSpec = {
       void vscode.window.showInformationMessage('STAR Repair: no patch to evaluate (a patch needs at least one of its failures in the store).');
       return undefined;
     }
-    let result: EvaluateResult;
-    try {
-      result = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `STAR Repair: evaluating ${plan.items.length} patch(es)`, cancellable: true },
-        (_, token) => s.repairs.evaluate(plan, { token }),
-      );
-    } catch (e) {
-      void vscode.window.showErrorMessage(`STAR Repair: evaluation failed: ${errorText(e)}`);
+    const outcome = await withCancellableProgress(`STAR Repair: evaluating ${plan.items.length} patch(es)`, (_, token) => s.repairs.evaluate(plan, { token }));
+    if (outcome.ended === 'cancelled') {
+      void vscode.window.showInformationMessage('STAR Repair: evaluation cancelled; the scores are as before.');
       return undefined;
     }
+    if (outcome.ended === 'failed') {
+      void vscode.window.showErrorMessage(`STAR Repair: evaluation failed: ${errorText(outcome.error)}`);
+      return undefined;
+    }
+    const result = outcome.value;
     const mean = (xs: (number | null)[]) => {
       const v = xs.filter((x): x is number => x !== null);
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;

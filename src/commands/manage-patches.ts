@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import type { Patch } from '../repair/patch';
 import type { PatchEntry } from '../repair/patch-store';
-import { patchTitle } from '../services/repair-outcome';
+import { patchTitle, pct } from '../services/repair-outcome';
 import type { PatchAction as RepairPatchAction } from '../services/repair-service';
 import { savePatchAs } from '../services/repair-ui';
 import type { Services } from '../services/services';
@@ -20,10 +20,6 @@ export interface ManagePatchesArgs {
   file?: string;
   /** Import this patch file. */
   importFile?: string;
-}
-
-function pct(x: number | null): string {
-  return x === null ? '–' : `${Math.round(x * 100)}%`;
 }
 
 function describePatch(p: Patch): string {

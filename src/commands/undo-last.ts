@@ -16,7 +16,9 @@ export const undoLastPatch: CommandSpec = {
         return undefined;
       }
       void vscode.window.showInformationMessage(`STAR Repair: undid the ${patchTitle(undone.patch)}, ${undone.patch.stats.neurons} neurons.`, 'Redo').then(async (pick) => {
-        if (pick) await s.repairs.redo(undone.patch.id);
+        if (!pick) return;
+        // A toast cannot be withdrawn: the patch may have left the history while it was up.
+        if (!(await s.repairs.redo(undone.patch.id))) void vscode.window.showInformationMessage(`STAR Repair: the ${patchTitle(undone.patch)} is no longer in the history; nothing to redo.`);
       });
       return undone.patch.id;
     } catch (e) {

@@ -1,6 +1,6 @@
-// What the user is told after a repair, and how a patch is named in messages. Pure (no vscode), so
-// the wording and, above all, which buttons are offered are unit-tested: "Undo Patch" only while the
-// patch is still enabled (the guard may already have undone it), never a stale offer.
+// What the user is told after a repair, and how a patch and its scores are named in messages. Pure
+// (no vscode), so the wording and, above all, which buttons are offered are unit-tested: "Undo
+// Patch" only while the patch is still enabled (the guard may already have undone it), never a stale offer.
 
 /** The parts of a repair's summary (services/repair-service.ts RepairSummary) the message needs. */
 export interface OutcomeInput {
@@ -36,6 +36,7 @@ export function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 
+/** A score as every message shows it (the commands' and the log's too): whole percent, '–' where it has no meaning. */
 export function pct(x: number | null): string {
   return x === null ? '–' : `${Math.round(x * 100)}%`;
 }

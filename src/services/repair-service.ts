@@ -16,6 +16,7 @@ import { readPatchFile } from '../store/patch-file';
 import { WorkerError } from '../worker/client';
 import type { EvaluateParams, EvaluateResult, ExportResult, NeuronDetailsResult, RepairProgressEvent, RepairResult, Sample } from '../worker/protocol';
 import type { ModelService, ModelStores } from './model-service';
+import { pct } from './repair-outcome';
 
 /** A repair cannot start; the message says why and what to do. */
 export class RepairUnavailableError extends Error {
@@ -31,10 +32,6 @@ export class NeuronDetailsError extends Error {
     super(message);
     this.name = 'NeuronDetailsError';
   }
-}
-
-function pct(x: number | null): string {
-  return x === null ? '–' : `${Math.round(x * 100)}%`;
 }
 
 export interface RunningRepair {
@@ -285,10 +282,13 @@ export class RepairService implements vscode.Disposable {
     await this.model.syncPatches();
   }
 
-  /** Folds patches (default: the enabled ones that fit the loaded model) into a new model folder `dir`. */
-  exportModel(dir: string, patches: readonly Patch[] = this.model.applicablePatches()): Promise<ExportResult> {
+  /**
+   * Folds patches (default: the enabled ones that fit the loaded model) into a new model folder
+   * `dir`. A cancel stops the wait; a write the worker has begun still completes (atomically).
+   */
+  exportModel(dir: string, patches: readonly Patch[] = this.model.applicablePatches(), options: { token?: vscode.CancellationToken } = {}): Promise<ExportResult> {
     this.stores();
-    return this.model.request('export', { dir, patches: patches.map(patchToJson) });
+    return this.model.request('export', { dir, patches: patches.map(patchToJson) }, options);
   }
 
   /**

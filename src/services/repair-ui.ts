@@ -1,13 +1,14 @@
-// The user-facing flows that both the commands and the panel start, around RepairService: a repair
-// behind a cancellable progress notification with its outcome told (worded in repair-outcome.ts),
-// and saving a patch through a save dialog. The work itself is RepairService's; this file only
-// asks and tells.
+// The user-facing flows that both the commands and the panel start, around RepairService: work
+// behind a progress notification that ends whenever the work ends (withCancellableProgress), a
+// repair with its outcome told (worded in repair-outcome.ts), and saving a patch through a save
+// dialog. The work itself is RepairService's; this file only asks and tells.
 
 import * as vscode from 'vscode';
 import type { Failure } from '../failures/failure';
 import type { PatchEntry } from '../repair/patch-store';
 import type { SpecificityGuard } from '../settings';
 import { WorkerError } from '../worker/client';
+import type { RepairProgressEvent } from '../worker/protocol';
 import { describeRepair, patchTitle } from './repair-outcome';
 import type { RepairSummary } from './repair-service';
 import type { Services } from './services';
@@ -26,48 +27,75 @@ export async function reportRepair(s: Services, summary: RepairSummary, failures
   const pick = warn ? await vscode.window.showWarningMessage(`STAR Repair: ${text}`, ...actions) : await vscode.window.showInformationMessage(`STAR Repair: ${text}`, ...actions);
   const p = summary.patch;
   if (pick === 'Undo Patch') {
-    // The patch may have been undone another way while the message was up: then there is nothing to do.
-    if (await s.repairs.undo(p.id)) {
-      void vscode.window.showInformationMessage(`STAR Repair: undid the ${patchTitle(p)}; the model is as before it.`);
-    }
+    // A toast cannot be withdrawn: the patch may have been undone another way while it was up.
+    const undone = await s.repairs.undo(p.id);
+    void vscode.window.showInformationMessage(undone
+      ? `STAR Repair: undid the ${patchTitle(p)}; the model is as before it.`
+      : `STAR Repair: the ${patchTitle(p)} was already undone (or removed); nothing changed.`);
   } else if (pick) await s.showPanel();
+}
+
+/** How work behind a progress notification ended. */
+export type ProgressOutcome<T> = { ended: 'done'; value: T } | { ended: 'cancelled' } | { ended: 'failed'; error: unknown };
+
+/** Whether an error is a request ending because the user cancelled it. */
+function isCancellation(e: unknown): boolean {
+  return e instanceof WorkerError && e.code === 'cancelled';
+}
+
+/**
+ * Runs `task` behind a cancellable progress notification that ends when the task settles: done,
+ * failed or cancelled. Cancel reaches the task through `token`, and the worker request it passes
+ * the token to ends at once ('cancelled', WorkerClient), without waiting for a worker that is busy,
+ * e.g. writing a model. A task whose request had already been answered when Cancel was pressed
+ * finishes and is told as done: what it did stays done, so it is not called cancelled.
+ */
+export async function withCancellableProgress<T>(
+  title: string,
+  task: (progress: vscode.Progress<{ message?: string; increment?: number }>, token: vscode.CancellationToken) => Promise<T>,
+): Promise<ProgressOutcome<T>> {
+  try {
+    const value = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, task);
+    return { ended: 'done', value };
+  } catch (e) {
+    return isCancellation(e) ? { ended: 'cancelled' } : { ended: 'failed', error: e };
+  }
+}
+
+/** The progress notification's line for a repair's progress event. */
+function repairProgressText(p: RepairProgressEvent): string {
+  if (p.phase === 'step') return `epoch ${p.epoch}/${p.epochs} · ${p.positionsFixed}/${p.positionsTotal} tokens right${p.loss !== null ? ` · loss ${p.loss.toFixed(3)}` : ''}`;
+  return p.phase === 'locate' ? 'locating neurons…' : p.phase === 'evaluate' ? 'evaluating the patch…' : 'checking the model…';
 }
 
 /** Runs a repair behind a cancellable notification; tells the outcome; returns it (undefined if it did not run). */
 export async function repairWithProgress(s: Services, failures: readonly Failure[], title: string, mode?: 'iter' | 'batch', guard?: SpecificityGuard): Promise<RepairSummary | undefined> {
-  try {
-    const summary = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title, cancellable: true },
-      async (progress, token) => {
-        let last = 0;
-        return s.repairs.repair(failures.map((f) => f.id), {
-          token,
-          mode,
-          guard,
-          onProgress: (p) => {
-            const frac = p.epochs > 0 ? Math.min(1, p.epoch / p.epochs) : 0;
-            const increment = Math.max(0, frac * 90 - last);
-            last += increment;
-            const detail = p.phase === 'step'
-              ? `epoch ${p.epoch}/${p.epochs} · ${p.positionsFixed}/${p.positionsTotal} tokens right${p.loss !== null ? ` · loss ${p.loss.toFixed(3)}` : ''}`
-              : p.phase === 'locate' ? 'locating neurons…' : p.phase === 'evaluate' ? 'evaluating the patch…' : 'checking the model…';
-            progress.report({ message: detail, increment });
-          },
-        });
+  const outcome = await withCancellableProgress(title, (progress, token) => {
+    let last = 0;
+    return s.repairs.repair(failures.map((f) => f.id), {
+      token,
+      mode,
+      guard,
+      onProgress: (p) => {
+        const frac = p.epochs > 0 ? Math.min(1, p.epoch / p.epochs) : 0;
+        const increment = Math.max(0, frac * 90 - last);
+        last += increment;
+        progress.report({ message: repairProgressText(p), increment });
       },
-    );
-    void reportRepair(s, summary, failures);
-    return summary;
-  } catch (e) {
-    if (e instanceof WorkerError && e.code === 'cancelled') {
-      void vscode.window.showInformationMessage('STAR Repair: repair cancelled; the model is unchanged.');
-    } else if (e instanceof WorkerError && e.code === 'already-correct') {
-      void vscode.window.showInformationMessage(`STAR Repair: the model already produces the desired text — nothing to repair. ${failures.length === 1 ? 'The failure is marked repaired.' : ''}`);
-    } else {
-      void vscode.window.showErrorMessage(`STAR Repair: the repair failed: ${errorText(e)}`);
-    }
-    return undefined;
+    });
+  });
+  if (outcome.ended === 'done') {
+    void reportRepair(s, outcome.value, failures);
+    return outcome.value;
   }
+  if (outcome.ended === 'cancelled') {
+    void vscode.window.showInformationMessage('STAR Repair: repair cancelled; the model is unchanged.');
+  } else if (outcome.error instanceof WorkerError && outcome.error.code === 'already-correct') {
+    void vscode.window.showInformationMessage(`STAR Repair: the model already produces the desired text — nothing to repair. ${failures.length === 1 ? 'The failure is marked repaired.' : ''}`);
+  } else {
+    void vscode.window.showErrorMessage(`STAR Repair: the repair failed: ${errorText(outcome.error)}`);
+  }
+  return undefined;
 }
 
 /**

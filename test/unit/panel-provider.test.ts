@@ -3,11 +3,11 @@
 // while hidden, forwarding valid messages and dropping malformed ones.
 
 import assert from 'node:assert/strict';
-import Module, { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { before, describe, it } from 'node:test';
 import type { PanelState, WebviewToExtension } from '../../src/panel/messages';
 import { fixtureState } from '../e2e/webview-fixture';
+import { installFakeVscode } from './fake-vscode';
 
 type Listener<T> = (e: T) => void;
 
@@ -85,15 +85,7 @@ type ProviderModule = typeof import('../../src/panel/provider');
 let panel: ProviderModule;
 
 before(() => {
-  // Resolve `vscode` to the stand-in for the provider module only.
-  const mod = Module as unknown as { _resolveFilename: (request: string, ...rest: unknown[]) => string };
-  const resolve = mod._resolveFilename;
-  const fakePath = join(__dirname, '__fake_vscode__.js');
-  mod._resolveFilename = function (request: string, ...rest: unknown[]) {
-    return request === 'vscode' ? fakePath : resolve.call(this, request, ...rest);
-  };
-  const req = createRequire(__filename);
-  req.cache[fakePath] = { id: fakePath, filename: fakePath, loaded: true, exports: fakeVscode } as unknown as NodeJS.Module;
+  const req = installFakeVscode(fakeVscode, __filename);
   panel = req('../../src/panel/provider') as ProviderModule;
 });
 

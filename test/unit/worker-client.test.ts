@@ -109,3 +109,25 @@ process.on('message', (m) => {
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(cancels.length >= 1, 'the worker was told to stop the timed-out request');
 });
+
+test('a cancelled request ends at once, without waiting for a worker too busy to answer (an export being written)', async () => {
+  // The progress notifications (services/repair-ui.ts withCancellableProgress) end when their
+  // request does, so Cancel must not wait for the worker: this one blocks on its first export.
+  const c = client(script('busy-writing', `${READY}
+process.on('message', (m) => {
+  if (m.type === 'request' && m.method === 'export') { const until = Date.now() + 3000; while (Date.now() < until); }
+});`));
+  await c.start();
+  let fire!: () => void;
+  const token = { isCancellationRequested: false, onCancellationRequested: (l: () => unknown) => ((fire = () => void l()), { dispose: () => {} }) };
+  const outcome: { ended?: unknown } = {};
+  const exported = c.request('export', { dir: '/out/x', patches: [] }, { token });
+  exported.then((v) => (outcome.ended = v), (e: unknown) => (outcome.ended = e));
+  await new Promise((r) => setImmediate(r));
+  assert.ok(outcome.ended === undefined, 'the worker is still writing');
+  token.isCancellationRequested = true;
+  fire();
+  await new Promise((r) => setImmediate(r));
+  const ended: unknown = outcome.ended;
+  assert.ok(ended instanceof WorkerError && ended.code === 'cancelled', `ended with ${String(ended)}`);
+});
