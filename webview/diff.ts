@@ -16,6 +16,19 @@ export function tokenizeForDiff(s: string): string[] {
 
 const MAX_CELLS = 4_000_000;
 
+/** lcs[i * (b.length + 1) + j] = the length of the longest common subsequence of a[i:] and b[j:]. */
+function lcsTable(a: readonly string[], b: readonly string[]): Uint32Array {
+  const n = a.length;
+  const w = b.length + 1;
+  const lcs = new Uint32Array((n + 1) * w);
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      lcs[i * w + j] = a[i] === b[j] ? lcs[(i + 1) * w + j + 1] + 1 : Math.max(lcs[(i + 1) * w + j], lcs[i * w + j + 1]);
+    }
+  }
+  return lcs;
+}
+
 export function diffWords(before: string, after: string): DiffPart[] {
   const a = tokenizeForDiff(before);
   const b = tokenizeForDiff(after);
@@ -44,14 +57,8 @@ export function diffWords(before: string, after: string): DiffPart[] {
     push('removed', midA.join(''));
     push('added', midB.join(''));
   } else {
-    // lcs[i][j] = LCS length of midA[i:] and midB[j:], flattened.
     const w = m + 1;
-    const lcs = new Uint32Array((n + 1) * w);
-    for (let i = n - 1; i >= 0; i--) {
-      for (let j = m - 1; j >= 0; j--) {
-        lcs[i * w + j] = midA[i] === midB[j] ? lcs[(i + 1) * w + j + 1] + 1 : Math.max(lcs[(i + 1) * w + j], lcs[i * w + j + 1]);
-      }
-    }
+    const lcs = lcsTable(midA, midB);
     let i = 0;
     let j = 0;
     while (i < n && j < m) {
@@ -151,12 +158,7 @@ export function diffLines(before: string, after: string): DiffLine[] {
     return out;
   }
   const w = m + 1;
-  const lcs = new Uint32Array((n + 1) * w);
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      lcs[i * w + j] = ka[i] === kb[j] ? lcs[(i + 1) * w + j + 1] + 1 : Math.max(lcs[(i + 1) * w + j], lcs[i * w + j + 1]);
-    }
-  }
+  const lcs = lcsTable(ka, kb);
   let i = 0;
   let j = 0;
   while (i < n || j < m) {

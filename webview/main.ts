@@ -244,16 +244,17 @@ function moveCursor(grid: NeuronGrid, key: string): MapCell | null {
 }
 
 function wireMap(canvas: HTMLCanvasElement): void {
-  const local = (e: MouseEvent): [number, number] => {
-    const r = canvas.getBoundingClientRect();
-    return [e.clientX - r.left, e.clientY - r.top];
-  };
-  canvas.addEventListener('mousemove', (e) => {
+  /** The map cell under the pointer (null: none), or undefined while no map is drawn. */
+  const cellAt = (e: MouseEvent) => {
     const grid = map?.currentGrid;
     const layout = map?.currentLayout;
-    if (!grid || !layout) return;
-    const [x, y] = local(e);
-    const cell = hitTest(grid, layout, x, y);
+    if (!grid || !layout) return undefined;
+    const r = canvas.getBoundingClientRect();
+    return hitTest(grid, layout, e.clientX - r.left, e.clientY - r.top);
+  };
+  canvas.addEventListener('mousemove', (e) => {
+    const cell = cellAt(e);
+    if (cell === undefined) return;
     setHover(cell);
     showTooltip(cell, 'mouse');
   });
@@ -262,11 +263,7 @@ function wireMap(canvas: HTMLCanvasElement): void {
     showTooltip(null, 'mouse');
   });
   canvas.addEventListener('click', (e) => {
-    const grid = map?.currentGrid;
-    const layout = map?.currentLayout;
-    if (!grid || !layout) return;
-    const [x, y] = local(e);
-    const cell = hitTest(grid, layout, x, y);
+    const cell = cellAt(e);
     if (cell && cell.neuron >= 0) selectNeuron(cell.layer, cell.neuron);
   });
   canvas.addEventListener('keydown', (e) => {

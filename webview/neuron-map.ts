@@ -207,14 +207,22 @@ export function ensureContrast(c: Rgba, background: Rgba, ratio: number): Rgba {
   if (contrastRatio(start, background) >= ratio) return start;
   const dark = luminance(background) < 0.18;
   const target: Rgba = dark ? [255, 255, 255, 1] : [0, 0, 0, 1];
+  return rounded(mix(start, target, leastMixReaching(start, target, background, ratio)));
+}
+
+/**
+ * The smallest share t of `to` (bisected to 2^-24) for which mix(from, to, t) reaches `ratio`
+ * against `background`; 1 when only `to` itself does.
+ */
+function leastMixReaching(from: Rgba, to: Rgba, background: Rgba, ratio: number): number {
   let lo = 0;
   let hi = 1;
   for (let i = 0; i < 24; i++) {
     const mid = (lo + hi) / 2;
-    if (contrastRatio(rounded(mix(start, target, mid)), background) >= ratio) hi = mid;
+    if (contrastRatio(rounded(mix(from, to, mid)), background) >= ratio) hi = mid;
     else lo = mid;
   }
-  return rounded(mix(start, target, hi));
+  return hi;
 }
 
 /**
@@ -224,14 +232,8 @@ export function ensureContrast(c: Rgba, background: Rgba, ratio: number): Rgba {
  */
 export function mapRamp(background: Rgba, accent: Rgba): { low: Rgba; high: Rgba } {
   const high = ensureContrast(accent, background, PEAK_CONTRAST);
-  let lo = 0;
-  let hi = 1;
-  for (let i = 0; i < 24; i++) {
-    const mid = (lo + hi) / 2;
-    if (contrastRatio(rounded(mix(background, high, mid)), background) >= MIN_CONTRAST) hi = mid;
-    else lo = mid;
-  }
-  return { low: ensureContrast(mix(background, high, hi), background, MIN_CONTRAST), high };
+  const low = mix(background, high, leastMixReaching(background, high, background, MIN_CONTRAST));
+  return { low: ensureContrast(low, background, MIN_CONTRAST), high };
 }
 
 /** The colour at ramp position t in [0, 1], never below MIN_CONTRAST against the background. */

@@ -46,10 +46,8 @@ export interface FailureSummary {
   line?: number;
 }
 
-export interface RepairStatus {
-  running: boolean;
-  failureIds: string[];
-  method: string;
+/** Incremental progress of the running repair as the panel shows it (not the worker's RepairProgressEvent); folded into `PanelState.repair`. */
+export interface RepairProgressView {
   epoch: number;
   epochs: number;
   /** null until the first loss is measured (JSON has no NaN). */
@@ -58,6 +56,13 @@ export interface RepairStatus {
   positionsTotal: number;
   /** A short line about the current phase, or why the repair stopped. */
   message?: string;
+}
+
+/** The running repair in the panel's snapshot: its progress so far, and which failures it repairs how. */
+export interface RepairStatus extends RepairProgressView {
+  running: boolean;
+  failureIds: string[];
+  method: string;
 }
 
 /** A score in [0, 1]; `before` is null where the metric has no meaning before the patch. */
@@ -111,16 +116,6 @@ export interface PanelState {
   failures: FailureSummary[];
   repair: RepairStatus | null;
   patches: PatchSummary[];
-}
-
-/** Incremental progress of the running repair as the panel shows it (not the worker's RepairProgressEvent); folded into `PanelState.repair`. */
-export interface RepairProgressView {
-  epoch: number;
-  epochs: number;
-  loss: number | null;
-  positionsFixed: number;
-  positionsTotal: number;
-  message?: string;
 }
 
 /** A token a neuron's delta pushes up (logit > 0) or down (logit < 0), read through the LM head. */
