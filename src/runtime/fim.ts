@@ -158,11 +158,14 @@ export interface FimLayout {
 }
 
 /**
- * The prompt's token layout: PSM `<pre> prefix <suf> suffix <mid>`; SPM `<pre> <suf> suffix <mid>
- * prefix` (StarCoder's and CodeLlama's SPM: the middle continues the prefix directly).
+ * The prompt's token layout: PSM `<pre> prefix <suf> suffix <mid> middle`, where `middle` is the
+ * middle's forced start (runtime/prompt.ts fimText: the typed part of the cursor's line); SPM
+ * `<pre> <suf> suffix <mid> prefix` (StarCoder's and CodeLlama's SPM: the middle continues the
+ * prefix directly, so there is no separate forced start).
  */
-export function fimLayout(ids: FimIds, prefix: readonly number[], suffix: readonly number[]): FimLayout {
-  if (ids.choice.order === 'psm') return { ids: [ids.prefix, ...prefix, ids.suffix, ...suffix, ids.middle], prefixAt: 1 };
+export function fimLayout(ids: FimIds, prefix: readonly number[], suffix: readonly number[], middle: readonly number[] = []): FimLayout {
+  if (ids.choice.order === 'psm') return { ids: [ids.prefix, ...prefix, ids.suffix, ...suffix, ids.middle, ...middle], prefixAt: 1 };
+  if (middle.length) throw new FimError('an SPM prompt has no forced middle: its prefix ends the prompt');
   return { ids: [ids.prefix, ids.suffix, ...suffix, ids.middle, ...prefix], prefixAt: 3 + suffix.length };
 }
 

@@ -1,11 +1,14 @@
-// The prompt a completion runs on, as token ids (issue 15, items 1, 3, 4): token healing's cut of the
-// prefix, the FIM layout (runtime/fim.ts) or the prefix alone, and the cut that keeps it inside the
-// context. generate() decodes it and repair/teacher.ts teacher-forces over it, so both build the
-// same sequence. Also the window of a large file: the nearest prefix and suffix within token
-// budgets, cut at line starts and moved in steps so the prompt cache keeps matching while typing.
+// The prompt a completion runs on, as token ids (issue 15, items 1, 3, 4): token healing's cut, the
+// FIM layout (runtime/fim.ts) or the prefix alone, and the cut that keeps it inside the context.
+// generate() decodes it and repair/teacher.ts teacher-forces over it, so both build the same
+// sequence from what a failure records (prefix, suffix, FIM format). Owns the FIM text split
+// (fimText): a PSM prompt's prefix ends at the start of the cursor's line and the typed part of the
+// line is the forced start of the middle, so keystrokes on one line share the whole prompt up to
+// that part (prompt cache). Also the window of a large file: the nearest prefix and suffix within
+// token budgets, cut at line starts and moved in steps so the prompt cache keeps matching.
 
 import type { TextTokenizer } from '../model/tokenizer';
-import { fimIds, fimLayout, type FimChoice, type FimIds } from './fim';
+import { fimIds, fimLayout, type FimChoice, type FimIds, type FimOrder } from './fim';
 
 /** Longest end of a prompt that healing takes off: a run of blank lines longer than this stays. */
 const MAX_HEAL_CHARS = 64;
@@ -13,17 +16,48 @@ const MAX_HEAL_CHARS = 64;
 /**
  * Characters at the end of `prompt` to take off for healing: its last token's text, or all its
  * trailing whitespace when that is longer. 0 when the last token is end-of-text, or does not
- * spell the prompt's end (a character split over tokens).
+ * spell the prompt's end (a character split over tokens). `keep`: characters (and tokens) that
+ * must stay — 1 for a prompt the model reads alone, 0 for a FIM middle's forced start, which the
+ * prefix and suffix already give context to.
  */
-export function healLength(tokenizer: TextTokenizer, prompt: string, ids: readonly number[]): number {
-  if (ids.length < 2) return 0;
+export function healLength(tokenizer: TextTokenizer, prompt: string, ids: readonly number[], keep: 0 | 1 = 1): number {
+  if (ids.length < 1 + keep) return 0;
   const last = ids[ids.length - 1];
   if (last === tokenizer.eosId) return 0;
   const text = tokenizer.tokenText(last);
   if (text === '' || !prompt.endsWith(text)) return 0;
   const trailing = /\s*$/.exec(prompt)?.[0].length ?? 0;
-  return Math.min(Math.max(text.length, trailing), MAX_HEAL_CHARS, prompt.length - 1);
+  return Math.min(Math.max(text.length, trailing), MAX_HEAL_CHARS, prompt.length - keep);
 }
+
+/** The text of a FIM prompt's three parts: what goes after the prefix token, after the suffix token, and after the middle token. */
+export interface FimText {
+  prefix: string;
+  suffix: string;
+  /** The forced start of the middle: the typed part of the cursor's line (PSM), or '' (SPM, where the prefix ends the prompt). */
+  middle: string;
+}
+
+/**
+ * How the text around the cursor is split into a FIM prompt's parts (the layout both the editor's
+ * completion and teacher forcing use). PSM: the prefix ends at the start of the cursor's line and
+ * the line's typed part opens the middle — `<pre> lines before <suf> suffix <mid> typed part` —
+ * as llama.cpp's infill does with llama.vscode's `prompt`: while the user types on a line,
+ * everything up to the typed part stays the same, so the prompt cache reuses the suffix too; a
+ * change of line re-prefills the suffix once. SPM: the suffix comes first and the whole prefix
+ * ends the prompt, already stable while typing. `cursor` is the layout before issue 15's reuse work
+ * (the PSM prefix ran to the cursor), kept for comparisons (bench:complete --tokens-only).
+ */
+export function fimText(prefix: string, suffix: string, order: FimOrder, layout: PromptLayout = 'line'): FimText {
+  if (order === 'spm' || layout === 'cursor') return { prefix, suffix, middle: '' };
+  const lineStart = prefix.lastIndexOf('\n') + 1;
+  return { prefix: prefix.slice(0, lineStart), suffix, middle: prefix.slice(lineStart) };
+}
+
+export type PromptLayout = 'line' | 'cursor';
+
+/** Most tokens of the typed part of a line that open a PSM middle: a longer line (minified code) keeps the prefix running to the cursor. */
+export const MAX_MIDDLE_TOKENS = 256;
 
 export interface PromptOptions {
   heal: boolean;
@@ -34,6 +68,8 @@ export interface PromptOptions {
   /** Tokens the completion may take: the prompt keeps `context − maxTokens`. */
   maxTokens: number;
   context: number;
+  /** The FIM text split (fimText); absent: 'line', the editor's. Only comparisons ask for 'cursor'. */
+  layout?: PromptLayout;
 }
 
 export interface PreparedPrompt {
@@ -43,55 +79,80 @@ export interface PreparedPrompt {
   owed: string;
   /** The prefix as fed (without the healed end). */
   head: string;
-  /** Token ids of `head` (before any cut). */
+  /** Token ids of `head` (before any cut; in a PSM prompt, those of its lines and of the middle's forced start, tokenised apart). */
   headIds: number[];
   /** Index in `ids` where the prefix's tokens start (0 without FIM). */
   prefixAt: number;
+  /** The middle's forced start as fed (the typed part of the cursor's line without the healed end; [] when none): the last ids of `ids`. */
+  middleIds: number[];
   fim: FimIds | null;
   /** Prompt tokens dropped to fit the context. */
   truncated: number;
+}
+
+/** `text` without its healed end: [kept text, its ids, owed]; nothing taken off when healing is off or cannot cut there. */
+function healed(tokenizer: TextTokenizer, text: string, ids: number[], heal: boolean, keep: 0 | 1): [string, number[], string] {
+  if (!heal) return [text, ids, ''];
+  const cut = healLength(tokenizer, text, ids, keep);
+  if (cut === 0) return [text, ids, ''];
+  const head = text.slice(0, text.length - cut);
+  const kept = head ? tokenizer.encode(head) : [];
+  if (keep && kept.length === 0) return [text, ids, ''];
+  return [head, kept, text.slice(text.length - cut)];
 }
 
 /** The prompt ids exactly as the completion feeds them (see the file comment). */
 export function preparePrompt(tokenizer: TextTokenizer, prompt: string, o: PromptOptions): PreparedPrompt {
   const promptIds = tokenizer.encode(prompt);
   if (promptIds.length === 0) throw new Error('the prompt is empty: there is nothing to complete');
-  let head = prompt;
-  let headIds = promptIds;
-  let owed = '';
-  if (o.heal) {
-    const cut = healLength(tokenizer, prompt, promptIds);
-    const kept = cut > 0 ? tokenizer.encode(prompt.slice(0, prompt.length - cut)) : [];
-    if (kept.length > 0) {
-      head = prompt.slice(0, prompt.length - cut);
-      headIds = kept;
-      owed = prompt.slice(prompt.length - cut);
-    }
-  }
   // Keep the end of a long prompt: it is what the completion continues.
   const room = Math.max(1, o.context - Math.max(0, Math.floor(o.maxTokens)));
   if (!o.fim) {
+    const [head, headIds, owed] = healed(tokenizer, prompt, promptIds, o.heal, 1);
     const drop = Math.max(0, headIds.length - room);
-    return { ids: drop ? headIds.slice(drop) : headIds, owed, head, headIds, prefixAt: 0, fim: null, truncated: drop };
+    return { ids: drop ? headIds.slice(drop) : headIds, owed, head, headIds, prefixAt: 0, middleIds: [], fim: null, truncated: drop };
   }
   const ids = fimIds(tokenizer, o.fim);
-  let suffixIds = o.suffix ? tokenizer.encode(o.suffix) : [];
-  let prefixIds = headIds;
+  let layout: PromptLayout = o.fim.order === 'psm' ? o.layout ?? 'line' : 'cursor';
+  let text = fimText(prompt, o.suffix ?? '', o.fim.order, layout);
+  let middleIds = text.middle ? tokenizer.encode(text.middle) : [];
+  if (middleIds.length > Math.min(MAX_MIDDLE_TOKENS, Math.floor(room / 4))) {
+    layout = 'cursor';
+    text = fimText(prompt, text.suffix, o.fim.order, layout);
+    middleIds = [];
+  }
+  let owed = '';
+  let prefixIds: number[];
+  let head: string;
+  if (layout === 'line') {
+    // The typed part of the line opens the middle: healing takes its last token (all of it when it
+    // is one token). At a line's start nothing is healed: the prefix ends at a line break, where
+    // the model's training split its prefixes too, and the next keystroke's prompt extends this one.
+    prefixIds = text.prefix ? tokenizer.encode(text.prefix) : [];
+    const [middleHead, kept, cut] = healed(tokenizer, text.middle, middleIds, o.heal, 0);
+    middleIds = kept;
+    owed = cut;
+    head = text.prefix + middleHead;
+  } else {
+    [head, prefixIds, owed] = healed(tokenizer, prompt, promptIds, o.heal, 1);
+  }
+  const headIds = [...prefixIds, ...middleIds];
+  let suffixIds = text.suffix ? tokenizer.encode(text.suffix) : [];
   let truncated = 0;
-  const free = Math.max(1, room - 3);
+  const free = Math.max(1, room - 3 - middleIds.length);
   if (prefixIds.length + suffixIds.length > free) {
     // Over the context: the suffix keeps at most a quarter of it (its start), the prefix the rest (its end).
     const keepSuffix = Math.min(suffixIds.length, Math.max(0, free - prefixIds.length), Math.floor(free / 4)) || Math.min(suffixIds.length, Math.floor(free / 4));
     truncated += suffixIds.length - keepSuffix;
     suffixIds = suffixIds.slice(0, keepSuffix);
-    const keepPrefix = Math.max(1, free - keepSuffix);
+    const keepPrefix = Math.max(middleIds.length ? 0 : 1, free - keepSuffix);
     if (prefixIds.length > keepPrefix) {
       truncated += prefixIds.length - keepPrefix;
       prefixIds = prefixIds.slice(prefixIds.length - keepPrefix);
     }
   }
-  const layout = fimLayout(ids, prefixIds, suffixIds);
-  return { ids: layout.ids, owed, head, headIds, prefixAt: layout.prefixAt, fim: ids, truncated };
+  const laid = fimLayout(ids, prefixIds, suffixIds, middleIds);
+  return { ids: laid.ids, owed, head, headIds, prefixAt: laid.prefixAt, middleIds, fim: ids, truncated };
 }
 
 // ---------------------------------------------------------------------------------------

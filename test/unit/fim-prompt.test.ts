@@ -1,8 +1,9 @@
 // Fill-in-the-middle prompts (issue 15, items 1 and 3): the format table's detection from a
 // tokenizer's special tokens (synthetic tokenizers for each family, Qwen's real tokenizer, the
-// embedded model), the setting's override, PSM/SPM layouts, the prompt window of a large file,
-// generate() stopping at FIM stop tokens, and a failure carrying its prefix, suffix and format
-// that teacher forcing turns into the same token sequence the completion decodes.
+// embedded model), the setting's override, PSM/SPM layouts (the PSM line split in detail:
+// fim-layout.test.ts), the prompt window of a large file, generate() stopping at FIM stop tokens,
+// and a failure carrying its prefix, suffix and format that teacher forcing turns into the same
+// token sequence the completion decodes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -43,12 +44,17 @@ test('the setting overrides: off, a forced order, and a format the tokenizer lac
   assert.throws(() => resolveFim(tok, 'codellama'), (e: unknown) => e instanceof FimError && /starRepair\.completions\.fim/.test(e.message));
 });
 
-test('preparePrompt: PSM <pre> prefix <suf> suffix <mid> and SPM <pre> <suf> suffix <mid> prefix, with the healed end owed', () => {
+test('preparePrompt: PSM <pre> lines before <suf> suffix <mid> typed part and SPM <pre> <suf> suffix <mid> prefix, with the healed end owed', () => {
   const tok = fimModelFolder('starcoder').tokenizer;
   const ids = fimIds(tok, { format: 'starcoder', order: 'psm' });
   const psm = preparePrompt(tok, 'y = pri', { heal: true, suffix: '(x)\n', fim: { format: 'starcoder', order: 'psm' }, maxTokens: 8, context: 256 });
   assert.equal(psm.owed, 'pri');
-  assert.deepEqual(psm.ids, [ids.prefix, ...tok.encode('y = '), ids.suffix, ...tok.encode('(x)\n'), ids.middle]);
+  assert.deepEqual(psm.ids, [ids.prefix, ids.suffix, ...tok.encode('(x)\n'), ids.middle, ...tok.encode('y = ')], 'on line 0 the typed part of the line is all of the prefix');
+  const below = preparePrompt(tok, 'a = 1\ny = pri', { heal: true, suffix: '(x)\n', fim: { format: 'starcoder', order: 'psm' }, maxTokens: 8, context: 256 });
+  assert.deepEqual(below.ids, [ids.prefix, ...tok.encode('a = 1\n'), ids.suffix, ...tok.encode('(x)\n'), ids.middle, ...tok.encode('y = ')]);
+  // The layout before the reuse work, for comparisons: the PSM prefix runs to the cursor.
+  const cursor = preparePrompt(tok, 'y = pri', { heal: true, suffix: '(x)\n', fim: { format: 'starcoder', order: 'psm' }, maxTokens: 8, context: 256, layout: 'cursor' });
+  assert.deepEqual(cursor.ids, [ids.prefix, ...tok.encode('y = '), ids.suffix, ...tok.encode('(x)\n'), ids.middle]);
   const spm = preparePrompt(tok, 'y = pri', { heal: true, suffix: '(x)\n', fim: { format: 'starcoder', order: 'spm' }, maxTokens: 8, context: 256 });
   assert.deepEqual(spm.ids, [ids.prefix, ids.suffix, ...tok.encode('(x)\n'), ids.middle, ...tok.encode('y = ')]);
   // Without FIM the suffix is not in the prompt.
@@ -95,7 +101,7 @@ test('generate with a FIM prompt feeds the layout and stops at the format\'s sto
     releaseCache() {},
   } as unknown as ModelRuntime;
   const g = await generate(runtime, tok, 'print(', { maxTokens: 8, suffix: ')\n', fim: { format: 'qwen', order: 'psm' } });
-  assert.deepEqual(fed[0], [ids.prefix, ...tok.encode('print('), ids.suffix, ...tok.encode(')\n'), ids.middle]);
+  assert.deepEqual(fed[0], [ids.prefix, ids.suffix, ...tok.encode(')\n'), ids.middle, ...tok.encode('print(')]);
   assert.equal(g.text, 'x');
   assert.equal(g.stoppedBy, 'eos');
 });
