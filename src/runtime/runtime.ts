@@ -2,12 +2,19 @@
 // fed to every session), the active neuron patch (fed as inputs, so applying or undoing a patch
 // never rebuilds a session), and three lazily built sessions: decode (KV cache), probe (forward +
 // exact backward) and score (forward only, for evaluation).
+// With quantised weights (runtime/quantised-weights.ts, docs/quantised.md) every linear map and
+// the LM head are MatMulNBits codes: external initializers of the decode session (onnxruntime
+// prepacks them for its int8 kernel), inputs of the probe and score sessions (the JS copy, shared,
+// multiplied exactly in float32); the patch stays a float input either way.
 
 import * as ort from 'onnxruntime-node';
 import type { FloatType } from '../graph/builder';
-import { buildDecodeGraph, buildProbeGraph, pastName, patchDeltasName, patchRowsName, presentName, weightBlocks, weightFile, weightInputs, type WeightMode } from '../graph/architectures/decoder';
+import { buildDecodeGraph, buildProbeGraph, floatWeightInputs, pastName, patchDeltasName, patchRowsName, presentName, weightBlocks, weightFile, type QuantGraphOptions, type WeightMode } from '../graph/architectures/decoder';
+import { codesName, quantisedTensorShapes, quantisedWeightSpecs, scalesName, zeroPointsName } from '../graph/quantised';
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
+import type { QuantisedModel } from './quantised-weights';
+import { DECODE_ACCURACY_LEVEL, type WeightFormat } from './weight-formats';
 import { createSession, tensorByteLimit, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
 import { decodeOutputLocations, DeviceIo, deviceTensorRegistry, disposeDeviceTensors, keepsDataOnDevice } from './device-io';
 
@@ -88,6 +95,15 @@ export interface ModelRuntimeOptions extends RuntimeOptions {
    * in the graph (null: none). Default: the provider's limit (providers.ts tensorByteLimit).
    */
   maxTensorBytes?: number | null;
+  /** MatMulNBits accuracy_level of the decode graph with quantised weights (default DECODE_ACCURACY_LEVEL). */
+  accuracyLevel?: number;
+}
+
+/** One tensor of a quantised matrix, as the graphs name it. */
+interface QuantTensor {
+  name: string;
+  data: Uint8Array | Float32Array;
+  shape: number[];
 }
 
 /** 'probe' backpropagates to layer 0; 'probe@l' stops at layer l (buildProbeGraph's fromLayer). */
@@ -109,6 +125,10 @@ export class ModelRuntime {
   private readonly options: ModelRuntimeOptions;
   private readonly weightData = new Map<string, FloatArray>();
   private readonly weightFeeds: Record<string, ort.Tensor> = {};
+  /** Quantised matrices' tensors (empty for fp32) and their feeds. */
+  private readonly quantTensors: QuantTensor[] = [];
+  private readonly quantFeeds: Record<string, ort.Tensor> = {};
+  private readonly quantised: QuantisedModel | null;
   private patchFeeds: Record<string, ort.Tensor> = {};
   private chosenProvider: string | null = null;
   private sessions = new Map<SessionKind, Promise<LoadedSession>>();
@@ -118,12 +138,26 @@ export class ModelRuntime {
   private deviceIo: DeviceIo | null = null;
   private readonly releasedCaches = new WeakSet<KvCache>();
 
-  constructor(config: ModelConfig, weights: CanonicalWeights, options: ModelRuntimeOptions = {}) {
+  /** `weights`: canonical fp32 weights, or a quantised model (runtime/quantised-weights.ts). */
+  constructor(config: ModelConfig, weights: CanonicalWeights | QuantisedModel, options: ModelRuntimeOptions = {}) {
     this.config = config;
     this.options = options;
     this.floatType = options.floatType ?? 'float32';
-    const arrays = weightArrays(config, weights);
-    for (const wi of weightInputs(config)) {
+    const quantised = 'matrices' in weights ? weights : null;
+    this.quantised = quantised;
+    const arrays = quantised ? quantised.floats : weightArrays(config, weights as CanonicalWeights);
+    if (quantised) {
+      for (const w of quantisedWeightSpecs(config, quantised.spec)) {
+        const m = quantised.matrices.get(w.name);
+        const shapes = quantisedTensorShapes(w);
+        if (!m || m.n !== w.n || m.k !== w.k || m.bits !== w.spec.bits || m.blockSize !== w.spec.blockSize || m.codes.length !== shapes.codes.reduce((a, b) => a * b, 1)) {
+          throw new Error(`quantised weights: ${w.name} is ${m ? `[${m.n}, ${m.k}] at ${m.bits} bits, block ${m.blockSize}` : 'missing'}; the model needs [${w.n}, ${w.k}] at ${w.spec.bits} bits, block ${w.spec.blockSize}`);
+        }
+        this.quantTensors.push({ name: codesName(w.name), data: m.codes, shape: shapes.codes }, { name: scalesName(w.name), data: m.scales, shape: shapes.scales }, { name: zeroPointsName(w.name), data: m.zeroPoints, shape: shapes.zeroPoints });
+      }
+      for (const t of this.quantTensors) this.quantFeeds[t.name] = new ort.Tensor(t.data instanceof Uint8Array ? 'uint8' : 'float32', t.data, t.shape);
+    }
+    for (const wi of floatWeightInputs(config, quantised?.spec)) {
       const data = arrays.get(wi.name);
       if (!data) throw new Error(`internal: canonical weights lack ${wi.name}`);
       const typed = argsFloat(this.floatType, data);
@@ -131,6 +165,23 @@ export class ModelRuntime {
       this.weightFeeds[wi.name] = new ort.Tensor(this.floatType, typed, wi.shape);
     }
     this.setPatch(new Map());
+  }
+
+  /** The format of the weights the sessions run on. */
+  get weightFormat(): WeightFormat {
+    return this.quantised?.format ?? 'fp32';
+  }
+
+  /** Bytes of the weights this runtime holds (a tied LM head counted once). */
+  get weightBytes(): number {
+    let n = 0;
+    const seen = new Set<ArrayBufferLike>();
+    for (const data of this.weightData.values()) {
+      if (!seen.has(data.buffer) || data.byteLength !== data.buffer.byteLength) n += data.byteLength;
+      seen.add(data.buffer);
+    }
+    for (const t of this.quantTensors) n += t.data.byteLength;
+    return n;
   }
 
   /** Replaces the active neuron patch (layer → rows + deltas). Layers not named get k = 0. */
@@ -156,11 +207,25 @@ export class ModelRuntime {
     return this.patchGeneration;
   }
 
+  /**
+   * How a session of `kind` takes the quantised tensors (null: fp32 weights). Decode: initializers
+   * at the decode accuracy level (MatMulNBits prepacks constant codes for its int8 kernel). Probe
+   * and score on the CPU: inputs (the one JS copy, no second copy per session) at accuracy 0, so
+   * their forward pass is the exact float32 product with Ŵ that their backward pass differentiates.
+   */
+  private quantFor(kind: SessionKind, weights: WeightMode): QuantGraphOptions | null {
+    const q = this.quantised;
+    if (!q) return null;
+    if (kind === 'decode') return { ...q.spec, accuracyLevel: this.options.accuracyLevel ?? DECODE_ACCURACY_LEVEL, mode: 'initializers' };
+    return { ...q.spec, accuracyLevel: 0, mode: weights };
+  }
+
   private build(kind: SessionKind, weights: WeightMode, maxTensorBytes: number | null): Uint8Array {
-    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes });
-    if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights, maxTensorBytes });
+    const quant = this.quantFor(kind, weights);
+    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes, quant });
+    if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights, maxTensorBytes, quant });
     const fromLayer = kind === 'probe' ? 0 : Number(kind.slice('probe@'.length));
-    return buildProbeGraph(this.config, { backward: true, fromLayer, floatType: this.floatType, weights, maxTensorBytes });
+    return buildProbeGraph(this.config, { backward: true, fromLayer, floatType: this.floatType, weights, maxTensorBytes, quant });
   }
 
   private weightModeFor(provider: string): WeightMode {
@@ -179,6 +244,7 @@ export class ModelRuntime {
 
   /** Each weight tensor of a graph under `limit`, as a view of the weight's rows (no copy). */
   private weightTensors(limit: number | null): { name: string; data: FloatArray; shape: number[] }[] {
+    if (this.quantised) return [...this.weightData.entries()].map(([name, data]) => ({ name, data, shape: this.weightFeeds[name].dims as number[] }));
     return weightBlocks(this.config, limit, this.floatType).map((b) => {
       const whole = this.weightData.get(b.weight)!;
       if (b.name === b.weight) return { name: b.name, data: whole, shape: b.shape };
@@ -198,8 +264,10 @@ export class ModelRuntime {
         const mode = this.weightModeFor(p);
         const limit = this.tensorLimitFor(p, mode);
         modes.set(p, { mode, limit });
-        if (mode === 'inputs') return { model: this.build(kind, mode, limit) };
-        const externalData = this.weightTensors(limit).map(({ name, data }) => ({ path: weightFile(name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
+        const quant = this.quantFor(kind, mode);
+        const quantData = quant?.mode === 'initializers' ? this.quantTensors.map(({ name, data }) => ({ path: weightFile(name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })) : [];
+        if (mode === 'inputs') return { model: this.build(kind, mode, limit), ...(quantData.length > 0 ? { options: { externalData: quantData } } : {}) };
+        const externalData = [...this.weightTensors(limit).map(({ name, data }) => ({ path: weightFile(name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })), ...quantData];
         const device = kind === 'decode' && keepsDataOnDevice(p) ? { preferredOutputLocation: decodeOutputLocations(this.config.layers) } : {};
         return { model: this.build(kind, mode, limit), options: { externalData, ...device } };
       },
@@ -212,7 +280,8 @@ export class ModelRuntime {
     }
     this.provider = choice.provider;
     const { mode, limit } = modes.get(choice.provider) ?? { mode: 'inputs' as const, limit: null };
-    return { session: choice.session, provider: choice.provider, weights: mode, weightFeeds: mode === 'inputs' ? this.weightFeedsFor(limit) : {} };
+    const quantFeeds = this.quantFor(kind, mode)?.mode === 'inputs' ? this.quantFeeds : {};
+    return { session: choice.session, provider: choice.provider, weights: mode, weightFeeds: { ...(mode === 'inputs' ? this.weightFeedsFor(limit) : {}), ...quantFeeds } };
   }
 
   /** Weight feeds for a graph under `limit`: the whole weights' tensors, or views of their row blocks. */
@@ -272,7 +341,7 @@ export class ModelRuntime {
   /** Weight feeds (when the session takes weights as inputs) and the active patch. */
   private baseFeeds(loaded: LoadedSession): Record<string, ort.Tensor> {
     const patch = this.currentPatchFeeds(loaded);
-    return loaded.weights === 'inputs' ? { ...loaded.weightFeeds, ...patch } : { ...patch };
+    return { ...loaded.weightFeeds, ...patch };
   }
 
   /** Builds and loads the sessions now instead of on first use. */

@@ -7,9 +7,14 @@
 // Every layer's MLP output is `W_down z + b + deltas^T z[rows]`: the neuron patch enters as inputs.
 // A weight matrix above a provider's tensor limit (WebGPU's buffer binding limit) is split into
 // row blocks in the graph (weightBlocks; docs/gpu.md).
+// With `quant` (graph/quantised.ts), every linear map and the LM head is a MatMulNBits of
+// quantised codes and the embedding an 8-bit table; norms, biases, learned positions and the
+// patch stay float inputs, so `W_down z + deltas^T z[rows]` stays exact on top of Ŵ_down.
 
 import { Graph, type Dim, type FloatType, type Value } from '../builder';
 import type { ModelConfig } from '../../model/config';
+import type { QuantSpec } from '../../model/quantise';
+import { codesName, lmHeadName, quantisedProduct, quantisedRows, quantisedTensorShapes, quantisedWeightSpecs, scalesName, zeroPointsName, type QuantisedValue, type QuantOptions } from '../quantised';
 
 export interface WeightInput {
   name: string;
@@ -98,6 +103,20 @@ export function weightBlocks(cfg: ModelConfig, maxTensorBytes: number | null | u
 export interface LayoutOptions {
   /** Largest weight tensor, in bytes, a graph may hold (null or absent: no limit, nothing split). */
   maxTensorBytes?: number | null;
+  /** Quantised weights (graph/quantised.ts) and how their tensors enter the graph. */
+  quant?: QuantGraphOptions | null;
+}
+
+export interface QuantGraphOptions extends QuantOptions {
+  /** Codes, scales and zero points as inputs or as external initializers (MatMulNBits prepacks an initializer). */
+  mode: WeightMode;
+}
+
+/** The float weights a quantised graph still takes (norms, biases, learned positions): weightInputs less the quantised matrices. */
+export function floatWeightInputs(cfg: ModelConfig, quant: QuantSpec | null | undefined): WeightInput[] {
+  if (!quant) return weightInputs(cfg);
+  const quantised = new Set(quantisedWeightSpecs(cfg, quant).map((w) => w.source));
+  return weightInputs(cfg).filter((w) => !quantised.has(w.name));
 }
 
 /** The external-data file name of a weight (see weightInputs) when weights are initializers. */
@@ -137,13 +156,30 @@ class DecoderBuilder {
   /** Each weight's tensors: one, or its row blocks when it is over the tensor limit. */
   private readonly w = new Map<string, Part[]>();
   private readonly ft: FloatType;
+  /** Quantised matrices by name (empty without quant). */
+  private readonly q = new Map<string, QuantisedValue>();
+  private readonly quant: QuantGraphOptions | null;
 
   constructor(cfg: ModelConfig, floatType: FloatType, weights: WeightMode, layout: LayoutOptions = {}) {
     this.cfg = cfg;
     this.ft = floatType;
     this.g = new Graph(floatType);
+    this.quant = layout.quant ?? null;
     const bytes = floatType === 'float64' ? 8 : 4;
-    for (const b of weightBlocks(cfg, layout.maxTensorBytes, floatType)) {
+    const quantised = new Set<string>();
+    if (this.quant) {
+      const mode = this.quant.mode;
+      for (const w of quantisedWeightSpecs(cfg, this.quant)) {
+        quantised.add(w.source);
+        const shapes = quantisedTensorShapes(w);
+        const tensor = (name: string, dtype: 'uint8' | 'float32', shape: number[]) =>
+          mode === 'inputs' ? this.g.input(name, dtype, shape) : this.g.externalConstant(name, dtype, shape, weightFile(name), shape.reduce((x, y) => x * y, dtype === 'uint8' ? 1 : 4));
+        this.q.set(w.name, { w, codes: tensor(codesName(w.name), 'uint8', shapes.codes), scales: tensor(scalesName(w.name), 'float32', shapes.scales), zeroPoints: tensor(zeroPointsName(w.name), 'uint8', shapes.zeroPoints) });
+      }
+    }
+    // Quantised graphs never split: the float weights left are vectors and learned positions.
+    for (const b of weightBlocks(cfg, this.quant ? null : layout.maxTensorBytes, floatType)) {
+      if (quantised.has(b.weight)) continue;
       const v = weights === 'inputs' ? this.g.input(b.name, floatType, b.shape) : this.g.externalConstant(b.name, floatType, b.shape, weightFile(b.name), b.shape.reduce((x, y) => x * y, bytes));
       const parts = this.w.get(b.weight) ?? [];
       parts.push({ value: v, rowStart: b.rowStart, rows: b.rows });
@@ -174,6 +210,11 @@ class DecoderBuilder {
    */
   private project(x: Value, weight: string, bias: Value | undefined): Value {
     const g = this.g;
+    const qv = this.q.get(weight);
+    if (qv) {
+      const y = quantisedProduct(g, x, qv, this.quant!.accuracyLevel);
+      return bias ? g.add(y, bias) : y;
+    }
     const parts = this.parts(weight);
     if (parts.length === 1) return g.gemm(x, parts[0].value, bias, true);
     let level = parts.map((p) => g.gemm(x, p.value, undefined, true));
@@ -200,6 +241,8 @@ class DecoderBuilder {
    */
   private rows(weight: string, ids: Value): Value {
     const g = this.g;
+    const qv = this.q.get(weight);
+    if (qv) return quantisedRows(g, qv, ids, this.ft);
     const parts = this.parts(weight);
     if (parts.length === 1) return g.gather(parts[0].value, ids, 0);
     const block = g.div(ids, g.scalar(parts[0].rows, 'int64'));
@@ -338,6 +381,7 @@ class DecoderBuilder {
   }
 
   logits(x: Value): Value {
+    if (this.quant) return this.project(x, lmHeadName(this.cfg, this.quant), undefined);
     return this.project(x, this.cfg.tiedEmbeddings ? 'embed' : 'lm_head', undefined);
   }
 }
