@@ -1,12 +1,12 @@
 // What several commands share: the command's shape and "the model must be loaded first". Work
-// behind a progress notification, a repair and its outcome message are services/repair-ui.ts (the
-// panel starts them too); they are re-exported here for the commands.
+// behind a progress notification and how it ended, a repair and its outcome message are
+// services/repair-ui.ts (the panel starts them too); they are re-exported here for the commands.
 
 import * as vscode from 'vscode';
 import type { ModelStores } from '../services/model-service';
 import type { Services } from '../services/services';
 
-export { errorText, repairWithProgress, reportRepair, withCancellableProgress } from '../services/repair-ui';
+export { errorText, repairWithProgress, reportRepair, tellUnfinished, withCancellableProgress } from '../services/repair-ui';
 
 export interface CommandSpec {
   id: string;

@@ -4,7 +4,7 @@
 
 import * as vscode from 'vscode';
 import { pct } from '../services/repair-outcome';
-import { errorText, requireStores, withCancellableProgress, type CommandSpec } from './common';
+import { requireStores, tellUnfinished, withCancellableProgress, type CommandSpec } from './common';
 
 export const evaluatePatches: CommandSpec = {
   id: 'starRepair.evaluatePatches',
@@ -16,12 +16,8 @@ export const evaluatePatches: CommandSpec = {
       return undefined;
     }
     const outcome = await withCancellableProgress(`STAR Repair: evaluating ${plan.items.length} patch(es)`, (_, token) => s.repairs.evaluate(plan, { token }));
-    if (outcome.ended === 'cancelled') {
-      void vscode.window.showInformationMessage('STAR Repair: evaluation cancelled; the scores are as before.');
-      return undefined;
-    }
-    if (outcome.ended === 'failed') {
-      void vscode.window.showErrorMessage(`STAR Repair: evaluation failed: ${errorText(outcome.error)}`);
+    if (outcome.ended !== 'done') {
+      tellUnfinished(outcome, { cancelled: 'evaluation cancelled; the scores are as before.', failed: 'evaluation failed' });
       return undefined;
     }
     const result = outcome.value;

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import type { Services } from '../services/services';
 import type { ExportResult } from '../worker/protocol';
-import { errorText, requireStores, withCancellableProgress, type CommandSpec } from './common';
+import { requireStores, tellUnfinished, withCancellableProgress, type CommandSpec } from './common';
 
 const USE_MODEL = 'Use This Model';
 
@@ -54,12 +54,8 @@ export const exportModel: CommandSpec = {
     // Read after the dialogs: the history may have changed while they were up.
     const patches = s.model.applicablePatches();
     const outcome = await withCancellableProgress('STAR Repair: exporting the patched model', (_, token) => s.repairs.exportModel(dir, patches, { token }));
-    if (outcome.ended === 'cancelled') {
-      void vscode.window.showInformationMessage(`STAR Repair: export cancelled. A write the worker had begun still completes: if ${dir} appears, it is a complete model.`);
-      return undefined;
-    }
-    if (outcome.ended === 'failed') {
-      void vscode.window.showErrorMessage(`STAR Repair: export failed: ${errorText(outcome.error)}`);
+    if (outcome.ended !== 'done') {
+      tellUnfinished(outcome, { cancelled: `export cancelled. A write the worker had begun still completes: if ${dir} appears, it is a complete model.`, failed: 'export failed' });
       return undefined;
     }
     const r = outcome.value;

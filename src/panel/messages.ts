@@ -1,10 +1,11 @@
 // The repair panel's contract: the state the extension shows in the webview, the messages
 // that travel each way, and hand-written validators for all of them. Both the extension
 // (src/panel/) and the webview bundle (webview/) import this file, so it must stay free of
-// `vscode` and of Node built-ins.
+// `vscode` and of Node built-ins (the worker protocol's types are imported as types only).
 
 import { FAILURE_STATUSES, type FailureStatus } from '../failures/status';
 import { bool, fail, field, finite, intIn, list, nullable, numIn, oneOf, optional, ReadError, record, text, type Reader } from '../util/read';
+import type { RepairProgressEvent } from '../worker/protocol';
 
 // ---------------------------------------------------------------------------------------
 // State (extension → webview, as full snapshots)
@@ -46,17 +47,15 @@ export interface FailureSummary {
   line?: number;
 }
 
-/** Incremental progress of the running repair as the panel shows it (not the worker's RepairProgressEvent); folded into `PanelState.repair`. */
-export interface RepairProgressView {
-  epoch: number;
-  epochs: number;
-  /** null until the first loss is measured (JSON has no NaN). */
-  loss: number | null;
-  positionsFixed: number;
-  positionsTotal: number;
+/**
+ * Incremental progress of the running repair as the panel shows it, folded into
+ * `PanelState.repair`: the worker's RepairProgressEvent numbers (`loss` null until the first loss
+ * is measured: JSON has no NaN), with the phase told in words instead of named.
+ */
+export type RepairProgressView = Pick<RepairProgressEvent, 'epoch' | 'epochs' | 'loss' | 'positionsFixed' | 'positionsTotal'> & {
   /** A short line about the current phase, or why the repair stopped. */
   message?: string;
-}
+};
 
 /** The running repair in the panel's snapshot: its progress so far, and which failures it repairs how. */
 export interface RepairStatus extends RepairProgressView {

@@ -6,6 +6,7 @@ import type { Failure } from '../failures/failure';
 import type { PanelState, PatchSummary, RepairProgressView, ScoreBeforeAfter } from '../panel/messages';
 import type { PatchEntry } from '../repair/patch-store';
 import type { ModelInfo, RepairProgressEvent } from '../worker/protocol';
+import { REPAIR_PHASE_TEXT } from './repair-outcome';
 import type { PatchReport } from './side-stores';
 
 /** The panel shows context, not whole files: the card shows the last lines and expands to this much. */
@@ -19,13 +20,6 @@ export interface PanelInput {
   running: { failureIds: string[]; method: string; progress: RepairProgressEvent | null } | null;
 }
 
-const PHASES: Record<RepairProgressEvent['phase'], string> = {
-  assess: 'checking what the model predicts now',
-  locate: 'locating the neurons responsible',
-  step: 'patching',
-  evaluate: 'measuring effectiveness, generalisation and specificity',
-};
-
 export function progressForPanel(p: RepairProgressEvent | null): RepairProgressView {
   if (!p) return { epoch: 0, epochs: 0, loss: null, positionsFixed: 0, positionsTotal: 0, message: 'starting' };
   const epochs = Math.max(p.epochs, p.epoch);
@@ -35,7 +29,7 @@ export function progressForPanel(p: RepairProgressEvent | null): RepairProgressV
     loss: p.loss !== null && Number.isFinite(p.loss) ? p.loss : null,
     positionsFixed: Math.min(p.positionsFixed, p.positionsTotal),
     positionsTotal: p.positionsTotal,
-    message: PHASES[p.phase],
+    message: REPAIR_PHASE_TEXT[p.phase],
   };
 }
 

@@ -1,6 +1,9 @@
-// What the user is told after a repair, and how a patch and its scores are named in messages. Pure
-// (no vscode), so the wording and, above all, which buttons are offered are unit-tested: "Undo
-// Patch" only while the patch is still enabled (the guard may already have undone it), never a stale offer.
+// What the user is told during and after a repair, and how a patch and its scores are named in
+// messages. Pure (no vscode), so the wording and, above all, which buttons are offered are
+// unit-tested: "Undo Patch" only while the patch is still enabled (the guard may already have
+// undone it), never a stale offer.
+
+import type { RepairProgressEvent } from '../worker/protocol';
 
 /** The parts of a repair's summary (services/repair-service.ts RepairSummary) the message needs. */
 export interface OutcomeInput {
@@ -34,6 +37,20 @@ function shortText(t: string, n = 60): string {
 
 export function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
+/** What a repair is doing in each phase, in words: the progress notification and the panel say it so. */
+export const REPAIR_PHASE_TEXT: Readonly<Record<RepairProgressEvent['phase'], string>> = {
+  assess: 'checking what the model predicts now',
+  locate: 'locating the neurons responsible',
+  step: 'patching',
+  evaluate: 'measuring effectiveness, generalisation and specificity',
+};
+
+/** The progress notification's line for a repair's progress event: the numbers while it steps, else its phase. */
+export function repairProgressText(p: RepairProgressEvent): string {
+  if (p.phase !== 'step') return `${REPAIR_PHASE_TEXT[p.phase]}…`;
+  return `epoch ${p.epoch}/${p.epochs} · ${p.positionsFixed}/${p.positionsTotal} tokens right${p.loss !== null ? ` · loss ${p.loss.toFixed(3)}` : ''}`;
 }
 
 /** A score as every message shows it (the commands' and the log's too): whole percent, '–' where it has no meaning. */

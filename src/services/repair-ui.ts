@@ -1,15 +1,15 @@
 // The user-facing flows that both the commands and the panel start, around RepairService: work
-// behind a progress notification that ends whenever the work ends (withCancellableProgress), a
-// repair with its outcome told (worded in repair-outcome.ts), and saving a patch through a save
-// dialog. The work itself is RepairService's; this file only asks and tells.
+// behind a progress notification that ends whenever the work ends (withCancellableProgress) and
+// how it ended when it did not finish (tellUnfinished), a repair with its outcome told (worded in
+// repair-outcome.ts), and saving a patch through a save dialog. The work itself is
+// RepairService's; this file only asks and tells.
 
 import * as vscode from 'vscode';
 import type { Failure } from '../failures/failure';
 import type { PatchEntry } from '../repair/patch-store';
 import type { SpecificityGuard } from '../settings';
 import { WorkerError } from '../worker/client';
-import type { RepairProgressEvent } from '../worker/protocol';
-import { describeRepair, patchTitle } from './repair-outcome';
+import { describeRepair, patchTitle, repairProgressText } from './repair-outcome';
 import type { RepairSummary } from './repair-service';
 import type { Services } from './services';
 
@@ -62,10 +62,13 @@ export async function withCancellableProgress<T>(
   }
 }
 
-/** The progress notification's line for a repair's progress event. */
-function repairProgressText(p: RepairProgressEvent): string {
-  if (p.phase === 'step') return `epoch ${p.epoch}/${p.epochs} · ${p.positionsFixed}/${p.positionsTotal} tokens right${p.loss !== null ? ` · loss ${p.loss.toFixed(3)}` : ''}`;
-  return p.phase === 'locate' ? 'locating neurons…' : p.phase === 'evaluate' ? 'evaluating the patch…' : 'checking the model…';
+/**
+ * Tells how work behind a progress notification ended when it did not finish: a cancel the user
+ * asked for as information (`cancelled` says what is left), a failure as an error with its reason.
+ */
+export function tellUnfinished(outcome: Exclude<ProgressOutcome<unknown>, { ended: 'done' }>, words: { cancelled: string; failed: string }): void {
+  if (outcome.ended === 'cancelled') void vscode.window.showInformationMessage(`STAR Repair: ${words.cancelled}`);
+  else void vscode.window.showErrorMessage(`STAR Repair: ${words.failed}: ${errorText(outcome.error)}`);
 }
 
 /** Runs a repair behind a cancellable notification; tells the outcome; returns it (undefined if it did not run). */
@@ -88,12 +91,10 @@ export async function repairWithProgress(s: Services, failures: readonly Failure
     void reportRepair(s, outcome.value, failures);
     return outcome.value;
   }
-  if (outcome.ended === 'cancelled') {
-    void vscode.window.showInformationMessage('STAR Repair: repair cancelled; the model is unchanged.');
-  } else if (outcome.error instanceof WorkerError && outcome.error.code === 'already-correct') {
+  if (outcome.ended === 'failed' && outcome.error instanceof WorkerError && outcome.error.code === 'already-correct') {
     void vscode.window.showInformationMessage(`STAR Repair: the model already produces the desired text — nothing to repair. ${failures.length === 1 ? 'The failure is marked repaired.' : ''}`);
   } else {
-    void vscode.window.showErrorMessage(`STAR Repair: the repair failed: ${errorText(outcome.error)}`);
+    tellUnfinished(outcome, { cancelled: 'repair cancelled; the model is unchanged.', failed: 'the repair failed' });
   }
   return undefined;
 }

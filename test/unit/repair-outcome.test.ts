@@ -1,9 +1,12 @@
-// How a repair's outcome is told (src/services/repair-outcome.ts): the real outcome, and an
-// "Undo Patch" offer only while there is something to undo (issue 18: no stale buttons).
+// How a repair's progress and outcome are told (src/services/repair-outcome.ts): the phase in the
+// same words in the progress notification and the panel, the real outcome, and an "Undo Patch"
+// offer only while there is something to undo (issue 18: no stale buttons).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeRepair, patchTitle, type OutcomeInput } from '../../src/services/repair-outcome';
+import { progressForPanel } from '../../src/services/panel-state';
+import { describeRepair, patchTitle, repairProgressText, type OutcomeInput } from '../../src/services/repair-outcome';
+import type { RepairProgressEvent } from '../../src/worker/protocol';
 
 const patch = {
   id: '0b4c1f9e-7d1a-4e0f-9a43-2f8d3c6a1b55',
@@ -48,4 +51,16 @@ test('a patch is named by method, time and failures, not by its id', () => {
   assert.match(t, /^STAR patch of \d{4}-\d{2}-\d{2} \d{2}:\d{2} \(1 failure\)$/);
   assert.doesNotMatch(t, /0b4c1f9e/);
   assert.match(patchTitle({ ...patch, method: 'mint', failureIds: ['a', 'b'] }), /^MINT patch of .* \(2 failures\)$/);
+});
+
+test('a repair phase is told in the same words by the progress notification and the panel; a step by its numbers', () => {
+  const event = (phase: RepairProgressEvent['phase']): RepairProgressEvent =>
+    ({ method: 'star', phase, epoch: 2, epochs: 8, loss: 0.25, positionsFixed: 3, positionsTotal: 5 });
+  for (const phase of ['assess', 'locate', 'evaluate'] as const) {
+    const panel = progressForPanel(event(phase)).message;
+    assert.ok(panel, phase);
+    assert.equal(repairProgressText(event(phase)), `${panel}…`);
+  }
+  assert.equal(repairProgressText(event('step')), 'epoch 2/8 · 3/5 tokens right · loss 0.250');
+  assert.equal(repairProgressText({ ...event('step'), loss: null }), 'epoch 2/8 · 3/5 tokens right');
 });
