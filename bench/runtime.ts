@@ -2,13 +2,17 @@
 // random-weight checkpoint with a real model's shapes (Qwen2.5-Coder-0.5B by default), fp32, run
 // through ModelRuntime — decode, prefill, probe, score, peak RSS — with every figure set next to
 // the limit ORT itself reaches in the same run (matrix-vector bandwidth, GEMM throughput), and the
-// issue's goals printed PASS/MISS. Writes bench/out/runtime-<ep>.json and a markdown report.
+// issue's goals printed PASS/MISS; then the same random weights as GGUF through llama.cpp
+// (node-llama-cpp, optional: skipped with the reason where missing) against this runtime, each
+// in its own process, interleaved (bench/lib/llama-compare.ts; --llama-only skips the first part).
+// Writes bench/out/runtime-<ep>.json and a markdown report.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseConfig, type ModelConfig } from '../src/model/config';
 import { argmax } from '../src/runtime/generate';
 import { ModelRuntime, weightArrays } from '../src/runtime/runtime';
-import { BenchArgsError, parseRuntimeArgs, type RuntimeBenchArgs } from './lib/args';
+import { BenchArgsError, parseRuntimeArgs, RUNTIME_USAGE, type RuntimeBenchArgs } from './lib/args';
+import { COMPARE_USAGE, compareMarkdown, parseCompareArgs, runChild, runComparison, type ChildSpec, type CompareReport } from './lib/llama-compare';
 import { backwardFlops, forwardFlops } from './lib/flops';
 import { chainResult, openModelChain, openSquareChain, type Chain, type ChainResult } from './lib/limits';
 import { collectGarbage, cpuSnapshot, loadAverage1m, machineInfo, othersCpuShare, peakRssBytes, type CpuSnapshot, type MachineInfo } from './lib/machine';
@@ -335,12 +339,33 @@ function markdown(r: Report): string {
 }
 
 async function main(): Promise<void> {
-  const args = parseRuntimeArgs(process.argv.slice(2));
-  const report = await run(args);
-  const out = args.out ?? `bench/out/runtime-${args.ep}.json`;
+  const argv = process.argv.slice(2);
+  if (argv[0] === '--child') {
+    // one measurement of the llama.cpp comparison, in its own process (llama-compare.ts spawns it)
+    process.stdout.write(`${JSON.stringify(await runChild(JSON.parse(argv[1]) as ChildSpec))}\n`);
+    return;
+  }
+  if (argv.includes('--help') || argv.includes('-h')) throw new BenchArgsError(`${RUNTIME_USAGE}\n${COMPARE_USAGE}`);
+  const { compare, rest } = parseCompareArgs(argv);
+  const args = parseRuntimeArgs(rest);
+  const report = compare.llamaOnly ? null : await run(args);
+  let llamaCpp: CompareReport | null = null;
+  if (compare.llama) {
+    log('llama.cpp comparison (CPU)…');
+    llamaCpp = await runComparison(compare, { config: args.config, threads: args.threads, prompt: args.prompt, tokens: args.tokens, seq: args.seq, log });
+    if (llamaCpp.skipped) log(`llama.cpp not compared: ${llamaCpp.skipped}`);
+  }
+  const out = args.out ?? `bench/out/runtime-${compare.llamaOnly ? 'llama' : args.ep}.json`;
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(markdown(report));
+  writeFileSync(out, `${JSON.stringify(report ? { ...report, llamaCpp } : { machine: machineInfo(), args, llamaCpp }, null, 2)}\n`);
+  if (report) process.stdout.write(markdown(report));
+  if (llamaCpp) {
+    if (!report) {
+      const m = machineInfo();
+      process.stdout.write(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB (${m.platform}); ${m.date.slice(0, 10)}; onnxruntime-node ${m.onnxruntime}; Node ${m.node}.\n`);
+    }
+    process.stdout.write(`\n${compareMarkdown(llamaCpp)}`);
+  }
   log(`wrote ${out}`);
 }
 
