@@ -23,6 +23,12 @@ import unicodedata
 from collections import Counter
 
 EOT = "<|endoftext|>"
+# Fill-in-the-middle sentinels (StarCoder's names, so the extension's FIM table detects the
+# format; tiny-coder is trained on both PSM and SPM orders, see fim.py). They follow EOT:
+# ids eot+1 .. eot+4.
+FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD = "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"
+FIM_TOKENS = [FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD]
+SPECIALS = [EOT] + FIM_TOKENS
 
 
 def bytes_to_unicode():
@@ -89,8 +95,8 @@ def to_symbols(piece):
 
 def train(texts, vocab_size, log=print):
     """Learns merges on `texts`. Returns list of (a, b) merge pairs of byte-level
-    strings; final vocab = 256 bytes + merges + EOT."""
-    n_merges = vocab_size - 256 - 1
+    strings; final vocab = 256 bytes + merges + the special tokens (EOT and the FIM sentinels)."""
+    n_merges = vocab_size - 256 - len(SPECIALS)
     counts = Counter()
     for t in texts:
         counts.update(pretokenize(t))
@@ -155,7 +161,10 @@ class Tokenizer:
         for a, b in self.merges:
             self.vocab[a + b] = len(self.vocab)
         self.eot_id = len(self.vocab)
-        self.vocab[EOT] = self.eot_id
+        for sp in SPECIALS:
+            self.vocab[sp] = len(self.vocab)
+        self.special_ids = {self.vocab[sp]: sp for sp in SPECIALS}
+        self.fim_prefix_id, self.fim_middle_id, self.fim_suffix_id, self.fim_pad_id = (self.vocab[t] for t in FIM_TOKENS)
         self.inv = {i: s for s, i in self.vocab.items()}
         self.ranks = {m: i for i, m in enumerate(self.merges)}
         self.cache = {}
@@ -166,7 +175,7 @@ class Tokenizer:
             tj = json.load(f)
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in tj["model"]["merges"]]
         tok = cls(merges)
-        if {k: v for k, v in tok.vocab.items() if k != EOT} != tj["model"]["vocab"]:
+        if {k: v for k, v in tok.vocab.items() if k not in SPECIALS} != tj["model"]["vocab"]:
             raise ValueError(f"{tokenizer_json}: vocab does not match its merges; re-run bpe.py train")
         return tok
 
@@ -208,18 +217,18 @@ class Tokenizer:
         parts = []
         for i in ids:
             s = self.inv[i]
-            parts.append(s.encode("utf-8") if i == self.eot_id else bytes(BYTE_DEC[c] for c in s))
+            parts.append(s.encode("utf-8") if i in self.special_ids else bytes(BYTE_DEC[c] for c in s))
         return b"".join(parts).decode("utf-8", errors="replace")
 
     def save_hf(self, out_dir, model_max_length):
         os.makedirs(out_dir, exist_ok=True)
-        added = {"id": self.eot_id, "content": EOT, "single_word": False, "lstrip": False,
-                 "rstrip": False, "normalized": False, "special": True}
+        added = [{"id": self.vocab[sp], "content": sp, "single_word": False, "lstrip": False,
+                  "rstrip": False, "normalized": False, "special": True} for sp in SPECIALS]
         tj = {
             "version": "1.0",
             "truncation": None,
             "padding": None,
-            "added_tokens": [added],
+            "added_tokens": added,
             "normalizer": None,
             "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
             "post_processor": None,
@@ -227,7 +236,7 @@ class Tokenizer:
             "model": {
                 "type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
                 "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                "vocab": {k: v for k, v in self.vocab.items() if k != EOT},
+                "vocab": {k: v for k, v in self.vocab.items() if k not in SPECIALS},
                 "merges": [f"{a} {b}" for a, b in self.merges],
             },
         }
@@ -236,9 +245,10 @@ class Tokenizer:
         cfg = {
             "add_bos_token": False,
             "add_eos_token": False,
-            "added_tokens_decoder": {str(self.eot_id): {k: v for k, v in added.items() if k != "id"}},
+            "added_tokens_decoder": {str(a["id"]): {k: v for k, v in a.items() if k != "id"} for a in added},
             "bos_token": None,
             "eos_token": EOT,
+            "additional_special_tokens": FIM_TOKENS,
             "pad_token": EOT,
             "unk_token": None,
             "model_max_length": model_max_length,
@@ -271,7 +281,14 @@ def main():
     tok_dir = os.path.join(work, "tokenizer")
     c = corpus.load()
     t0 = time.time()
-    if "--encode-only" not in sys.argv:
+    if "--from" in sys.argv:
+        # keep an existing tokenizer's merges (the FIM continuation of models/tiny-coder keeps
+        # its BPE) and write it with the current special tokens
+        src = sys.argv[sys.argv.index("--from") + 1]
+        tok = Tokenizer.load(src)
+        tok.save_hf(tok_dir, hp["max_position_embeddings"])
+        print(f"bpe: merges of {src} -> {tok_dir}")
+    elif "--encode-only" not in sys.argv:
         merges = train([t for _, t in c["train"]], hp["vocab_size"])
         tok = Tokenizer(merges)
         tok.save_hf(tok_dir, hp["max_position_embeddings"])

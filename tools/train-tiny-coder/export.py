@@ -161,7 +161,7 @@ def export_state(state_dict, cfg, hp, out_dir, metrics):
     for fn in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(os.path.join(tok_dir, fn), os.path.join(out_dir, fn))
     tok = Tokenizer.load(os.path.join(out_dir, "tokenizer.json"))
-    if tok.eot_id != cfg["vocab_size"] - 1 or len(tok.vocab) != cfg["vocab_size"]:
+    if len(tok.vocab) != cfg["vocab_size"]:
         raise ExportError(f"tokenizer has {len(tok.vocab)} tokens, model vocab_size is {cfg['vocab_size']}")
     tensors = hf_tensors(state_dict, cfg["num_hidden_layers"])
     st_path = os.path.join(out_dir, "model.safetensors")
@@ -198,7 +198,8 @@ def heldout_by_module(model, held, T):
     import corpus
     with open(os.path.join(HERE, "work", "heldout-docs.json")) as f:
         docs = json.load(f)
-    eot = model.cfg["vocab_size"] - 1
+    from bpe import Tokenizer
+    eot = Tokenizer.load(os.path.join(HERE, "work", "tokenizer", "tokenizer.json")).eot_id
     doc_of = torch.cumsum((held == eot).long(), 0) - (held == eot).long()  # EOT belongs to its document
     model.eval()
     n = (len(held) - 1) // T

@@ -10,8 +10,15 @@ actually seen are logged and stored in the checkpoint and the loss curve.
 
 Resumable: the checkpoint (work/ckpt.pt) holds model, optimizer, step, elapsed
 training seconds and history; SIGTERM saves and exits (run.sh stop).
-Every `export_every_minutes` the current weights are exported to
-models/tiny-coder so a usable model always exists.
+Every `export_every_minutes` the current weights are exported (to `export_dir`,
+default models/tiny-coder) so a usable model always exists; the final export goes
+to models/tiny-coder.
+
+Stages: `--hparams hparams.json` trains from scratch on plain documents;
+`--hparams hparams-fim.json` continues from the weights named by `init_from` (the
+stage-1 model), adds the FIM sentinel rows to the embedding and mixes `fim.rate` of
+each batch from the FIM rows built by fim.py (PSM and SPM). Each hparams file has its
+own checkpoint (work/ckpt.pt, work/ckpt-fim.pt).
 """
 import argparse
 import json
@@ -30,7 +37,6 @@ sys.path.insert(0, HERE)
 from model import LlamaForCausalLM, param_count  # noqa: E402
 
 WORK = os.path.join(HERE, "work")
-CKPT = os.path.join(WORK, "ckpt.pt")
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 MODEL_DIR = os.path.join(ROOT, "models", "tiny-coder")
 
@@ -39,9 +45,27 @@ def log(msg):
     print(time.strftime("%Y-%m-%d %H:%M:%S"), msg, flush=True)
 
 
-def load_hparams():
-    with open(os.path.join(HERE, "hparams.json")) as f:
+def load_hparams(name="hparams.json"):
+    with open(os.path.join(HERE, name)) as f:
         return json.load(f)
+
+
+def ckpt_path(name):
+    return os.path.join(WORK, os.path.splitext(os.path.basename(name))[0].replace("hparams", "ckpt") + ".pt")
+
+
+def init_from(model, path):
+    """Loads a stage-1 safetensors file; embedding rows the file lacks (new special tokens)
+    start at the mean of the old rows, so the tied LM head gives them an average logit."""
+    import export
+    sd = export.read_safetensors(os.path.join(ROOT, path) if not os.path.isabs(path) else path)
+    emb = sd["model.embed_tokens.weight"]
+    cur = model.state_dict()["model.embed_tokens.weight"]
+    if emb.shape[0] < cur.shape[0]:
+        extra = emb.mean(0, keepdim=True).expand(cur.shape[0] - emb.shape[0], -1)
+        sd["model.embed_tokens.weight"] = torch.cat([emb, extra], 0)
+    model.load_state_dict(sd)
+    return emb.shape[0]
 
 
 def model_config(hp):
@@ -82,6 +106,25 @@ def evaluate(model, tokens, starts, seq_len, batch=8):
         loss_sum += F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), reduction="sum").item()
         correct += (logits.argmax(-1) == tgt).sum().item()
         count += tgt.numel()
+    model.train()
+    return {"loss": loss_sum / count, "acc": correct / count, "tokens": count}
+
+
+@torch.no_grad()
+def evaluate_fim(model, rows, lens, batch=8):
+    """Next-token loss and top-1 accuracy over the non-padding positions of FIM rows."""
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    T = rows.shape[1] - 1
+    for i in range(0, len(rows), batch):
+        w, n = rows[i:i + batch], lens[i:i + batch]
+        logits = model(w[:, :-1])
+        tgt = w[:, 1:]
+        m = torch.arange(T).unsqueeze(0) < (n - 1).unsqueeze(1)
+        nll = F.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")
+        loss_sum += nll[m].sum().item()
+        correct += (logits.argmax(-1) == tgt)[m].sum().item()
+        count += int(m.sum())
     model.train()
     return {"loss": loss_sum / count, "acc": correct / count, "tokens": count}
 
@@ -166,8 +209,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--probe", nargs="*", help="hidden,layers,intermediate specs to time instead of training")
     ap.add_argument("--probe-seconds", type=float, default=40)
+    ap.add_argument("--hparams", default="hparams.json")
     args = ap.parse_args()
-    hp = load_hparams()
+    hp = load_hparams(args.hparams)
+    CKPT = ckpt_path(args.hparams)
     if args.probe:
         return probe(hp, args.probe, args.probe_seconds)
 
@@ -178,6 +223,12 @@ def main():
     opt = make_optimizer(model, hp)
     train_tok, held_tok = load_tokens("train"), load_tokens("heldout")
     T = hp["seq_len"]  # evaluation always at the full context
+    fim_cfg = hp.get("fim")
+    if fim_cfg:
+        import fim
+        fim_rows, fim_lens = (torch.from_numpy(x.astype(np.int64)) for x in fim.load_rows("train"))
+        fim_held, fim_held_lens = (torch.from_numpy(x.astype(np.int64)) for x in fim.load_rows("heldout"))
+        log(f"FIM rows: {len(fim_rows)} train, {len(fim_held)} held-out, rate {fim_cfg['rate']}")
     held_starts = eval_windows(held_tok, T, hp["heldout_eval_windows"], hp["seed"])
     held_all = eval_windows(held_tok, T)
     train_starts = eval_windows(train_tok, T, hp["train_eval_windows"], hp["seed"])
@@ -190,6 +241,10 @@ def main():
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
         state, hist = ck["state"], ck["hist"]
         log(f"resumed at step {state['step']}, {state['tokens']} tokens, {state['elapsed']:.0f}s trained")
+    elif hp.get("init_from"):
+        n_old = init_from(model, hp["init_from"])
+        log(f"continuing from {hp['init_from']} ({n_old} embedding rows, now {cfg['vocab_size']}): "
+            f"params={param_count(model)}")
     else:
         log(f"fresh start: params={param_count(model)} cfg={json.dumps(cfg)}")
     log(f"train tokens {len(train_tok)}, held-out tokens {len(held_tok)} ({len(held_starts)} windows)")
@@ -209,22 +264,27 @@ def main():
         rec = {"step": state["step"], "tokens": state["tokens"], "seconds": round(state["elapsed"]),
                "train_loss": te["loss"], "train_acc": te["acc"], "heldout_loss": he["loss"], "heldout_acc": he["acc"],
                "heldout_full": full}
+        if fim_cfg:
+            fe = evaluate_fim(model, fim_held, fim_held_lens)
+            rec.update(fim_heldout_loss=fe["loss"], fim_heldout_acc=fe["acc"])
+            log(f"eval FIM held-out rows: loss {fe['loss']:.4f} acc {fe['acc']:.4f}")
         hist["eval"].append(rec)
         log(f"eval step {state['step']}: train loss {te['loss']:.4f} acc {te['acc']:.4f} | "
             f"held-out loss {he['loss']:.4f} acc {he['acc']:.4f} ({he['tokens']} tokens)")
         write_curve(hist, hp, state)
         return te, he
 
-    def do_export(te, he):
+    def do_export(te, he, final=False):
         try:
             import importlib
             import export
             importlib.reload(export)  # picks up exporter fixes made while training runs
-            export.export_state(model.state_dict(), cfg, hp, MODEL_DIR,
+            out = MODEL_DIR if final else os.path.join(ROOT, hp.get("export_dir", MODEL_DIR))
+            export.export_state(model.state_dict(), cfg, hp, out,
                                 {"step": state["step"], "tokens_seen": state["tokens"],
                                  "train_seconds": round(state["elapsed"]),
                                  "train_subset": te, "heldout": he})
-            log("exported to models/tiny-coder")
+            log(f"exported to {os.path.relpath(out, ROOT)}")
         except Exception as e:  # a broken exporter must not lose the training run
             log(f"export failed: {e!r}")
 
@@ -245,8 +305,17 @@ def main():
         gen = torch.Generator().manual_seed(hp["seed"] * 1_000_003 + step)
         idx = torch.randint(0, len(train_tok) - T_tr - 1, (B,), generator=gen)
         w = torch.stack([train_tok[i:i + T_tr + 1] for i in idx.tolist()])
+        tgt = w[:, 1:].clone()
+        if fim_cfg and T_tr == T:
+            # the last rows of the batch are FIM examples (only in full-context phases: the rows are seq_len + 1 long)
+            n_fim = round(B * fim_cfg["rate"])
+            j = torch.randint(0, len(fim_rows), (n_fim,), generator=gen)
+            w[B - n_fim:] = fim_rows[j]
+            tgt = w[:, 1:].clone()
+            pos = torch.arange(T).unsqueeze(0)
+            tgt[B - n_fim:][pos.expand(n_fim, -1) >= (fim_lens[j] - 1).unsqueeze(1)] = -100  # padding: no loss
         logits = model(w[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), w[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), hp["grad_clip"])
@@ -281,7 +350,7 @@ def main():
         log(f"stopped by signal at step {state['step']}; checkpoint saved, resume with run.sh start")
         return
     te, he = do_eval(full=True)
-    do_export(te, he)
+    do_export(te, he, final=True)
     save()
     log(f"DONE: {state['step']} steps, {state['tokens']} tokens, {state['elapsed'] / 60:.1f} min; exported")
 
