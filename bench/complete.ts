@@ -6,8 +6,8 @@
 // seeded typist whose pauses longer than the debounce send a request, as the inline completion
 // provider does (window of the file within the token budgets, FIM when the tokenizer has it,
 // showCompletion). Every request runs twice: with the prompt cache (reuse) and without. Per request:
-// prompt tokens, tokens prefilled, prefill time, time to first token, time to the shown suggestion
-// (p50/p95), cache hit rate. `--tokens-only` runs no model: it counts the tokens each request would
+// prompt tokens, tokens prefilled, prefill time, time to first token, time (and CPU time) to the
+// shown suggestion (p50/p95), cache hit rate. `--tokens-only` runs no model: it counts the tokens each request would
 // prefill under the prompt cache's rules for the editor's layout and the one before it (the PSM
 // prefix up to the cursor). Models: (a) the embedded model, (b) a Qwen2.5-Coder-0.5B-shaped model
 // with random weights (bench/configs, src/model/synthetic.ts) and Qwen's real tokenizer
@@ -198,20 +198,25 @@ async function main(): Promise<void> {
   const runtime = new ModelRuntime(config, weights(), { provider: 'cpu', threads: args.threads });
   await runtime.warm(['decode']);
   const cache = new PromptCache();
-  type Row = { promptTokens: number; prefilled: number; prefillMs: number; firstTokenMs: number; shownMs: number; hit: boolean; newLine: boolean };
+  type Row = { promptTokens: number; prefilled: number; prefillMs: number; firstTokenMs: number; shownMs: number; shownCpuMs: number; hit: boolean; newLine: boolean };
   const reuse: Row[] = [];
   const fresh: Row[] = [];
   for (const r of requests) {
     for (const withCache of [true, false]) {
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const w = windowOf(r);
       const shown = await showCompletion(runtime, tokenizer, w.prefix, replay, { suffix: w.suffix, promptCache: withCache ? cache : undefined });
       const t1 = performance.now();
+      const cpu = process.cpuUsage(cpu0);
       const g = shown.generation;
       const outside = t1 - t0 - g.ms; // the window's tokenising and the clean rules
-      const row = { promptTokens: g.promptTokens, prefilled: g.prefilled, prefillMs: g.prefillMs + outside, firstTokenMs: (g.firstTokenMs ?? g.ms) + outside, shownMs: t1 - t0, hit: g.reused > 0, newLine: r.newLine };
+      const row = { promptTokens: g.promptTokens, prefilled: g.prefilled, prefillMs: g.prefillMs + outside, firstTokenMs: (g.firstTokenMs ?? g.ms) + outside, shownMs: t1 - t0, shownCpuMs: (cpu.user + cpu.system) / 1000, hit: g.reused > 0, newLine: r.newLine };
       (withCache ? reuse : fresh).push(row);
     }
+    // Progress on stderr (a long run on a shared machine): request, then with / without reuse.
+    const [a, b] = [reuse.at(-1)!, fresh.at(-1)!];
+    console.error(`[${reuse.length}/${requests.length}] prefilled ${a.prefilled}/${a.promptTokens} shown ${Math.round(a.shownMs)} ms | without: shown ${Math.round(b.shownMs)} ms`);
   }
   const ms = (xs: number[]) => ({ p50: round(pct(xs, 50)), p95: round(pct(xs, 95)), max: round(Math.max(...xs)) });
   const summary = (rows: Row[]) => ({
@@ -222,6 +227,8 @@ async function main(): Promise<void> {
     prefillMs: ms(rows.map((r) => r.prefillMs)),
     firstTokenMs: ms(rows.map((r) => r.firstTokenMs)),
     shownMs: ms(rows.map((r) => r.shownMs)),
+    /** CPU time of this process (all its threads) from keystroke to shown: the work, whatever else runs on the machine. */
+    shownCpuMs: ms(rows.map((r) => r.shownCpuMs)),
     /** From the first token to the shown suggestion: the decoding the generation cap bounds. */
     generationMs: ms(rows.map((r) => r.shownMs - r.firstTokenMs)),
     /** The first request on a line (in PSM it prefills the suffix again) and the others. */
@@ -238,6 +245,7 @@ async function main(): Promise<void> {
     withReuse,
     withoutReuse: without,
     shownP50Ratio: round(withReuse.shownMs.p50 / without.shownMs.p50, 3),
+    shownCpuP50Ratio: round(withReuse.shownCpuMs.p50 / without.shownCpuMs.p50, 3),
     seconds: round((performance.now() - started) / 1000),
   }, null, 2));
   await runtime.release();
