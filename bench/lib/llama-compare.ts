@@ -355,6 +355,13 @@ export async function runComparison(args: CompareArgs, ctx: CompareContext): Pro
   ctx.log(`llama.cpp comparison: node-llama-cpp ${loaded.llamaCpp.version}; ours: ${detected.note}; llama.cpp: ${args.llamaFormats.join(', ')}; ${args.rounds} rounds`);
 
   const dir = args.ggufDir ?? mkdtempSync(join(tmpdir(), 'star-bench-gguf-'));
+  // the temporary GGUF files (up to 4 GB) go on an interrupt too
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!args.ggufDir) rmSync(dir, { recursive: true, force: true });
+    process.kill(process.pid, signal);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const files = new Map<GgmlTypeName, { path: string; bytes: number }>();
   let vocabulary: string;
   try {
@@ -454,6 +461,8 @@ export async function runComparison(args: CompareArgs, ctx: CompareContext): Pro
       ratios,
     };
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (!args.ggufDir) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { fp16Bits, ggufBytes, writeGguf, type GgmlTypeName, type GgufKv, type GgufTensor } from '../../bench/lib/gguf';
 import { ggufModel, ggufUnsupported, ggufVocab, permuteForLlamaRope, TOKEN_TYPE } from '../../bench/lib/gguf-model';
 import { probeLlamaCpp } from '../../bench/lib/llama-cpp';
-import { parseConfig } from '../../src/model/config';
+import { parseCompareArgs } from '../../bench/lib/llama-compare';
+import { loadConfig, parseConfig } from '../../src/model/config';
+import { readWeightFolder } from '../../src/model/safetensors';
+import { canonicalWeights, isIgnoredTensor } from '../../src/model/weights';
+import { argmax } from '../../src/runtime/generate';
+import { ModelRuntime } from '../../src/runtime/runtime';
 import { randomCanonicalWeights } from '../../src/model/synthetic';
 import { uniformFiller } from '../../src/util/random';
 
@@ -355,11 +360,10 @@ test('llama.cpp (node-llama-cpp, where installed) decodes the embedded model\'s 
     t.skip(loaded.reason);
     return;
   }
-  const { loadModelFolder } = await import('../../src/model/index');
-  const { ModelRuntime } = await import('../../src/runtime/runtime');
-  const { argmax } = await import('../../src/runtime/generate');
   const root = join(__dirname, '..', '..', 'models', 'tiny-coder');
-  const folder = loadModelFolder(root);
+  // weights and config without the tokenizer (its safety probe is timed; the prompt is token ids)
+  const config = loadConfig(root);
+  const folder = { config, weights: canonicalWeights(config, readWeightFolder(root, { skip: (name) => isIgnoredTensor(config, name) }).tensors, { consume: true }) };
   const tokenizer = JSON.parse(readFileSync(join(root, 'tokenizer.json'), 'utf8'));
   const dir = mkdtempSync(join(tmpdir(), 'gguf-'));
   const type: GgmlTypeName = 'F32';
@@ -367,7 +371,8 @@ test('llama.cpp (node-llama-cpp, where installed) decodes the embedded model\'s 
     const path = join(dir, 'tiny.gguf');
     const { kvs, tensors } = ggufModel(folder.config, folder.weights, type, ggufVocab(folder.config.vocab, tokenizer, 'default', folder.config.eosTokenId, 'tiny-coder'), 'tiny-coder');
     writeGguf(path, kvs, tensors);
-    const prompt = folder.tokenizer.encode('class Stack:\n    def push(self, item):\n');
+    // tokens the embedded model wrote after "def fibonacci(n):" (test/fixtures/tiny-coder-expected.json)
+    const prompt = [264, 384, 970, 271, 656, 429, 962, 305];
     const n = 16;
     const rt = new ModelRuntime(folder.config, folder.weights, { provider: 'cpu', threads: 1 });
     const ours: number[] = [];
@@ -392,4 +397,19 @@ test('llama.cpp (node-llama-cpp, where installed) decodes the embedded model\'s 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the llama.cpp comparison takes its options out of the runtime benchmark\'s and refuses bad ones', () => {
+  const { compare, rest } = parseCompareArgs(['--threads', '2', '--llama-rounds', '4', '--llama-formats', 'Q8_0,F32', '--weights', 'int8', '--llama-mmap', 'off', '--seq', '64']);
+  assert.deepEqual(rest, ['--threads', '2', '--seq', '64']);
+  assert.equal(compare.rounds, 4);
+  assert.deepEqual(compare.llamaFormats, ['Q8_0', 'F32']);
+  assert.deepEqual(compare.ourFormats, ['int8']);
+  assert.equal(compare.mmap, false);
+  assert.equal(compare.llama, true);
+  assert.equal(parseCompareArgs(['--no-llama']).compare.llama, false);
+  assert.throws(() => parseCompareArgs(['--llama-formats', 'Q5_K']), /F32, F16, Q8_0, Q4_0/);
+  assert.throws(() => parseCompareArgs(['--weights', 'int3']), /fp32, int8, int4/);
+  assert.throws(() => parseCompareArgs(['--llama-rounds', '0']), /positive/);
+  assert.throws(() => parseCompareArgs(['--no-llama', '--llama-only']), /contradict/);
 });
