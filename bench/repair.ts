@@ -12,8 +12,12 @@
 //  3. time per epoch of each method on the Qwen2.5-Coder-0.5B-shaped random model (or the figures
 //     of an earlier `--only-speed` run with `--skip-speed`);
 //  4. writes the tables to BENCHMARKS.md (between the bench:repair markers) and JSON to bench/out/.
+// Each sample is replayed as the extension completes there (its suffix and replay, FIM included:
+// src/eval/bench.ts); a model with FIM tokens needs data built for it (npm run bench:data).
 // Options: --ep cpu|webgpu|cuda, --data DIR, --model DIR, --groups N, --val-groups N,
-//          --regression N, --preserve N, --skip-tuning, --skip-speed, --only-speed, --threads N.
+//          --regression N, --preserve N, --skip-tuning, --skip-speed, --only-speed, --threads N,
+//          --out DIR (JSON, default bench/out), --report FILE (default BENCHMARKS.md; a smoke run
+//          points both elsewhere).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -22,6 +26,7 @@ import { BenchContext, benchMethod, loadBenchData, type MethodResult } from '../
 import { parseConfig } from '../src/model/config';
 import { randomCanonicalWeights } from '../src/model/synthetic';
 import { RepairModel } from '../src/repair/engine';
+import { resolveFim } from '../src/runtime/fim';
 import type { SelectMode } from '../src/repair/locate';
 import { methodDefaults, type MethodDefaults, type RepairRequest } from '../src/repair/run';
 import { repairMint, repairSgd } from '../src/repair/baselines';
@@ -47,8 +52,11 @@ const { values } = parseArgs({
     'skip-speed': { type: 'boolean', default: false },
     'only-speed': { type: 'boolean', default: false },
     threads: { type: 'string', default: '0' },
+    out: { type: 'string', default: join(ROOT, 'bench', 'out') },
+    report: { type: 'string', default: join(ROOT, 'BENCHMARKS.md') },
   },
 });
+const OUT = values.out!;
 
 const SPECIFICITY_FLOOR = 0.98;
 /** Counted rounds of the speed section. */
@@ -134,14 +142,21 @@ async function main(): Promise<void> {
   const threads = Number(values.threads);
   if (values['only-speed']) {
     const r = await speed(values.ep as ProviderName, threads);
-    mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench', 'out', 'repair-speed.json'), JSON.stringify({ started, machine: machineInfo(), ...r }, null, 2));
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(join(OUT, 'repair-speed.json'), JSON.stringify({ started, machine: machineInfo(), ...r }, null, 2));
     process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     return;
   }
   const { folder, runtime } = openModel(values.model, { provider: values.ep as ProviderName, threads });
   const model = new RepairModel(runtime, folder.weights);
   const data = loadBenchData(values.data!);
+  // The data must replay the prompt the extension builds for this model (FIM when it has the tokens).
+  const modelFim = resolveFim(folder.tokenizer);
+  const dataFim = data.failures.find((f) => f.replay?.fim)?.replay?.fim ?? null;
+  const fimText = dataFim ? `FIM ${dataFim.format} ${dataFim.order} with the text after the line` : 'prefix-only';
+  if (JSON.stringify(modelFim) !== JSON.stringify(dataFim)) {
+    log(`WARNING: ${values.data} was built with ${fimText} prompts, but the extension completes with ${modelFim ? `FIM ${modelFim.format} ${modelFim.order}` : 'prefix-only'} prompts on this model: rebuild it (npm run bench:data -- --model DIR)`);
+  }
   const progress = (i: number, n: number, name: string) => {
     if (i % 6 === 0) log(`${name}: ${i}/${n}`);
   };
@@ -150,6 +165,9 @@ async function main(): Promise<void> {
   const ctxOptions = { perGroup: 1, regressionSamples, preserveSamples, onFailure: progress };
   const val = new BenchContext(model, folder.tokenizer, data, { ...ctxOptions, split: 'validation', maxGroups: Number(values['val-groups']) });
   const test = new BenchContext(model, folder.tokenizer, data, { ...ctxOptions, split: 'test', maxGroups: Number(values.groups) });
+  for (const [name, c] of [['validation', val], ['test', test]] as const) {
+    if (c.skipped.length) log(`${name}: ${c.skipped.length} samples the editor cannot show as a completion on this model are left out (${c.skipped.slice(0, 3).join(', ')}${c.skipped.length > 3 ? ', …' : ''})`);
+  }
   const paper: MethodDefaults = { star: { eta: 0.01 }, sgd: { eta: 0.01 }, mint: { f: 0.01 } };
   const star = (o: Partial<RepairRequest>): RepairRequest => ({ method: 'star', mode: 'batch', select: 'dense', preserveRows: 0, ...o });
 
@@ -194,8 +212,8 @@ async function main(): Promise<void> {
       JSON.stringify({ ...tuned, note: 'Per-model repair defaults, tuned on the validation split of bench/data by `npm run bench:repair` (see BENCHMARKS.md): the most failures fixed in the editor with specificity ≥ 0.98.', tunedAt: started.toISOString(), modelFingerprint: folder.fingerprint }, null, 2) + '\n',
     );
     log(`tuned: ${JSON.stringify(tuned)}`);
-    mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench', 'out', 'repair-tuning.json'), JSON.stringify({ started, tuned, sweep }, null, 2));
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(join(OUT, 'repair-tuning.json'), JSON.stringify({ started, tuned, sweep }, null, 2));
   }
 
   // 2. The test split, single failures.
@@ -210,7 +228,7 @@ async function main(): Promise<void> {
   const largest: MethodResult[] = [];
   const report = async (): Promise<void> => {
     // 4. Time per epoch at a real model's size (or the figures of an earlier --only-speed run).
-    const speedFile = join(ROOT, 'bench', 'out', 'repair-speed.json');
+    const speedFile = join(OUT, 'repair-speed.json');
     const speedResult = speedRun ? speedRun
       : existsSync(speedFile) ? (JSON.parse(readFileSync(speedFile, 'utf8')) as { rows: SpeedRow[]; config: string; started: string }) : null;
 
@@ -232,7 +250,7 @@ async function main(): Promise<void> {
     const section = [
       `## Repair (${runtime.provider.toUpperCase()})`,
       '',
-      `Measured by \`npm run bench:repair -- --ep ${values.ep}\` on ${started.toISOString().slice(0, 10)}: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: bench/data${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctSamples} correct samples; completion and teacher-forced target disagreed on ${stats.completionTeacherDisagreements ?? '?'} samples)` : ''}. "Fixed" = the completion the extension shows at that place (token healing, line stop rule, 32-token budget) equals the desired line; specificity is measured on ${regressionSamples} correct samples, and specificity-preserving STAR keeps ${preserveSamples} other ones. Single failures: the first failure of each of the ${values.groups} largest test groups, each repaired on its own from the unpatched model; generalisation on the other failures of the group. Tuned on the validation split (first failure of the ${values['val-groups']} largest groups), 10-epoch budget.`,
+      `Measured by \`npm run bench:repair -- --ep ${values.ep}\` on ${started.toISOString().slice(0, 10)}: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: bench/data${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctSamples} correct samples; completion and teacher-forced target disagreed on ${stats.completionTeacherDisagreements ?? '?'} samples)` : ''}. "Fixed" = the completion the extension shows at that place (${fimText} prompt, token healing, line stop rule, 32-token budget) equals the desired line; specificity is measured on ${regressionSamples} correct samples, and specificity-preserving STAR keeps ${preserveSamples} other ones. Single failures: the first failure of each of the ${values.groups} largest test groups, each repaired on its own from the unpatched model; generalisation on the other failures of the group. Tuned on the validation split (first failure of the ${values['val-groups']} largest groups), 10-epoch budget.`,
       '',
       '### STAR vs MINT vs SGD (test split, single failures, tuned)',
       '',
@@ -258,9 +276,9 @@ async function main(): Promise<void> {
       '',
       values['skip-tuning'] ? '' : `### Tuning sweep (validation split)\n\n${sweepTable}\n\nChosen: ${JSON.stringify(tuned)} (written to \`${join('models', folder.name, 'star-repair.json')}\`).`,
     ].join('\n');
-    mkdirSync(join(ROOT, 'bench', 'out'), { recursive: true });
-    writeFileSync(join(ROOT, 'bench', 'out', `repair-${runtime.provider}.json`), JSON.stringify({ started, tuned, sweep, main, variants, ablation, batches, largest, speed: speedResult }, null, 2));
-    const file = join(ROOT, 'BENCHMARKS.md');
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(join(OUT, `repair-${runtime.provider}.json`), JSON.stringify({ started, tuned, sweep, main, variants, ablation, batches, largest, speed: speedResult }, null, 2));
+    const file = values.report!;
     const start = `<!-- bench:repair:${runtime.provider}:start -->`;
     const end = `<!-- bench:repair:${runtime.provider}:end -->`;
     let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';

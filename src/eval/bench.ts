@@ -4,16 +4,22 @@
 // completes right), with its time, epochs, memory and the size of its patch. Whole-line figures
 // use the editor's meaning of "fixed" (runtime/completion.ts); the authors' token-level figures
 // (ExactMatch = token accuracy under teacher forcing; single-token generalisation and specificity
-// at the first-divergence pair) are reported beside them.
+// at the first-divergence pair) are reported beside them. A sample carries what a captured failure
+// carries (failures/failure.ts): the text after the cursor (`suffix`) and the completion settings
+// (`replay`, with the FIM format the prompt was built with), so "fixed" is what the extension shows
+// there (showCompletion(prompt, {suffix}, replay)), and repair teacher-forces over that same prompt.
+// Owns the bench data's reading (bench/data/*.jsonl; data written before FIM still loads).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TextTokenizer } from '../model/tokenizer';
-import { DEFAULT_REPLAY, type CompletionReplay } from '../runtime/completion';
+import { DEFAULT_REPLAY, readReplay, type CompletionReplay } from '../runtime/completion';
+import { FimError, fimIds } from '../runtime/fim';
 import { assess, type RepairModel } from '../repair/engine';
 import { combinePatches } from '../repair/patch';
-import { runRepair, type MethodDefaults, type Prepared, type RepairRequest } from '../repair/run';
-import { makeExample, RepairError } from '../repair/teacher';
+import { exampleOf, runRepair, type MethodDefaults, type Prepared, type RepairRequest } from '../repair/run';
+import { RepairError } from '../repair/teacher';
+import { ReadError } from '../util/read';
 import { caseStates, evaluatePatch, type CaseState } from './evaluate';
 
 export interface BenchFailure {
@@ -25,6 +31,10 @@ export interface BenchFailure {
   desired: string;
   /** What followed the desired text in the file: the line break and the next line. */
   after?: string;
+  /** The text after the cursor the extension's prompt holds (a FIM prompt's suffix); absent in data built before FIM. */
+  suffix?: string;
+  /** The completion settings the sample was split with (DEFAULT_REPLAY + the model's FIM choice); absent: BenchOptions.replay, else DEFAULT_REPLAY. */
+  replay?: CompletionReplay;
   /** Target index of the first divergence (the group's wrong→right pair). */
   firstWrong?: number;
 }
@@ -35,6 +45,8 @@ export interface BenchSample {
   prompt: string;
   desired: string;
   after?: string;
+  suffix?: string;
+  replay?: CompletionReplay;
 }
 
 export interface BenchData {
@@ -42,16 +54,29 @@ export interface BenchData {
   correct: BenchSample[];
 }
 
+/** One record: JSON, with a well-formed `suffix` and `replay` where it has them (read as a failure's are). */
 function jsonl<T>(file: string): T[] {
   return readFileSync(file, 'utf8')
     .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l, i) => {
+    .map((l, i) => [l, i] as const)
+    .filter(([l]) => l.trim() !== '')
+    .map(([l, i]) => {
+      let v: Record<string, unknown>;
       try {
-        return JSON.parse(l) as T;
+        v = JSON.parse(l) as Record<string, unknown>;
       } catch {
         throw new Error(`${file}:${i + 1}: not valid JSON`);
       }
+      if (v.suffix !== undefined && typeof v.suffix !== 'string') throw new Error(`${file}:${i + 1}: "suffix" must be a string when present`);
+      if (v.replay !== undefined) {
+        try {
+          v.replay = readReplay(v.replay, 'replay');
+        } catch (e) {
+          if (e instanceof ReadError) throw new Error(`${file}:${i + 1}: ${e.message}`);
+          throw e;
+        }
+      }
+      return v as T;
     });
 }
 
@@ -71,7 +96,7 @@ export interface BenchOptions {
   regressionSamples: number;
   /** Correct samples (disjoint from the measured ones) that specificity-preserving STAR keeps. */
   preserveSamples?: number;
-  /** The completion settings the benchmark replays (the extension's defaults). */
+  /** The completion settings replayed for samples that carry none (data built before replay was kept); default DEFAULT_REPLAY. A sample's own replay wins: it is what it was split with. */
   replay?: CompletionReplay;
   onFailure?: (done: number, total: number, name: string) => void;
 }
@@ -105,10 +130,23 @@ export interface BenchCase extends Prepared {
   firstWrong: number;
 }
 
-function benchCase(tokenizer: TextTokenizer, context: number, replay: CompletionReplay, item: { id: string; prompt: string; desired: string; after?: string; group?: string }): BenchCase | null {
+type BenchItem = { id: string; prompt: string; desired: string; after?: string; suffix?: string; replay?: CompletionReplay; group?: string };
+
+/** The item as the extension holds a captured failure (its prompt, suffix and replay), or null where the editor could not show its desired text. */
+function benchCase(tokenizer: TextTokenizer, context: number, fallback: CompletionReplay, item: BenchItem): BenchCase | null {
+  const replay = item.replay ?? fallback;
+  if (replay.fim) {
+    // A FIM format the tokenizer lacks: the data belongs to another model (not a sample to skip).
+    try {
+      fimIds(tokenizer, replay.fim);
+    } catch (e) {
+      if (e instanceof FimError) throw new Error(`bench sample ${item.id} was built with a ${replay.fim.format} FIM prompt, which this model's tokenizer cannot express: rebuild the data for this model (npm run bench:data -- --model DIR)`);
+      throw e;
+    }
+  }
+  const failure = { id: item.id, prompt: item.prompt, desired: item.desired, after: item.after, ...(item.suffix !== undefined ? { suffix: item.suffix } : {}), replay };
   try {
-    const example = makeExample(tokenizer, item.prompt, item.desired, context, { replay, after: item.after });
-    return { failure: { id: item.id, prompt: item.prompt, desired: item.desired, after: item.after, replay }, replay, example, group: item.group ?? '', firstWrong: -1 };
+    return { failure, replay, example: exampleOf(tokenizer, failure, context), group: item.group ?? '', firstWrong: -1 };
   } catch (e) {
     if (!(e instanceof RepairError)) throw e;
     return null;
@@ -120,6 +158,8 @@ export class BenchContext {
   readonly failures: BenchCase[];
   readonly regression: BenchCase[];
   readonly preserve: BenchCase[];
+  /** Ids of the split's items the editor could not show as a completion (left out). */
+  readonly skipped: string[] = [];
   private readonly before = new Map<BenchCase, CaseState>();
 
   constructor(
@@ -133,10 +173,12 @@ export class BenchContext {
     this.failures = data.failures.filter((x) => x.split === options.split).flatMap((f) => {
       const c = benchCase(tokenizer, context, replay, f);
       if (c) c.firstWrong = f.firstWrong ?? -1;
+      else this.skipped.push(f.id);
       return c ? [c] : [];
     });
     const correct = data.correct.filter((x) => x.split === options.split).flatMap((s) => {
       const c = benchCase(tokenizer, context, replay, s);
+      if (!c) this.skipped.push(s.id);
       return c ? [c] : [];
     });
     this.regression = correct.slice(0, options.regressionSamples);

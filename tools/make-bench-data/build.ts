@@ -1,14 +1,19 @@
 // Builds the repair benchmark's data (bench/data/) from the embedded model's held-out modules:
-// line completion samples (prompt = the preceding lines of a file and the new line's indentation,
-// as an editor has it when the user starts typing; desired = the rest of the real line; after = the
-// line break and the next line), split the editor's way (runtime/completion.ts: token healing, the
-// line stop rule, the default budget) into real failures of the shipped model — grouped by the
-// wrong→right token pair at the first divergence of the replayed target — and samples it gets right
-// (for specificity). A fifth of the first-pass samples is also completed for real, and the stats count any
-// sample where the completion and the teacher-forced target disagree (there should be none; every fifth sample is checked).
+// line completion samples (tools/make-bench-data/samples.ts: prompt = the preceding lines of a file
+// and the new line's indentation, as an editor has it when the user starts typing; desired = the
+// rest of the real line; after = the line break and the next line; for a model with FIM tokens also
+// the suffix = the text after the cursor as the editor's window keeps it, and replay = the
+// defaults + the model's FIM choice, as a captured failure carries them), split the editor's way
+// (runtime/completion.ts: FIM prompt, token healing, the line stop rule, the default budget, the
+// clean rules) into real failures of the shipped model — grouped by the wrong→right token pair at
+// the first divergence of the replayed target — and samples it gets right (for specificity). Every
+// fifth first-pass sample is also completed for real, and the stats count any sample where the
+// completion and the teacher-forced target disagree (there should be none). A model without FIM
+// tokens gets exactly the prefix-only records of before.
 // Deterministic; run offline:
 //   node --import tsx tools/make-bench-data/build.ts [--model DIR] [--out bench/data]
 //   … --more-correct --max-correct 400   (a second pass that only adds correct samples)
+//   … --max-files N --lines-per-file N   (a smaller set, for a smoke run)
 // It asks /usr/bin/python3 for the held-out files (tools/train-tiny-coder/corpus.py --list).
 
 import { execFileSync } from 'node:child_process';
@@ -17,11 +22,11 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModelFolder } from '../../src/model';
 import { assess } from '../../src/repair/engine';
-import { makeExample, RepairError } from '../../src/repair/teacher';
-import { DEFAULT_REPLAY, showsDesired } from '../../src/runtime/completion';
+import { RepairError, type Example } from '../../src/repair/teacher';
 import { ModelRuntime } from '../../src/runtime/runtime';
 import type { TextTokenizer } from '../../src/model/tokenizer';
 import { seededRandom as prng } from '../../src/util/random';
+import { candidateSamples, correctRecord, failureRecord, sampleExample, sampleSetup, sampleShown, type LineSample, type SampleSetup } from './samples';
 
 const ROOT = resolve(__dirname, '..', '..');
 const { values } = parseArgs({
@@ -32,6 +37,8 @@ const { values } = parseArgs({
     'max-correct': { type: 'string', default: '600' },
     'more-correct': { type: 'boolean', default: false },
     window: { type: 'string', default: '256' },
+    'max-files': { type: 'string' },
+    threads: { type: 'string', default: '2' },
   },
 });
 
@@ -40,78 +47,48 @@ const WINDOW = Number(values.window);
 const LINES_PER_FILE = Number(values['lines-per-file']);
 const MIN_GROUP = 5;
 const MAX_GROUP = 12;
-const MAX_LINE_CHARS = 100;
-
-
-interface Sample {
-  id: string;
-  file: string;
-  line: number;
-  prompt: string;
-  desired: string;
-  /** The line break and the next line of the file: how the completion's end is tokenised there. */
-  after: string;
-}
-
-const MAX_AFTER = 256;
 const CHECK_EVERY = 5;
 
-/** Line-completion samples of every held-out file: about `perFile` lines each, evenly spread. */
-function candidateSamples(root: string, files: readonly string[], tok: TextTokenizer, perFile: number, random: () => number): Sample[] {
-  const samples: Sample[] = [];
-  for (const rel of files) {
-    const lines = readFileSync(join(root, rel), 'utf8').split('\n');
-    const candidates = lines.flatMap((l, i) => (i > 0 && l.trim() !== '' && l.length <= MAX_LINE_CHARS ? [i] : []));
-    const step = Math.max(1, Math.floor(candidates.length / perFile));
-    for (let c = Math.floor(random() * step); c < candidates.length; c += step) {
-      const i = candidates[c];
-      // The preceding lines, keeping whole lines from the end that fit the window.
-      let start = i;
-      let tokens = tok.encode(lines[i]).length;
-      while (start > 0) {
-        const n = tok.encode(lines[start - 1] + '\n').length;
-        if (tokens + n > WINDOW - 1) break;
-        tokens += n;
-        start--;
-      }
-      if (start === i) continue;
-      const indent = lines[i].length - lines[i].trimStart().length;
-      const after = ('\n' + (i + 1 < lines.length ? lines[i + 1] : '')).slice(0, MAX_AFTER);
-      samples.push({ id: `${rel}:${i + 1}`, file: rel, line: i + 1, prompt: lines.slice(start, i).join('\n') + '\n' + lines[i].slice(0, indent), desired: lines[i].slice(indent).trimEnd(), after });
-    }
+/** The sample's example the extension's way, or null where the editor could not show its desired text. */
+function exampleOrNull(tok: TextTokenizer, s: LineSample, context: number): Example | null {
+  try {
+    return sampleExample(tok, s, context);
+  } catch (e) {
+    if (e instanceof RepairError) return null;
+    throw e;
   }
-  return samples;
 }
 
 /**
  * --more-correct: the first pass finds too few lines the model gets right, so assess every other
  * eligible line (those the first pass did not sample) and append the correct ones to correct.jsonl.
  */
-async function moreCorrect(runtime: ModelRuntime, tok: TextTokenizer, context: number, root: string, files: readonly string[], target: number): Promise<void> {
-  const first = new Set(candidateSamples(root, files, tok, LINES_PER_FILE, prng(20261124)).map((s) => s.id));
-  const rest = candidateSamples(root, files, tok, Infinity, () => 0).filter((s) => !first.has(s.id));
+async function moreCorrect(runtime: ModelRuntime, tok: TextTokenizer, context: number, setup: SampleSetup, files: readonly string[], read: (rel: string) => string, target: number): Promise<void> {
+  const statsFile = join(values.out!, 'stats.json');
+  const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, unknown>;
+  // The first pass's samples were cut and split with this model's prompt: the second pass must be too.
+  const firstFim = (stats.replay as { fim?: unknown } | undefined)?.fim ?? null;
+  if (JSON.stringify(firstFim) !== JSON.stringify(setup.fim)) {
+    throw new Error(`${values.out} was built with FIM ${JSON.stringify(firstFim)}, this model resolves ${JSON.stringify(setup.fim)}: rebuild the first pass with this model`);
+  }
+  const first = new Set(candidateSamples(files, read, tok, LINES_PER_FILE, prng(20261124), setup).map((s) => s.id));
+  const rest = candidateSamples(files, read, tok, Infinity, () => 0, setup).filter((s) => !first.has(s.id));
   const file = join(values.out!, 'correct.jsonl');
   const existing = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '');
   let count = existing.length;
   process.stderr.write(`${rest.length} more lines to assess; ${count} correct samples so far, target ${target}\n`);
   const added: string[] = [];
+  const t0 = performance.now();
   for (let n = 0; n < rest.length && count < target; n++) {
-    if (n % 500 === 0) process.stderr.write(`  assessed ${n}/${rest.length}, correct ${count}\n`);
+    if (n % 500 === 0) process.stderr.write(`  assessed ${n}/${rest.length}, correct ${count} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
     const s = rest[n];
-    let ex;
-    try {
-      ex = makeExample(tok, s.prompt, s.desired, context, { replay: DEFAULT_REPLAY, after: s.after });
-    } catch (e) {
-      if (e instanceof RepairError) continue;
-      throw e;
-    }
+    const ex = exampleOrNull(tok, s, context);
+    if (!ex) continue;
     if (!(await assess(runtime, ex)).allCorrect) continue;
-    added.push(JSON.stringify({ id: s.id, split: count % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired, after: s.after }));
+    added.push(JSON.stringify(correctRecord(s, count % 4 === 3 ? 'validation' : 'test')));
     count++;
   }
   writeFileSync(file, [...existing, ...added].join('\n') + '\n');
-  const statsFile = join(values.out!, 'stats.json');
-  const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, unknown>;
   stats.correctSamples = count;
   stats.secondPassLines = rest.length;
   writeFileSync(statsFile, JSON.stringify(stats, null, 2) + '\n');
@@ -125,39 +102,45 @@ async function main(): Promise<void> {
   const heldoutModules = new Set(readFileSync(join(ROOT, 'tools', 'train-tiny-coder', 'heldout-modules.txt'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
   const moduleOf = (rel: string) => rel.split('/')[0].replace(/\.py$/, '');
   const listing = { root: corpus.root, heldout: [...corpus.train, ...corpus.heldout].filter((rel) => heldoutModules.has(moduleOf(rel))).sort() };
+  const files = values['max-files'] ? evenly(listing.heldout, Number(values['max-files'])) : listing.heldout;
+  const read = (rel: string) => readFileSync(join(listing.root, rel), 'utf8');
   const folder = loadModelFolder(values.model!);
-  const runtime = new ModelRuntime(folder.config, folder.weights, { threads: 2 });
+  const runtime = new ModelRuntime(folder.config, folder.weights, { threads: Number(values.threads) });
   const tok = folder.tokenizer;
+  const context = folder.config.maxPositions;
   const random = prng(20261124);
+  // The prompt the extension builds for this model: FIM (with the suffix) when its tokenizer has the tokens.
+  const setup = sampleSetup(tok, context, WINDOW);
+  process.stderr.write(`${folder.name}: ${setup.fim ? `FIM ${setup.fim.format} ${setup.fim.order}, suffix ≤ ${setup.suffixTokens} tokens` : 'no FIM tokens: prefix-only prompts'}\n`);
 
   // Candidate lines: non-blank, not too long, not the first line, sampled evenly per file.
-  const samples = candidateSamples(listing.root, listing.heldout, tok, LINES_PER_FILE, random);
+  const samples = candidateSamples(files, read, tok, LINES_PER_FILE, random, setup);
   if (values['more-correct']) {
-    await moreCorrect(runtime, tok, folder.config.maxPositions, listing.root, listing.heldout, Number(values['max-correct']));
+    await moreCorrect(runtime, tok, context, setup, files, read, Number(values['max-correct']));
     await runtime.release();
     return;
   }
-  process.stderr.write(`${samples.length} candidate lines from ${listing.heldout.length} held-out files\n`);
+  process.stderr.write(`${samples.length} candidate lines from ${files.length} held-out files\n`);
 
-  const failures: (Sample & { pair: string; firstWrong: number })[] = [];
-  const correct: Sample[] = [];
+  const failures: (LineSample & { pair: string; firstWrong: number })[] = [];
+  const correct: LineSample[] = [];
   let n = 0;
   let disagree = 0;
   let checked = 0;
+  let skipped = 0;
+  const t0 = performance.now();
   for (const s of samples) {
-    if (++n % 200 === 0) process.stderr.write(`  assessed ${n}/${samples.length}\n`);
-    let ex;
-    try {
-      ex = makeExample(tok, s.prompt, s.desired, folder.config.maxPositions, { replay: DEFAULT_REPLAY, after: s.after });
-    } catch (e) {
-      if (e instanceof RepairError) continue;
-      throw e;
+    if (++n % 200 === 0) process.stderr.write(`  assessed ${n}/${samples.length} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+    const ex = exampleOrNull(tok, s, context);
+    if (!ex) {
+      skipped++;
+      continue;
     }
     const a = await assess(runtime, ex);
     // Every CHECK_EVERY-th sample is also completed for real (all of them would double the build time).
     if (n % CHECK_EVERY === 0) {
       checked++;
-      if (a.allCorrect !== (await showsDesired(runtime, tok, s.prompt, s.desired, DEFAULT_REPLAY))) disagree++;
+      if (a.allCorrect !== (await sampleShown(runtime, tok, s))) disagree++;
     }
     if (a.allCorrect) {
       correct.push(s);
@@ -166,6 +149,7 @@ async function main(): Promise<void> {
     const k = a.correct.indexOf(false);
     failures.push({ ...s, pair: `${tok.tokenText(a.argmax[k])}→${tok.tokenText(ex.desired[k])}`, firstWrong: k });
   }
+  process.stderr.write(`first pass: ${samples.length} lines in ${((performance.now() - t0) / 1000).toFixed(1)} s (${skipped} the editor could not show as a completion)\n`);
 
   // Groups: failures with the same wrong→right token pair at the first divergence.
   const byPair = new Map<string, typeof failures>();
@@ -175,20 +159,22 @@ async function main(): Promise<void> {
   const out: object[] = [];
   groups.forEach(([pair, fs], g) => {
     const members = fs.slice().sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, MAX_GROUP);
-    for (const f of members) out.push({ id: f.id, group: `g${String(g).padStart(2, '0')}`, pair, split: g % 4 === 3 ? 'validation' : 'test', prompt: f.prompt, desired: f.desired, after: f.after, firstWrong: f.firstWrong });
+    for (const f of members) out.push(failureRecord(f, `g${String(g).padStart(2, '0')}`, pair, g % 4 === 3 ? 'validation' : 'test', f.firstWrong));
   });
   // Correct samples for specificity: an even spread over the files, at most --max-correct.
   const every = Math.max(1, Math.ceil(correct.length / Number(values['max-correct'])));
-  const right = correct.filter((_, i) => i % every === 0).map((s, i) => ({ id: s.id, split: i % 4 === 3 ? 'validation' : 'test', prompt: s.prompt, desired: s.desired, after: s.after }));
+  const right = correct.filter((_, i) => i % every === 0).map((s, i) => correctRecord(s, i % 4 === 3 ? 'validation' : 'test'));
   mkdirSync(values.out!, { recursive: true });
   writeFileSync(join(values.out!, 'failures.jsonl'), out.map((o) => JSON.stringify(o)).join('\n') + '\n');
   writeFileSync(join(values.out!, 'correct.jsonl'), right.map((o) => JSON.stringify(o)).join('\n') + '\n');
   const stats = {
     model: folder.name,
     modelFingerprint: folder.fingerprint,
-    heldoutFiles: listing.heldout.length,
+    heldoutFiles: files.length,
     candidateLines: samples.length,
-    replay: DEFAULT_REPLAY,
+    replay: setup.replay,
+    ...(setup.fim ? { suffixTokens: setup.suffixTokens } : {}),
+    ...(values['max-files'] ? { maxFiles: files.length } : {}),
     failingLines: failures.length,
     completionTeacherChecked: checked,
     completionTeacherDisagreements: disagree,
@@ -203,6 +189,12 @@ async function main(): Promise<void> {
   writeFileSync(join(values.out!, 'stats.json'), JSON.stringify(stats, null, 2) + '\n');
   process.stderr.write(`${failures.length} failing, ${correct.length} correct; ${groups.length} groups of ≥ ${MIN_GROUP} holding ${out.length} failures\n`);
   await runtime.release();
+}
+
+/** `n` of `xs`, evenly spread (all of them when n ≥ their number). */
+function evenly<T>(xs: readonly T[], n: number): T[] {
+  if (!(n > 0) || n >= xs.length) return [...xs];
+  return Array.from({ length: n }, (_, k) => xs[Math.floor((k * xs.length) / n)]);
 }
 
 main().catch((e) => {
