@@ -135,6 +135,15 @@ export class Graph {
     return output;
   }
 
+  /** x · Wᵀ (Gemm, transB) whose rule computes dL/dx with `rebuild()`, a fresh copy of W made in the backward pass. */
+  gemmRebuilt(x: Value, w: Value, rebuild: (g: Graph) => Value): Value {
+    if (x.shape.length !== 2 || w.shape.length !== 2) throw new GraphError('gemm needs 2-D operands');
+    return this.op1('Gemm', [x, w], x.dtype, [x.shape[0], w.shape[0]], { transB: { kind: 'int', value: 1 } }, (g, _op, [gy], needs) => [
+      needs[0] ? g.gemm(gy!, rebuild(g), undefined, false) : undefined,
+      undefined,
+    ]);
+  }
+
   private op1(opType: string, inputs: readonly Value[], dtype: ElemType, shape: readonly Dim[], attributes: Record<string, AttributeValue> = {}, vjp?: Vjp): Value {
     return this.op(opType, inputs, [{ dtype, shape }], attributes, vjp)[0];
   }

@@ -1,10 +1,9 @@
 // Quantised weights in the graph (room graph/; the quantisation itself is model/quantise.ts):
 // which weights a quantised model holds in MatMulNBits form, their tensor names, and the three
 // graph pieces that read them —
-//   quantisedProduct  x · Ŵᵀ with com.microsoft MatMulNBits (float32; a float64 graph, used by the
-//                     gradient checks, multiplies by the dequantised matrix cast to float64);
-//                     its vector-Jacobian rule is gy · Ŵ with Ŵ dequantised in the graph, so the
-//                     backward pass is exact for the dequantised weights Ŵ;
+//   quantisedProduct  x · Ŵᵀ with com.microsoft MatMulNBits (decode) or as a Gemm with Ŵ
+//                     dequantised in the graph (probe, float64 checks); its vector-Jacobian rule
+//                     is gy · Ŵ with a fresh in-graph Ŵ, so the backward pass is exact for Ŵ;
 //   dequantise        Ŵ [N, K] from codes, scales and zero points (4-bit codes unpacked with
 //                     BitwiseAnd/BitShift), s·(q − z) in float32 like the op;
 //   quantisedRows     rows of an 8-bit table (the embedding), gathered and dequantised.
@@ -112,21 +111,27 @@ function scaleColumn(g: Graph, q: QuantisedValue, rows: Value | null): Value {
   return g.unsqueeze(s, 2);
 }
 
-/** (codes − z) · s for codes [R, kBlocks, blockSize] as float32, reshaped to [R, K]. */
-function scaleBlocks(g: Graph, codes: Value, zp: Value, scale: Value, R: Dim, w: QuantisedWeightSpec): Value {
+/**
+ * (codes − z) · s for codes [R, kBlocks, blockSize] as float32, reshaped to [R, K]. `swap` writes
+ * the product as s · (codes − z): the same numbers, but a different node, so onnxruntime's common
+ * subexpression elimination does not merge a backward-pass copy of Ŵ into the forward pass's
+ * (which would keep every Ŵ alive from the forward to the backward pass).
+ */
+function scaleBlocks(g: Graph, codes: Value, zp: Value, scale: Value, R: Dim, w: QuantisedWeightSpec, swap = false): Value {
   const kBlocks = Math.ceil(w.k / w.spec.blockSize);
   const padded = kBlocks * w.spec.blockSize;
-  const values = g.mul(g.sub(g.cast(codes, 'float32'), zp), scale);
+  const centred = g.sub(g.cast(codes, 'float32'), zp);
+  const values = swap ? g.mul(scale, centred) : g.mul(centred, scale);
   const flat = g.reshape(values, [0, padded], [R, padded]);
   return padded === w.k ? flat : g.slice(flat, 1, 0, w.k, [R, w.k]);
 }
 
 /** Ŵ [N, K] in float32 (cast to `floatType`), exactly s·(q − z) as MatMulNBits dequantises. */
-export function dequantise(g: Graph, q: QuantisedValue, floatType: FloatType = 'float32'): Value {
+export function dequantise(g: Graph, q: QuantisedValue, floatType: FloatType = 'float32', backward = false): Value {
   const { w } = q;
   const kBlocks = Math.ceil(w.k / w.spec.blockSize);
   const codes = w.spec.bits === 8 ? q.codes : unpackNibbles(g, q.codes, [w.n, kBlocks, blobBytes(w.spec)]);
-  const out = scaleBlocks(g, codes, zeroPointColumn(g, q, null), scaleColumn(g, q, null), w.n, w);
+  const out = scaleBlocks(g, codes, zeroPointColumn(g, q, null), scaleColumn(g, q, null), w.n, w, backward);
   return floatType === 'float32' ? out : g.cast(out, floatType);
 }
 
@@ -138,14 +143,22 @@ export function quantisedRows(g: Graph, q: QuantisedValue, ids: Value, floatType
   return floatType === 'float32' ? out : g.cast(out, floatType);
 }
 
+/** How a graph multiplies by Ŵ: MatMulNBits (decode), or Gemm with Ŵ dequantised in the graph (probe). */
+export type ProductKind = 'nbits' | 'dequantised';
+
 /**
- * x [T, K] · Ŵᵀ → [T, N]. float32: one MatMulNBits node; its rule gives dL/dx = gy · Ŵ from a
- * dequantisation emitted in the backward pass (so the forward pass never holds Ŵ in float).
- * float64: Gemm with Ŵ cast to float64 (onnxruntime has no float64 MatMulNBits), same values.
+ * x [T, K] · Ŵᵀ → [T, N]; both kinds' rules give dL/dx = gy · Ŵ from a dequantisation emitted in
+ * the backward pass, so the forward pass never holds Ŵ in float beyond its own product.
+ *  - 'nbits': one MatMulNBits node (float32 only). Fast where the codes are an initializer
+ *    (prepacked); with codes fed as inputs onnxruntime dequantises them on every run, slower than
+ *    'dequantised' (docs/quantised.md).
+ *  - 'dequantised': Gemm with Ŵ dequantised in the graph, in the graph's float type — the float64
+ *    gradient checks use it (onnxruntime has no float64 MatMulNBits), and so does the probe.
  */
-export function quantisedProduct(g: Graph, x: Value, q: QuantisedValue, accuracyLevel: number): Value {
+export function quantisedProduct(g: Graph, x: Value, q: QuantisedValue, accuracyLevel: number, kind: ProductKind = 'nbits'): Value {
   const { w } = q;
-  if (x.dtype === 'float64') return g.gemm(x, dequantise(g, q, 'float64'), undefined, true);
+  const ft = x.dtype === 'float64' ? 'float64' : 'float32';
+  if (ft === 'float64' || kind === 'dequantised') return g.gemmRebuilt(x, dequantise(g, q, ft), (gg) => dequantise(gg, q, ft, true));
   const attributes = {
     K: { kind: 'int' as const, value: w.k },
     N: { kind: 'int' as const, value: w.n },
@@ -154,7 +167,7 @@ export function quantisedProduct(g: Graph, x: Value, q: QuantisedValue, accuracy
     accuracy_level: { kind: 'int' as const, value: accuracyLevel },
   };
   return g.contribOp('MatMulNBits', [x, q.codes, q.scales, q.zeroPoints], { dtype: x.dtype, shape: [x.shape[0], w.n] }, attributes, (gg, _op, [gy], needs) => [
-    needs[0] ? gg.gemm(gy!, dequantise(gg, q), undefined, false) : undefined,
+    needs[0] ? gg.gemm(gy!, dequantise(gg, q, 'float32', true), undefined, false) : undefined,
     undefined,
     undefined,
     undefined,

@@ -78,36 +78,51 @@ function getCode(bytes: Uint8Array, base: number, index: number, bits: QuantBits
  * Quantises row `row` of `q` from `values[offset .. offset + k)`. A NaN or infinity is refused:
  * it has no code.
  */
-export function quantiseRow(q: QuantisedMatrix, row: number, values: ArrayLike<number>, offset = 0): void {
+export function quantiseRow(q: QuantisedMatrix, row: number, values: Float32Array, offset = 0): void {
   const { k, kBlocks, blockSize, bits } = q;
   const top = (1 << bits) - 1;
   const blob = blobBytes(q);
   const zpBase = row * zeroPointBytes(q, kBlocks);
+  const codes = q.codes;
   for (let b = 0; b < kBlocks; b++) {
-    const start = b * blockSize;
-    const end = Math.min(k, start + blockSize);
+    const start = offset + b * blockSize;
+    const end = offset + Math.min(k, b * blockSize + blockSize);
     let lo = 0;
     let hi = 0;
     for (let i = start; i < end; i++) {
-      const x = values[offset + i]!;
-      if (!Number.isFinite(x)) throw new QuantError(`row ${row}, column ${i}: ${x} cannot be quantised`);
+      const x = values[i]!;
       if (x < lo) lo = x;
-      if (x > hi) hi = x;
+      else if (x > hi) hi = x;
+      else if (x !== x) throw new QuantError(`row ${row}, column ${i - offset}: NaN cannot be quantised`);
     }
+    if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new QuantError(`row ${row}: ${Number.isFinite(lo) ? hi : lo} cannot be quantised`);
     const scale = Math.fround((hi - lo) / top);
     const zero = scale > 0 ? Math.min(top, Math.max(0, Math.round(-lo / scale))) : 1 << (bits - 1);
     q.scales[row * kBlocks + b] = scale;
     putCode(q.zeroPoints, zpBase, b, bits, zero);
+    const inv = scale > 0 ? 1 / scale : 0;
     const codeBase = (row * kBlocks + b) * blob;
-    for (let i = 0; i < blockSize; i++) {
-      const c = start + i < end && scale > 0 ? Math.min(top, Math.max(0, Math.round(values[offset + start + i]! / scale) + zero)) : zero;
-      putCode(q.codes, codeBase, i, bits, c);
+    const n = end - start;
+    if (bits === 8) {
+      for (let i = 0; i < n; i++) {
+        const c = Math.round(values[start + i]! * inv) + zero;
+        codes[codeBase + i] = c < 0 ? 0 : c > 255 ? 255 : c;
+      }
+      for (let i = n; i < blockSize; i++) codes[codeBase + i] = zero;
+    } else {
+      for (let i = 0; i < blockSize; i += 2) {
+        let c0 = i < n ? Math.round(values[start + i]! * inv) + zero : zero;
+        let c1 = i + 1 < n ? Math.round(values[start + i + 1]! * inv) + zero : zero;
+        c0 = c0 < 0 ? 0 : c0 > 15 ? 15 : c0;
+        c1 = c1 < 0 ? 0 : c1 > 15 ? 15 : c1;
+        codes[codeBase + (i >> 1)] = c0 | (c1 << 4);
+      }
     }
   }
 }
 
 /** W [n, k] row-major → its MatMulNBits form. */
-export function quantiseMatrix(w: ArrayLike<number>, n: number, k: number, spec: QuantSpec): QuantisedMatrix {
+export function quantiseMatrix(w: Float32Array, n: number, k: number, spec: QuantSpec): QuantisedMatrix {
   if (w.length !== n * k) throw new QuantError(`a [${n}, ${k}] matrix needs ${n * k} values, not ${w.length}`);
   const q = emptyQuantised(n, k, spec);
   for (let r = 0; r < n; r++) quantiseRow(q, r, w, r * k);

@@ -216,8 +216,8 @@ export class ModelRuntime {
   private quantFor(kind: SessionKind, weights: WeightMode): QuantGraphOptions | null {
     const q = this.quantised;
     if (!q) return null;
-    if (kind === 'decode') return { ...q.spec, accuracyLevel: this.options.accuracyLevel ?? DECODE_ACCURACY_LEVEL, mode: 'initializers' };
-    return { ...q.spec, accuracyLevel: 0, mode: weights };
+    if (kind === 'decode') return { ...q.spec, accuracyLevel: this.options.accuracyLevel ?? DECODE_ACCURACY_LEVEL, mode: 'initializers', product: 'nbits' };
+    return { ...q.spec, accuracyLevel: 0, mode: weights, product: 'dequantised' };
   }
 
   private build(kind: SessionKind, weights: WeightMode, maxTensorBytes: number | null): Uint8Array {

@@ -9,7 +9,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { loadModelFolder } from '../../src/model';
+import { canonicalWeights, isIgnoredTensor, loadConfig, readWeightFolder } from '../../src/model';
+
+/** Config and canonical weights of a fixture (no tokenizer: its timing check is not under test here). */
+function loadModelFolder(dir: string) {
+  const config = loadConfig(dir);
+  const folder = readWeightFolder(dir, { skip: (n) => isIgnoredTensor(config, n) });
+  return { config, weights: canonicalWeights(config, folder.tensors, { consume: true }) };
+}
 import { dequantiseMatrix, quantiseMatrix, QuantError, type QuantisedMatrix, type QuantSpec } from '../../src/model/quantise';
 import { Graph } from '../../src/graph/builder';
 import { dequantise, quantisedProduct, quantisedTensorShapes, type QuantisedWeightSpec } from '../../src/graph/quantised';

@@ -11,7 +11,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModelFolder } from '../../src/model';
+import { canonicalWeights, isIgnoredTensor, loadConfig, readWeightFolder } from '../../src/model';
+
+/** Config and canonical weights of a fixture (no tokenizer: its timing check is not under test here). */
+function loadModelFolder(dir: string) {
+  const config = loadConfig(dir);
+  const folder = readWeightFolder(dir, { skip: (n) => isIgnoredTensor(config, n) });
+  return { config, weights: canonicalWeights(config, folder.tensors, { consume: true }) };
+}
 import { ModelRuntime, type LayerPatch } from '../../src/runtime/runtime';
 import { dequantiseModel, quantiseModel, quantisedModelBytes } from '../../src/runtime/quantised-weights';
 

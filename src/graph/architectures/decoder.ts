@@ -14,7 +14,7 @@
 import { Graph, type Dim, type FloatType, type Value } from '../builder';
 import type { ModelConfig } from '../../model/config';
 import type { QuantSpec } from '../../model/quantise';
-import { codesName, lmHeadName, quantisedProduct, quantisedRows, quantisedTensorShapes, quantisedWeightSpecs, scalesName, zeroPointsName, type QuantisedValue, type QuantOptions } from '../quantised';
+import { codesName, lmHeadName, quantisedProduct, quantisedRows, quantisedTensorShapes, quantisedWeightSpecs, scalesName, zeroPointsName, type ProductKind, type QuantisedValue, type QuantOptions } from '../quantised';
 
 export interface WeightInput {
   name: string;
@@ -110,6 +110,8 @@ export interface LayoutOptions {
 export interface QuantGraphOptions extends QuantOptions {
   /** Codes, scales and zero points as inputs or as external initializers (MatMulNBits prepacks an initializer). */
   mode: WeightMode;
+  /** MatMulNBits, or Gemm with Ŵ dequantised in the graph (graph/quantised.ts quantisedProduct). */
+  product: ProductKind;
 }
 
 /** The float weights a quantised graph still takes (norms, biases, learned positions): weightInputs less the quantised matrices. */
@@ -212,7 +214,7 @@ class DecoderBuilder {
     const g = this.g;
     const qv = this.q.get(weight);
     if (qv) {
-      const y = quantisedProduct(g, x, qv, this.quant!.accuracyLevel);
+      const y = quantisedProduct(g, x, qv, this.quant!.accuracyLevel, this.quant!.product);
       return bias ? g.add(y, bias) : y;
     }
     const parts = this.parts(weight);
