@@ -19,13 +19,17 @@ import { fimModelFolder, qwenTokenizer } from './fim-helpers';
 
 const embedded = loadTokenizer(join(__dirname, '..', '..', 'models', 'tiny-coder'));
 
-test('detectFim: each family from its special tokens; none for the embedded model (prefix-only prompts)', () => {
+test('detectFim: each family from its special tokens; the embedded model has StarCoder\'s (trained on PSM and SPM)', () => {
   for (const name of ['qwen', 'starcoder', 'codellama', 'deepseek'] as const) {
     assert.equal(detectFim(fimModelFolder(name).tokenizer)?.name, name);
   }
   assert.equal(detectFim(fimModelFolder(null).tokenizer), null);
-  assert.equal(detectFim(embedded), null);
-  assert.equal(resolveFim(embedded), null, 'auto on a model without FIM tokens: prefix-only');
+  assert.equal(detectFim(fimModelFolder(null).tokenizer), null, 'no FIM tokens: prefix-only prompts');
+  assert.equal(detectFim(embedded)?.name, 'starcoder');
+  assert.deepEqual(resolveFim(embedded), { format: 'starcoder', order: 'spm' });
+  const ids = fimIds(embedded, { format: 'starcoder', order: 'spm' });
+  assert.deepEqual([ids.prefix, ids.middle, ids.suffix], [1024, 1025, 1026], 'the ids tools/train-tiny-coder/bpe.py gives them');
+  assert.ok(ids.stops.includes(1023) && ids.stops.includes(1027), 'a middle ends at <|endoftext|> (and never runs into <fim_pad>)');
 });
 
 test('Qwen\'s real tokenizer: Qwen2.5-Coder format, PSM (the order it was trained on), stops at <|endoftext|> and <|file_sep|>', () => {

@@ -10,7 +10,7 @@ import { loadModelFolder, parseSafetensorsHeader, type ModelFolder } from '../..
 import { generate } from '../../src/runtime/generate';
 import { embeddedModelDir, openModel } from '../../src/runtime/open';
 import { ModelRuntime, type KvCache } from '../../src/runtime/runtime';
-import { completeLineHealed, documentStart, moduleOf, sampleLines, scoreStream, tokenStream, type Doc } from '../../tools/eval-tiny-coder/measure';
+import { completeLineHealed, documentStart, lineHoles, moduleOf, sampleLines, scoreStream, spanHoles, tokenStream, type Doc } from '../../tools/eval-tiny-coder/measure';
 
 const ROOT = join(__dirname, '..', '..');
 const MODEL_DIR = join(ROOT, 'models', 'tiny-coder');
@@ -138,6 +138,30 @@ test('eval: the line sample is seeded, distinct, never a first or blank line, an
   assert.equal(sampleLines(docs, 100, 7).samples.length, 6);
   const other = [1, 2, 3, 4, 5].map((seed) => sampleLines(docs, 3, seed).samples.map((s) => `${s.rel}:${s.line}`).join());
   assert.ok(new Set(other).size > 1, 'different seeds draw different samples');
+});
+
+test('eval: a hole (a line, or a span of a line\'s code) splits its file into prefix, removed text and suffix', () => {
+  const docs: Doc[] = [
+    { rel: 'a.py', text: 'import os\n\ndef f(x):\n    return print(x, os.sep)\n\n\nclass A:\n    pass\n' },
+    { rel: 'b.py', text: 'x = 1\ny = 2\n   \nz = 3' },
+  ];
+  const lines = lineHoles(docs, 10, 3);
+  assert.deepEqual(lines.map((h) => `${h.rel}:${h.line}`), sampleLines(docs, 10, 3).samples.map((s) => `${s.rel}:${s.line}`));
+  for (const h of lines) {
+    assert.equal(h.prefix + h.target + h.suffix, docs.find((d) => d.rel === h.rel)?.text);
+    assert.ok(h.prefix.endsWith('\n') && (h.suffix === '' || h.suffix.startsWith('\n')));
+  }
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const spans = spanHoles(docs, 10, seed);
+    assert.equal(spans.length, lines.length, 'every sampled line has code to cut a span from');
+    assert.deepEqual(spanHoles(docs, 10, seed), spans);
+    for (const h of spans) {
+      assert.equal(h.prefix + h.target + h.suffix, docs.find((d) => d.rel === h.rel)?.text);
+      const line = h.prefix.slice(h.prefix.lastIndexOf('\n') + 1) + h.target + h.suffix.split('\n')[0];
+      assert.ok(h.target.length >= 1 && h.target.length <= 40 && !h.target.includes('\n'));
+      assert.ok(h.prefix.slice(h.prefix.lastIndexOf('\n') + 1).length >= line.length - line.trimStart().length, 'the span starts in the code, not the indentation');
+    }
+  }
 });
 
 function referenceLogits(dir: string): { ids: number[]; targets: number[]; logits: Float64Array } {

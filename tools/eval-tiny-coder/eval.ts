@@ -4,23 +4,29 @@
 //
 //   node --import tsx tools/eval-tiny-coder/eval.ts [--model DIR] [--json out.json] [--limit-files N]
 //        [--lines N] [--max-tokens N] [--seed N] [--window N] [--threads N] [--python PATH] [--no-healed]
+//        [--holes N]
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { detectFim, type FimChoice } from '../../src/runtime/fim';
 import { openModel } from '../../src/runtime/open';
 import {
   completeLine,
   completeLineHealed,
   documentStart,
   heldoutCorpus,
+  lineHoles,
   REPO_ROOT,
+  showAtHole,
+  spanHoles,
   sampleLines,
   scoreStream,
   summarise,
   tokenStream,
   trainingHeldoutStream,
+  type HoleSample,
   type LineCompletion,
   type MatchSummary,
 } from './measure';
@@ -36,6 +42,8 @@ const USAGE = `usage: node --import tsx tools/eval-tiny-coder/eval.ts [options]
   --threads N        onnxruntime intra-op threads (default: onnxruntime decides)
   --python PATH      Python whose standard library is the corpus (default /usr/bin/python3)
   --no-healed        skip the token-healed next-line variant
+  --holes N          lines and middle spans shown as the extension shows them, prefix-only and
+                     in each FIM order the model has (default 300; 0 skips)
   --markdown FILE    also write the figures as a Markdown section body (model card, BENCHMARKS.md)`;
 
 class UsageError extends Error {}
@@ -52,6 +60,7 @@ interface Options {
   threads: number;
   python: string;
   healed: boolean;
+  holes: number;
 }
 
 function intOption(values: Record<string, string | boolean | undefined>, name: string, min: number): number | undefined {
@@ -70,7 +79,7 @@ function parseOptions(argv: string[]): Options | null {
       options: {
         model: { type: 'string' }, json: { type: 'string' }, markdown: { type: 'string' }, 'limit-files': { type: 'string' }, lines: { type: 'string' },
         'max-tokens': { type: 'string' }, seed: { type: 'string' }, window: { type: 'string' }, threads: { type: 'string' },
-        python: { type: 'string' }, 'no-healed': { type: 'boolean' }, help: { type: 'boolean' },
+        python: { type: 'string' }, 'no-healed': { type: 'boolean' }, holes: { type: 'string' }, help: { type: 'boolean' },
       },
       strict: true,
       allowPositionals: false,
@@ -92,6 +101,7 @@ function parseOptions(argv: string[]): Options | null {
     threads: intOption(v, 'threads', 0) ?? 0,
     python: v.python ?? '/usr/bin/python3',
     healed: !v['no-healed'],
+    holes: intOption(v, 'holes', 0) ?? 300,
   };
 }
 
@@ -142,9 +152,71 @@ interface Figures {
   data: { files: number; filesInSplit: number; heldoutModules: string[]; tokens: number; sameTokensAsTrainingTool: boolean | null };
   loss: { window: number; windows: number; tokens: number; loss: number; perplexity: number; bitsPerByte: number; top1Accuracy: number; correct: number };
   nextLine: { seed: number; candidates: number; lines: number; maxTokens: number };
+  holes: HoleFigures | null;
   runtime: { provider: string };
   machine: { cpu: string; cores: number; memoryGiB: number; os: string; node: string; onnxruntime: string };
   seconds: number;
+}
+
+/** One way of prompting: prefix-only, or a FIM order. */
+interface HoleMode {
+  name: string;
+  fim: FimChoice | null;
+}
+
+interface HoleFigures {
+  protocol: string;
+  seed: number;
+  maxTokens: number;
+  modes: string[];
+  /** Per hole kind and mode: hits (shown text = removed text) of the holes. */
+  nextLine: { holes: number; hits: Record<string, number> };
+  middleSpan: { holes: number; hits: Record<string, number> };
+  samples: Array<{ kind: 'line' | 'span'; file: string; line: number; target: string; shown: Record<string, string> }>;
+  seconds: number;
+}
+
+/** The prompting modes a model has: prefix-only, then each order of its FIM format (if any). */
+function holeModes(tokenizer: Parameters<typeof detectFim>[0]): HoleMode[] {
+  const f = detectFim(tokenizer);
+  return [{ name: 'prefix-only', fim: null }, ...(f ? f.orders.map((order) => ({ name: `FIM ${order.toUpperCase()}`, fim: { format: f.name, order } })) : [])];
+}
+
+async function measureHoles(runtime: Parameters<typeof showAtHole>[0], tokenizer: Parameters<typeof showAtHole>[1], lines: HoleSample[], spans: HoleSample[], modes: HoleMode[], o: Options): Promise<HoleFigures> {
+  const started = performance.now();
+  const samples: HoleFigures['samples'] = [];
+  const kinds = [['line', lines], ['span', spans]] as const;
+  const hits = { line: {} as Record<string, number>, span: {} as Record<string, number> };
+  const total = (lines.length + spans.length) * modes.length;
+  const tick = progress('holes', started);
+  let done = 0;
+  for (const [kind, holes] of kinds) {
+    for (const h of holes) {
+      const shown: Record<string, string> = {};
+      for (const m of modes) {
+        const r = await showAtHole(runtime, tokenizer, h, m.fim, o.maxTokens);
+        shown[m.name] = r.text;
+        hits[kind][m.name] = (hits[kind][m.name] ?? 0) + (r.hit ? 1 : 0);
+        tick(++done, total);
+      }
+      samples.push({ kind, file: h.rel, line: h.line + 1, target: h.target, shown });
+    }
+  }
+  return {
+    protocol: 'showCompletion (the extension\'s completion: token healing, line stop rule, clean-suggestion rules with the suffix), greedy; the prompt is the file before the hole (prefix-only) or the FIM layout of the file before and after it; a hit is the shown text equal to the removed text',
+    seed: o.seed,
+    maxTokens: o.maxTokens,
+    modes: modes.map((m) => m.name),
+    nextLine: { holes: lines.length, hits: hits.line },
+    middleSpan: { holes: spans.length, hits: hits.span },
+    samples,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+function holeRows(h: HoleFigures): string[] {
+  const cell = (hits: number | undefined, n: number) => `${pct((hits ?? 0) / n)} (${hits ?? 0}/${n})`;
+  return h.modes.map((m) => `| ${m} | ${cell(h.nextLine.hits[m], h.nextLine.holes)} | ${cell(h.middleSpan.hits[m], h.middleSpan.holes)} |`);
 }
 
 /** The options of this run that differ from the defaults, as command-line arguments. */
@@ -158,6 +230,7 @@ function reproduceArgs(o: Options): string {
   if (o.window !== undefined) a.push(`--window ${o.window}`);
   if (o.python !== '/usr/bin/python3') a.push(`--python ${o.python}`);
   if (!o.healed) a.push('--no-healed');
+  if (o.holes !== 300) a.push(`--holes ${o.holes}`);
   return a.map((x) => ' ' + x).join('');
 }
 
@@ -182,6 +255,16 @@ function markdown(r: Figures, plain: MatchSummary, healed: MatchSummary | null, 
     `Loss and accuracy: the held-out files (listed by \`tools/train-tiny-coder/corpus.py --list\`, the training tool's own split) are concatenated, each followed by \`<|endoftext|>\`, exactly as the training tool encodes them${r.data.sameTokensAsTrainingTool ? ' (the ids equal its `work/heldout.u16`)' : ''}; every position of every window is scored, so each window's first tokens have little context.`,
     '',
     `Next line: the prompt is the file up to the start of the line (it ends with "\\n"), after \`<|endoftext|>\` as in training; when longer than the context, its end is kept. The completion must equal the whole line, **leading indentation included**; at most ${r.nextLine.maxTokens} tokens. *Plain*: greedy \`generate()\` with stop string "\\n". *Token healing*: \`generate()\` with \`heal: true\`, as the extension completes: the prompt's last token (here its trailing whitespace) is taken off and decoding is constrained to spell it back, then greedy up to the next "\\n". The two differ because the byte-level BPE pre-tokenizer puts a newline and the next line's indentation (except its last space, which goes with the next word) into one token, e.g. "\\n" + 3 spaces, then " return": a prompt that ends in a bare "\\n" token is a context the model rarely saw before an indented line.`,
+    ...(r.holes
+      ? [
+          '',
+          `As the extension shows completions (\`showCompletion\`: token healing, the line stop rule, the clean-suggestion rules given the text after the cursor; at most ${r.holes.maxTokens} tokens), at the same ${r.holes.nextLine.holes} lines (the cursor at the line's start, the file after the line as the suffix) and at ${r.holes.middleSpan.holes} middle spans (on each of those lines a span of 1–40 characters of its code removed, drawn with the same seed; the prefix and the suffix are the rest of the file). A hit is the shown text equal to the removed text; no \`<|endoftext|>\` is put before the prompt, as the extension does not.`,
+          '',
+          '| prompt | exact next line | exact middle span |',
+          '|---|---|---|',
+          ...holeRows(r.holes),
+        ]
+      : []),
     '',
     `Reproduce: \`node --import tsx tools/eval-tiny-coder/eval.ts${args} --json eval.json --markdown eval.md\`.`,
   ];
@@ -218,6 +301,8 @@ async function run(o: Options): Promise<void> {
   const start = documentStart(folder.tokenizer);
   const plain = await completeAll('next line', samples.length, (i) => completeLine(runtime, folder.tokenizer, samples[i], o.maxTokens, start));
   const healed = o.healed ? await completeAll('next line (healed)', samples.length, (i) => completeLineHealed(runtime, folder.tokenizer, samples[i], o.maxTokens, start)) : null;
+  const modes = holeModes(folder.tokenizer);
+  const holes = o.holes > 0 ? await measureHoles(runtime, folder.tokenizer, lineHoles(docs, o.holes, o.seed), spanHoles(docs, o.holes, o.seed), modes, o) : null;
   const plainSummary = summarise(samples, plain.outputs);
   const healedSummary = healed ? summarise(samples, healed.outputs) : null;
   const totalSeconds = (performance.now() - t0) / 1000;
@@ -247,6 +332,7 @@ async function run(o: Options): Promise<void> {
       healed: healed && healedSummary ? { ...healedSummary, method: 'generate() with token healing (heal: true), greedy, stop string "\\n"', seconds: healed.seconds } : null,
       samples: samples.map((s, i) => ({ file: s.rel, line: s.line + 1, target: s.target, plain: plain.outputs[i].text, healed: healed ? healed.outputs[i].text : null })),
     },
+    holes,
     runtime: { provider: runtime.provider, threads: o.threads || 'onnxruntime default' },
     machine,
     seconds: totalSeconds,
@@ -264,6 +350,7 @@ async function run(o: Options): Promise<void> {
     `${'next-token top-1 accuracy'.padEnd(40)} ${pct(score.top1).padStart(8)}  (${score.correct}/${score.tokens})`,
     matchRow('next-line exact match (generate)', plainSummary),
     ...(healedSummary ? [matchRow('next-line exact match (token healing)', healedSummary)] : []),
+    ...(holes ? holes.modes.map((m) => `${`shown: exact line / span, ${m}`.padEnd(40)} ${pct((holes.nextLine.hits[m] ?? 0) / holes.nextLine.holes).padStart(8)} / ${pct((holes.middleSpan.hits[m] ?? 0) / holes.middleSpan.holes)}`) : []),
     '',
     `time: tokenize ${tokenizeSeconds.toFixed(1)} s, score ${scoreSeconds.toFixed(1)} s, next line ${plain.seconds.toFixed(1)} s${healed ? ` + healed ${healed.seconds.toFixed(1)} s` : ''}, total ${totalSeconds.toFixed(1)} s on ${runtime.provider} (${machine.cpu}, ${machine.cores} cores)`,
   ];

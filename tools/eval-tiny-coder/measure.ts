@@ -1,6 +1,8 @@
 // The measurements of tools/eval-tiny-coder on a held-out code corpus, through the project's own
 // runtime: the held-out files (as the training tool splits them), next-token loss and top-1
-// accuracy over non-overlapping windows, and next-line exact match by greedy completion.
+// accuracy over non-overlapping windows, next-line exact match by greedy completion, and the
+// completion the extension shows (showCompletion) at a line or a span of a line removed, with a
+// prefix-only or a fill-in-the-middle prompt.
 // Kept apart from the command line (eval.ts) so the unit tests can run each piece on a fixture model.
 
 import { execFileSync } from 'node:child_process';
@@ -8,6 +10,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import type { TextTokenizer } from '../../src/model/tokenizer';
+import { showCompletion, shownForm } from '../../src/runtime/completion';
+import type { FimChoice } from '../../src/runtime/fim';
 import { argmax, generate } from '../../src/runtime/generate';
 import type { ModelRuntime } from '../../src/runtime/runtime';
 import { seededRandom as prng } from '../../src/util/random';
@@ -279,4 +283,55 @@ export function summarise(samples: readonly LineSample[], outputs: readonly Line
     }
   });
   return { lines: samples.length, matched, exactMatch: samples.length ? matched / samples.length : 0, indented, unindented };
+}
+
+/** A place in a held-out file where the editor asks for a completion, and what the file has there. */
+export interface HoleSample {
+  rel: string;
+  /** 0-based line index. */
+  line: number;
+  /** The file's text before the cursor. */
+  prefix: string;
+  /** The text removed: a whole line (without its '\n') or a span of one line's code. */
+  target: string;
+  /** The file's text after the removed text. */
+  suffix: string;
+}
+
+/** Next-line holes: the cursor at the start of a sampled line (the same lines as sampleLines), the rest of the file after it. */
+export function lineHoles(docs: readonly Doc[], count: number, seed: number): HoleSample[] {
+  const byRel = new Map(docs.map((d) => [d.rel, d.text]));
+  return sampleLines(docs, count, seed).samples.map((s) => ({
+    rel: s.rel,
+    line: s.line,
+    prefix: s.prompt,
+    target: s.target,
+    suffix: (byRel.get(s.rel) ?? '').slice(s.prompt.length + s.target.length),
+  }));
+}
+
+/**
+ * Middle-span holes: on each sampled line, a span of its code (after the indentation) of 1–40
+ * characters, start and length drawn with the seed; prefix and suffix are the rest of the file.
+ */
+export function spanHoles(docs: readonly Doc[], count: number, seed: number): HoleSample[] {
+  const random = prng(seed ^ 0x5eed);
+  return lineHoles(docs, count, seed).flatMap((h) => {
+    const code = h.target.length - h.target.trimStart().length;
+    const room = h.target.length - code;
+    if (room < 1) return [];
+    const a = code + Math.floor(random() * room);
+    const b = Math.min(h.target.length, a + 1 + Math.floor(random() * Math.min(40, h.target.length - a)));
+    return [{ rel: h.rel, line: h.line, prefix: h.prefix + h.target.slice(0, a), target: h.target.slice(a, b), suffix: h.target.slice(b) + h.suffix }];
+  });
+}
+
+/**
+ * What the extension shows at the hole: showCompletion with token healing and the line stop rule,
+ * the suffix given to the clean-suggestion rules, and the prompt prefix-only (`fim` null) or in
+ * the FIM layout. A hit is the shown text equal to the removed text (in its shown form).
+ */
+export async function showAtHole(runtime: ModelRuntime, tokenizer: TextTokenizer, hole: HoleSample, fim: FimChoice | null, maxTokens: number): Promise<{ text: string; hit: boolean }> {
+  const shown = await showCompletion(runtime, tokenizer, hole.prefix, { heal: true, stop: 'line', maxTokens, fim }, { suffix: hole.suffix });
+  return { text: shown.text, hit: shown.text === shownForm(hole.target) && shown.text !== '' };
 }

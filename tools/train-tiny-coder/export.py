@@ -221,8 +221,10 @@ def heldout_by_module(model, held, T):
 
 
 def main():
+    """`export.py [HPARAMS]`: exports the checkpoint of that hparams file (default hparams.json:
+    work/ckpt.pt; hparams-fim.json: work/ckpt-fim.pt) to models/tiny-coder and cross-checks it."""
     import train
-    ck = torch.load(os.path.join(HERE, "work", "ckpt.pt"))
+    ck = torch.load(train.ckpt_path(sys.argv[1] if len(sys.argv) > 1 else "hparams.json"))
     cfg, hp, st = ck["config"], ck["hparams"], ck["state"]
     out_dir = train.MODEL_DIR
     last = ck["hist"]["eval"][-1] if ck["hist"]["eval"] else {}
