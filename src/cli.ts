@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { errorText } from './model/errors';
 import { PROVIDERS, type ProviderName } from './runtime/providers';
+import { isWeightSetting, WEIGHT_SETTINGS } from './runtime/weight-formats';
 import { commonOptions, exitAfterOutput, intFlag, tolerateClosedOutput, UsageError, type Command, type Flags } from './cli/common';
 import { modelCommands } from './cli/model-commands';
 import { repairCommands } from './cli/repair-commands';
@@ -13,7 +14,7 @@ import { benchCommand } from './cli/bench-command';
 const commands: Record<string, Command> = { ...modelCommands, ...repairCommands, bench: benchCommand };
 
 function usage(): string {
-  return ['usage: star-repair <command> [<modelDir>] [options]', '', ...Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`), '', 'Every command takes --ep auto|cpu|webgpu|cuda|dml|coreml, --threads N and --json.', 'Without <modelDir> the embedded model (models/tiny-coder) is used.'].join('\n');
+  return ['usage: star-repair <command> [<modelDir>] [options]', '', ...Object.entries(commands).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`), '', 'Every command takes --ep auto|cpu|webgpu|cuda|dml|coreml, --threads N, --weights auto|fp32|int8|int4 (default fp32; auto: int8 on the CPU) and --json.', 'Without <modelDir> the embedded model (models/tiny-coder) is used.'].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -34,7 +35,9 @@ export async function main(argv: string[]): Promise<number> {
     if (positionals.length > 1) throw new UsageError(`too many arguments: ${positionals.join(' ')}\n${command.usage}`);
     const ep = (flags.ep ?? 'cpu') as ProviderName;
     if (!PROVIDERS.includes(ep)) throw new UsageError(`--ep must be one of ${PROVIDERS.join(', ')}`);
-    await command.run(positionals[0], flags, { provider: ep, threads: intFlag(flags, 'threads', 0) });
+    const weights = flags.weights ?? 'fp32';
+    if (!isWeightSetting(weights)) throw new UsageError(`--weights must be one of ${WEIGHT_SETTINGS.join(', ')}`);
+    await command.run(positionals[0], flags, { provider: ep, threads: intFlag(flags, 'threads', 0), weights });
     return 0;
   } catch (e) {
     const message = e instanceof UsageError ? e.message : errorText(e);

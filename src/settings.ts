@@ -9,6 +9,7 @@ import { PROVIDERS, type ProviderName } from './runtime/provider-names';
 import { COMPLETION_STOPS, type CompletionStop } from './runtime/stop-rules';
 import { FIM_ORDER_SETTINGS, FIM_SETTINGS, type FimOrderSetting, type FimSetting } from './runtime/fim';
 import { REPAIR_METHODS, REPAIR_MODES, type RepairChoice, type RepairMethod, type RepairMode } from './repair/patch';
+import { WEIGHT_SETTINGS, type WeightSetting } from './runtime/weight-formats';
 
 export const SETTINGS_PREFIX = 'starRepair';
 
@@ -41,6 +42,8 @@ export interface Settings {
   capture: { enabled: boolean };
   repair: { auto: boolean } & RepairChoice;
   specificity: { guard: SpecificityGuard; threshold: number };
+  /** Format of the weights the model runs on (runtime/weight-formats.ts). */
+  weights: WeightSetting;
 }
 
 type Scope = 'application' | 'machine' | 'machine-overridable' | 'window' | 'resource' | 'language-overridable';
@@ -201,6 +204,16 @@ export const SETTINGS: readonly SettingDefinition[] = [
   {
     key: 'specificity.threshold', type: 'number', default: 0.95, minimum: 0, maximum: 1,
     description: 'Fraction of regression samples (accepted completions and the model\'s built-in set) that must stay right after a patch.',
+  },
+  {
+    key: 'weights', type: 'enum', default: 'auto', enum: WEIGHT_SETTINGS, scope: 'window', ignoreSync: true,
+    enumDescriptions: [
+      'int8 on the CPU, full precision on a GPU.',
+      'Full precision (32-bit floats): the most memory, the slowest decoding on a CPU.',
+      '8-bit weights in blocks of 32 with a scale and zero point each: about a quarter of the memory and several times faster decoding on a CPU; completions almost always as with fp32.',
+      '4-bit weights: an eighth of the memory and the fastest decoding, with a visible loss of quality on small models.',
+    ],
+    description: 'Format of the weights the model runs on. Repairs are computed on the same weights, patches stay in full precision and apply to every format; exporting a patched model writes full-precision weights. Not synced between machines.',
   },
 ];
 
@@ -378,6 +391,7 @@ export function validateSettings(raw: unknown): { settings: Settings; problems: 
       preserveRows: v<number | null>('repair.preserveRows'),
     },
     specificity: { guard: v<SpecificityGuard>('specificity.guard'), threshold: v<number>('specificity.threshold') },
+    weights: v<WeightSetting>('weights'),
   };
   return { settings, problems };
 }

@@ -1,6 +1,6 @@
 // Shared pieces of the `star-repair` commands: the command shape, flag helpers, output.
 
-import type { RuntimeOptions } from '../runtime/providers';
+import type { OpenOptions } from '../runtime/open';
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -8,7 +8,7 @@ export interface Command {
   summary: string;
   usage: string;
   options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
-  run(modelDir: string | undefined, flags: Flags, runtime: RuntimeOptions): Promise<unknown>;
+  run(modelDir: string | undefined, flags: Flags, runtime: OpenOptions): Promise<unknown>;
 }
 
 export class UsageError extends Error {}
@@ -17,6 +17,7 @@ export const commonOptions = {
   json: { type: 'boolean' },
   ep: { type: 'string' },
   threads: { type: 'string' },
+  weights: { type: 'string' },
   help: { type: 'boolean' },
 } as const;
 

@@ -9,10 +9,10 @@ import { intFlag, print, UsageError, type Command } from './common';
 export const modelCommands: Record<string, Command> = {
   info: {
     summary: 'describe a model folder and the execution provider it runs on',
-    usage: 'star-repair info [<modelDir>] [--json] [--ep auto|cpu|webgpu|cuda]',
+    usage: 'star-repair info [<modelDir>] [--json] [--ep auto|cpu|webgpu|cuda] [--weights auto|fp32|int8|int4]',
     options: {},
     async run(dir, flags, rt) {
-      const { folder, runtime } = openModel(dir, rt);
+      const { folder, runtime, weights } = openModel(dir, rt);
       await runtime.warm(['decode']);
       const c = folder.config;
       const info = {
@@ -27,6 +27,9 @@ export const modelCommands: Record<string, Command> = {
         dtype: folder.dtype,
         executionProvider: runtime.provider,
         fallbacks: runtime.fallbacks,
+        /** The format the model runs in (--weights) and the bytes of those weights in memory. */
+        weights,
+        weightBytes: runtime.weightBytes,
         fingerprint: folder.fingerprint,
         /** The FIM format of the tokenizer (runtime/fim.ts), or null: prefix-only prompts. */
         fim: describeFim(folder.tokenizer),
@@ -34,7 +37,7 @@ export const modelCommands: Record<string, Command> = {
       print(flags, info, () =>
         [
           `${info.name}: ${info.architecture}, ${info.layers} layers × ${info.neurons} neurons, hidden ${info.hidden}, vocab ${info.vocab}, context ${info.context}`,
-          `${(info.params / 1e6).toFixed(2)} M parameters (${info.dtype}), running on ${info.executionProvider}`,
+          `${(info.params / 1e6).toFixed(2)} M parameters (${info.dtype}), running on ${info.executionProvider} with ${info.weights} weights (${(info.weightBytes / 1e6).toFixed(1)} MB)`,
           ...info.fallbacks.map((f) => `  (${f.provider} not used: ${f.reason})`),
           info.fim ? `fill-in-the-middle: ${info.fim.family} (${info.fim.tokens.join(' ')}; ${info.fim.orders.join(', ')})` : 'fill-in-the-middle: none (the tokenizer has no FIM tokens; prompts are the text before the cursor)',
           `fingerprint ${info.fingerprint}`,

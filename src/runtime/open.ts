@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadModelFolder, type ModelFolder } from '../model';
 import type { RuntimeOptions } from './providers';
+import { quantiseModel } from './quantised-weights';
 import { ModelRuntime } from './runtime';
+import { resolveWeightFormat, type WeightFormat, type WeightSetting } from './weight-formats';
 
 /** The embedded model's folder: `models/tiny-coder` at the package root (next to dist/ or src/). */
 export function embeddedModelDir(): string | null {
@@ -26,9 +28,19 @@ export function resolveModelDir(dir: string | undefined): string {
 export interface OpenModel {
   folder: ModelFolder;
   runtime: ModelRuntime;
+  /** The format the runtime's weights are in (`folder.weights` stay the checkpoint's, in fp32). */
+  weights: WeightFormat;
 }
 
-export function openModel(dir: string | undefined, options: RuntimeOptions = {}): OpenModel {
+export interface OpenOptions extends RuntimeOptions {
+  /** Weight format (runtime/weight-formats.ts); absent: fp32. */
+  weights?: WeightSetting;
+}
+
+export function openModel(dir: string | undefined, options: OpenOptions = {}): OpenModel {
   const folder = loadModelFolder(resolveModelDir(dir));
-  return { folder, runtime: new ModelRuntime(folder.config, folder.weights, options) };
+  const { weights: setting, ...runtimeOptions } = options;
+  const format = resolveWeightFormat(setting ?? 'fp32', options.provider ?? 'cpu');
+  const weights = format === 'fp32' ? folder.weights : quantiseModel(folder.config, folder.weights, format);
+  return { folder, runtime: new ModelRuntime(folder.config, weights, runtimeOptions), weights: format };
 }

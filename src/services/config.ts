@@ -33,5 +33,5 @@ export async function updateUserSetting(key: string, value: unknown): Promise<vo
 }
 
 export function affectsModel(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['modelPath', 'executionProvider', 'threads'].some((k) => e.affectsConfiguration(`${SETTINGS_PREFIX}.${k}`));
+  return ['modelPath', 'executionProvider', 'threads', 'weights'].some((k) => e.affectsConfiguration(`${SETTINGS_PREFIX}.${k}`));
 }

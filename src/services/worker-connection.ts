@@ -193,7 +193,7 @@ export class WorkerConnection implements vscode.Disposable {
     this.error = null;
     this.changed.fire();
     try {
-      const info = await call('load', { modelDir: this.modelDir(settings.modelPath), provider: settings.executionProvider, threads: settings.threads, guard: this.providers.loadParams() });
+      const info = await call('load', { modelDir: this.modelDir(settings.modelPath), provider: settings.executionProvider, threads: settings.threads, weights: settings.weights, guard: this.providers.loadParams() });
       if (seq !== this.loadSeq) return;
       this.modelInfo = info;
       await this.options.afterLoad(info, call);

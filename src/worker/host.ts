@@ -23,6 +23,8 @@ import { PromptCache } from '../runtime/prompt-cache';
 import { windowPrompt } from '../runtime/prompt';
 import { embeddedModelDir } from '../runtime/open';
 import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
+import { quantiseModel } from '../runtime/quantised-weights';
+import { resolveWeightFormat } from '../runtime/weight-formats';
 import type {
   CompleteParams, CompleteResult, EvaluateParams, EvaluateResult, EvaluationCounts, ExportParams, ExportResult, JobControl, LoadParams, ModelInfo,
   NeuronDetailsParams, NeuronDetailsResult, PredictParams, PredictResult, RepairParams, RepairProgressEvent, RepairResult, Sample,
@@ -143,14 +145,18 @@ export class ModelHost implements WorkerHandlers {
   async load(p: LoadParams): Promise<ModelInfo> {
     const dir = p.modelDir || embeddedModelDir();
     if (!dir) throw new WorkerStateError('no-model', 'no model folder is set and the embedded model (models/tiny-coder) is not installed: set starRepair.modelPath to a Hugging Face model folder');
-    const key = JSON.stringify([dir, p.provider, p.threads, p.guard ?? null]);
+    const key = JSON.stringify([dir, p.provider, p.threads, p.guard ?? null, p.weights ?? 'fp32']);
     if (this.loaded?.key === key) return this.loaded.info;
     const start = performance.now();
     const folder = loadModelFolder(dir);
     const options = { provider: p.provider, threads: p.threads, vet: this.vetFor(folder, p) };
-    const completion = new ModelRuntime(folder.config, folder.weights, options);
+    // Quantised once; both runtimes share the codes as they share fp32 arrays. The repair engine
+    // still reads the original weights' down projections and LM head (docs/quantised.md).
+    const format = resolveWeightFormat(p.weights ?? 'fp32', p.provider);
+    const weights = format === 'fp32' ? folder.weights : quantiseModel(folder.config, folder.weights, format);
+    const completion = new ModelRuntime(folder.config, weights, options);
     // onnxruntime's Tensor wraps the same Float32Array, so the second runtime costs no weight copy.
-    const repair = new ModelRuntime(folder.config, folder.weights, options);
+    const repair = new ModelRuntime(folder.config, weights, options);
     try {
       await completion.warm(['decode']);
     } catch (e) {
@@ -184,7 +190,7 @@ export class ModelHost implements WorkerHandlers {
     this.committedMap = new Map();
     this.builtin = null;
     if (previous) await this.onRepairRuntime(() => Promise.allSettled([previous.completion.release(), previous.repair.release()]));
-    this.log(`loaded ${folder.name} (${c.architecture}, ${(folder.params / 1e6).toFixed(2)} M parameters) on ${completion.provider} in ${Math.round(performance.now() - start)} ms`);
+    this.log(`loaded ${folder.name} (${c.architecture}, ${(folder.params / 1e6).toFixed(2)} M parameters, ${format} weights: ${(completion.weightBytes / 1e6).toFixed(1)} MB) on ${completion.provider} in ${Math.round(performance.now() - start)} ms`);
     return info;
   }
 

@@ -8,6 +8,7 @@ import type { RepairProgress } from '../repair/engine';
 import { SELECT_SETTINGS } from '../repair/locate';
 import { REPAIR_METHODS, REPAIR_MODES, type PatchJson, type PatchScores, type RepairChoice, type RepairMethod, type RepairMode } from '../repair/patch';
 import { PROVIDERS, type ProviderName } from '../runtime/provider-names';
+import { WEIGHT_SETTINGS, type WeightSetting } from '../runtime/weight-formats';
 import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
 import { readFimChoice, readIndent, readReplay, type CompletionReplay } from '../runtime/replay';
 import type { IndentStyle } from '../runtime/clean';
@@ -101,6 +102,8 @@ export interface LoadParams {
   threads: number;
   /** The provider guard (docs/gpu.md, "A provider choice that cannot crash completions"); absent: GPU providers are still checked, verdicts are not kept. */
   guard?: ProviderGuardParams;
+  /** Format of the weights (starRepair.weights; runtime/weight-formats.ts); absent: fp32. */
+  weights?: WeightSetting;
 }
 
 /** A GPU provider that crashed the worker for a model (the extension's provider memory): the worker does not use it for that model. */
@@ -418,7 +421,8 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
       threads: field(o, 'threads', intIn(0, 1024), p),
     };
     const guard = optional(o, 'guard', providerGuard, p);
-    return guard ? { ...params, guard } : params;
+    const weights = optional(o, 'weights', oneOf(WEIGHT_SETTINGS), p);
+    return { ...params, ...(guard ? { guard } : {}), ...(weights ? { weights } : {}) };
   }),
   complete: object((o, p) => defined({
     prompt: field(o, 'prompt', text(MAX_TEXT, 1), p),

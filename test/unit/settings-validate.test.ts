@@ -19,6 +19,7 @@ test('defaults are the documented ones and produce no problems', () => {
     capture: { enabled: true },
     repair: { auto: false, method: 'star', mode: 'batch', select: 'model', epochs: 10, eta: null, preserveRows: null },
     specificity: { guard: 'undo', threshold: 0.95 },
+    weights: 'auto',
   });
   assert.deepEqual(defaultSettings(), settings);
   // A fresh copy each time: mutating one result does not change the defaults.
@@ -32,7 +33,7 @@ test('valid values pass through, from a getter, a flat object, a prefixed one or
     'completions.enabled': false, 'completions.languages': ['python', 'typescript'], 'completions.maxTokens': 256,
     'completions.stop': 'block', 'completions.debounceMs': 0, 'capture.enabled': false, 'repair.auto': true,
     'repair.method': 'mint', 'repair.mode': 'iter', 'repair.select': 'layer', 'repair.epochs': 1, 'repair.eta': 0.5, 'repair.preserveRows': 32,
-    'specificity.guard': 'warn', 'specificity.threshold': 1,
+    'specificity.guard': 'warn', 'specificity.threshold': 1, weights: 'int4',
   };
   const expected = {
     modelPath: '/models/qwen', executionProvider: 'cuda', threads: 8,
@@ -40,6 +41,7 @@ test('valid values pass through, from a getter, a flat object, a prefixed one or
     capture: { enabled: false },
     repair: { auto: true, method: 'mint', mode: 'iter', select: 'layer', epochs: 1, eta: 0.5, preserveRows: 32 },
     specificity: { guard: 'warn', threshold: 1 },
+    weights: 'int4',
   };
   const fromGetter = validateSettings((k: string) => values[k]);
   assert.deepEqual(fromGetter, { settings: expected, problems: [] });
