@@ -153,9 +153,9 @@ async function main(): Promise<void> {
   // The data must replay the prompt the extension builds for this model (FIM when it has the tokens).
   const modelFim = resolveFim(folder.tokenizer);
   const dataFim = data.failures.find((f) => f.replay?.fim)?.replay?.fim ?? null;
-  const fimText = dataFim ? `FIM ${dataFim.format} ${dataFim.order} with the text after the line` : 'prefix-only';
+  const fimText = dataFim ? `FIM prompt (${dataFim.format}, ${dataFim.order.toUpperCase()}) with the text after the line` : 'prefix-only prompt';
   if (JSON.stringify(modelFim) !== JSON.stringify(dataFim)) {
-    log(`WARNING: ${values.data} was built with ${fimText} prompts, but the extension completes with ${modelFim ? `FIM ${modelFim.format} ${modelFim.order}` : 'prefix-only'} prompts on this model: rebuild it (npm run bench:data -- --model DIR)`);
+    log(`WARNING: ${values.data} was built with a ${fimText}, but the extension completes with ${modelFim ? `FIM ${modelFim.format} ${modelFim.order}` : 'prefix-only'} prompts on this model: rebuild it (npm run bench:data -- --model DIR)`);
   }
   const progress = (i: number, n: number, name: string) => {
     if (i % 6 === 0) log(`${name}: ${i}/${n}`);
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     const section = [
       `## Repair (${runtime.provider.toUpperCase()})`,
       '',
-      `Measured by \`npm run bench:repair -- --ep ${values.ep}\` on ${started.toISOString().slice(0, 10)}: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: bench/data${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctSamples} correct samples; completion and teacher-forced target disagreed on ${stats.completionTeacherDisagreements ?? '?'} samples)` : ''}. "Fixed" = the completion the extension shows at that place (${fimText} prompt, token healing, line stop rule, 32-token budget) equals the desired line; specificity is measured on ${regressionSamples} correct samples, and specificity-preserving STAR keeps ${preserveSamples} other ones. Single failures: the first failure of each of the ${values.groups} largest test groups, each repaired on its own from the unpatched model; generalisation on the other failures of the group. Tuned on the validation split (first failure of the ${values['val-groups']} largest groups), 10-epoch budget.`,
+      `Measured by \`npm run bench:repair -- --ep ${values.ep}\` on ${started.toISOString().slice(0, 10)}: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: ${resolve(values.data!) === join(ROOT, 'bench', 'data') ? 'bench/data' : values.data}${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctSamples} correct samples; completion and teacher-forced target disagreed on ${stats.completionTeacherDisagreements ?? '?'} samples)` : ''}. "Fixed" = the completion the extension shows at that place (${fimText}, token healing, line stop rule, 32-token budget) equals the desired line; specificity is measured on ${regressionSamples} correct samples, and specificity-preserving STAR keeps ${preserveSamples} other ones. Single failures: the first failure of each of the ${values.groups} largest test groups, each repaired on its own from the unpatched model; generalisation on the other failures of the group. Tuned on the validation split (first failure of the ${values['val-groups']} largest groups), 10-epoch budget.`,
       '',
       '### STAR vs MINT vs SGD (test split, single failures, tuned)',
       '',
