@@ -5,13 +5,18 @@
 //     shape of almost every exponential regex; no real tokenizer's pattern has it);
 //  2. after it is built, a probe encodes (and decodes) crafted strings — long runs of one kind of
 //     character and a character that makes the match fail — under PROBE_TIME_MS, refusing a
-//     tokenizer that backtracks on them (catches overlapping alternations such as (a|aa)+$);
+//     tokenizer that backtracks on them (catches overlapping alternations such as (a|aa)+$). The
+//     limit is on CPU time, not wall time (./time-limit.ts): on a machine too busy to give the
+//     probe its CPU time it is run again with a longer wall limit, up to a cap of 30 s, and only a
+//     probe that used at least half its 2 s of CPU without finishing is taken for backtracking; one
+//     that reaches the cap starved gets a message saying the machine was too busy to check it;
 //  3. every encode runs under encodeTimeLimitMs(text length) (see ./tokenizer.ts), so what the
-//     first two miss costs at most that bound and a typed error, never a blocked worker.
+//     first two miss costs at most that bound of CPU time (and the wall cap of ./time-limit.ts on a
+//     busy machine) and a typed error, never a blocked worker.
 import { ModelError } from './errors';
-import { TimeLimitExceeded, runWithin } from './time-limit';
+import { type RunWithinOptions, TimeLimitExceeded, runWithin } from './time-limit';
 
-/** Time the load-time probe may take in all (normal tokenizers take a few ms). */
+/** CPU time the load-time probe may take in all (normal tokenizers take a few ms). */
 export const PROBE_TIME_MS = 2000;
 /** Each probe string is a run of this many characters of one kind, then a NUL. */
 export const PROBE_RUN_CHARS = 256;
@@ -124,10 +129,11 @@ export function probeTexts(): string[] {
 }
 
 /**
- * Encodes and decodes every probe string within PROBE_TIME_MS, else throws `tokenizer-unsafe`.
- * Errors of the tokenizer itself (a character it cannot represent) do not matter here.
+ * Encodes and decodes every probe string within PROBE_TIME_MS of CPU time, else throws
+ * `tokenizer-unsafe`. Errors of the tokenizer itself (a character it cannot represent) do not
+ * matter here. `options` go to runWithin (tests simulate a busy machine with them).
  */
-export function probeTokenizer(encode: (text: string) => number[], decode: (ids: number[]) => string, file: string): void {
+export function probeTokenizer(encode: (text: string) => number[], decode: (ids: number[]) => string, file: string, options: RunWithinOptions = {}): void {
   try {
     runWithin(PROBE_TIME_MS, () => {
       for (const text of probeTexts()) {
@@ -137,9 +143,16 @@ export function probeTokenizer(encode: (text: string) => number[], decode: (ids:
           if (e instanceof TimeLimitExceeded) throw e;
         }
       }
-    });
+    }, options);
   } catch (e) {
     if (!(e instanceof TimeLimitExceeded)) throw e;
+    if (e.reason === 'busy') {
+      throw new ModelError(
+        'tokenizer-unsafe',
+        `${file} could not be checked: encoding its test strings was stopped after ${Math.round(e.wallMs / 1000)} s of wall time in which this process got only ${Math.round(e.cpuMs)} ms of CPU time (normal tokenizers need a few ms) — the machine is too busy (other programs take the CPU), which says nothing against the tokenizer; try again when the machine is less busy`,
+        file,
+      );
+    }
     throw new ModelError(
       'tokenizer-unsafe',
       `${file} took more than ${PROBE_TIME_MS} ms to encode test strings of ${PROBE_RUN_CHARS} repeated characters (normal tokenizers take a few ms): a regex of its normalizer, pre-tokenizer or decoder backtracks catastrophically, so it is not used — use the tokenizer.json that came with the model`,
