@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadModelFolder, type ModelFolder } from '../model';
 import type { RuntimeOptions } from './providers';
-import { quantiseModel } from './quantised-weights';
+import { quantiseModel, quantiseModelCached } from './quantised-weights';
 import { ModelRuntime } from './runtime';
 import { resolveWeightFormat, type WeightFormat, type WeightSetting } from './weight-formats';
 
@@ -35,12 +35,18 @@ export interface OpenModel {
 export interface OpenOptions extends RuntimeOptions {
   /** Weight format (runtime/weight-formats.ts); absent: fp32. */
   weights?: WeightSetting;
+  /** Folder of the quantised-weight cache (runtime/quant-cache.ts); absent: quantise on every open. */
+  weightCacheDir?: string;
 }
 
 export function openModel(dir: string | undefined, options: OpenOptions = {}): OpenModel {
   const folder = loadModelFolder(resolveModelDir(dir));
-  const { weights: setting, ...runtimeOptions } = options;
+  const { weights: setting, weightCacheDir, ...runtimeOptions } = options;
   const format = resolveWeightFormat(setting ?? 'fp32', options.provider ?? 'cpu');
-  const weights = format === 'fp32' ? folder.weights : quantiseModel(folder.config, folder.weights, format);
+  const weights = format === 'fp32'
+    ? folder.weights
+    : weightCacheDir
+      ? quantiseModelCached(folder.config, folder.weights, format, { dir: weightCacheDir, fingerprint: folder.fingerprint }).model
+      : quantiseModel(folder.config, folder.weights, format);
   return { folder, runtime: new ModelRuntime(folder.config, weights, runtimeOptions), weights: format };
 }

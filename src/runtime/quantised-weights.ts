@@ -1,6 +1,7 @@
 // A model's weights in a quantised format (runtime/; the per-matrix maths is model/quantise.ts, the
 // list of matrices graph/quantised.ts): the MatMulNBits matrices and the float weights left over
-// (norms, biases, learned positions), made from canonical fp32 weights one matrix at a time.
+// (norms, biases, learned positions), made from canonical fp32 weights one matrix at a time, or
+// read from the on-disk cache (quantiseModelCached, runtime/quant-cache.ts).
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
 import { dequantiseMatrix, quantisedBytes, quantiseMatrix, type QuantisedMatrix, type QuantSpec } from '../model/quantise';
@@ -8,6 +9,7 @@ import { floatWeightInputs } from '../graph/architectures/decoder';
 import { lmHeadName, quantisedWeightSpecs } from '../graph/quantised';
 import { QUANT_BLOCK_SIZE, formatBits, type WeightFormat } from './weight-formats';
 import { weightArrays } from './runtime';
+import { readQuantCache, writeQuantCache } from './quant-cache';
 
 export interface QuantisedModel {
   format: Exclude<WeightFormat, 'fp32'>;
@@ -78,4 +80,44 @@ export function dequantiseModel(cfg: ModelConfig, q: QuantisedModel): { config: 
   }));
   const weights: CanonicalWeights = { embed, layers, finalNorm: norm('final_norm'), lmHead, ...(float('position_embed') ? { positions: float('position_embed')! } : {}) };
   return { config: { ...cfg, tiedEmbeddings: lmHead === embed }, weights };
+}
+
+export interface CachedQuantisation {
+  model: QuantisedModel;
+  /** 'cache': read from the cache file; 'quantised': made now (and written to the cache). */
+  source: 'cache' | 'quantised';
+  /** Why the cache was not used, when it was not. */
+  reason?: string;
+}
+
+/**
+ * quantiseModel through the on-disk cache in `dir` (runtime/quant-cache.ts), keyed by the model's
+ * fingerprint, the format and the block size: a valid cache file is used as it is; a missing,
+ * damaged or mismatched one is replaced by quantising again. A cache that cannot be written is
+ * reported in `reason`, never an error: the weights are still there.
+ */
+export function quantiseModelCached(cfg: ModelConfig, weights: CanonicalWeights, format: Exclude<WeightFormat, 'fp32'>, cache: { dir: string; fingerprint: string }, blockSize = QUANT_BLOCK_SIZE): CachedQuantisation {
+  const spec = quantSpecOf(format, blockSize);
+  const read = readQuantCache(cache.dir, cache.fingerprint, format, spec);
+  let reason: string | undefined;
+  if ('matrices' in read) {
+    const fits = quantisedWeightSpecs(cfg, spec).every((w) => {
+      const m = read.matrices.get(w.name);
+      return m !== undefined && m.n === w.n && m.k === w.k && m.bits === w.spec.bits && m.blockSize === w.spec.blockSize;
+    });
+    if (fits && read.matrices.size === quantisedWeightSpecs(cfg, spec).length) {
+      const arrays = weightArrays(cfg, weights);
+      const floats = new Map<string, Float32Array>();
+      for (const f of floatWeightInputs(cfg, spec)) floats.set(f.name, arrays.get(f.name)!);
+      return { model: { format, spec, matrices: read.matrices, floats }, source: 'cache' };
+    }
+    reason = 'the cached weights do not fit the model';
+  } else reason = read.reason;
+  const model = quantiseModel(cfg, weights, format, blockSize);
+  try {
+    writeQuantCache(cache.dir, cache.fingerprint, format, spec, model.matrices);
+  } catch (e) {
+    reason = `${reason}; the cache could not be written (${(e as Error).message})`;
+  }
+  return { model, source: 'quantised', reason };
 }

@@ -8,6 +8,7 @@
 // passed the provider vetting (provider-vetting.ts), and onProvider hears of it before anything
 // runs there, so a crash can be put down to it.
 
+import { dirname, join } from 'node:path';
 import type { ModelFolder } from '../model';
 import { loadModelFolder } from '../model';
 import { caseStates, evaluatePatch, type Case, type Evaluation } from '../eval/evaluate';
@@ -23,7 +24,8 @@ import { PromptCache } from '../runtime/prompt-cache';
 import { windowPrompt } from '../runtime/prompt';
 import { embeddedModelDir } from '../runtime/open';
 import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
-import { quantiseModel } from '../runtime/quantised-weights';
+import { quantiseModel, quantiseModelCached, type QuantisedModel } from '../runtime/quantised-weights';
+import type { CanonicalWeights } from '../model/weights';
 import { resolveWeightFormat } from '../runtime/weight-formats';
 import type {
   CompleteParams, CompleteResult, EvaluateParams, EvaluateResult, EvaluationCounts, ExportParams, ExportResult, JobControl, LoadParams, ModelInfo,
@@ -152,8 +154,15 @@ export class ModelHost implements WorkerHandlers {
     const options = { provider: p.provider, threads: p.threads, vet: this.vetFor(folder, p) };
     // Quantised once; both runtimes share the codes as they share fp32 arrays. The repair engine
     // still reads the original weights' down projections and LM head (docs/quantised.md).
+    // The quantised-weight cache lives next to the provider memory, in the extension's global storage.
     const format = resolveWeightFormat(p.weights ?? 'fp32', p.provider);
-    const weights = format === 'fp32' ? folder.weights : quantiseModel(folder.config, folder.weights, format);
+    const cacheDir = p.guard?.memoryFile ? join(dirname(p.guard.memoryFile), 'quantised-weights') : null;
+    let weights: CanonicalWeights | QuantisedModel = folder.weights;
+    if (format !== 'fp32' && cacheDir) {
+      const cached = quantiseModelCached(folder.config, folder.weights, format, { dir: cacheDir, fingerprint: folder.fingerprint });
+      if (cached.reason) this.log(`[model] ${format} weights quantised now: ${cached.reason}`);
+      weights = cached.model;
+    } else if (format !== 'fp32') weights = quantiseModel(folder.config, folder.weights, format);
     const completion = new ModelRuntime(folder.config, weights, options);
     // onnxruntime's Tensor wraps the same Float32Array, so the second runtime costs no weight copy.
     const repair = new ModelRuntime(folder.config, weights, options);
