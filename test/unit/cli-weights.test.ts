@@ -36,7 +36,7 @@ test('info --json reports the weight format and bytes; the fingerprint is the sa
   assert.equal(infos.get('int8')!.weights, 'int8');
   assert.equal(infos.get('int8')!.weightBytes, expectedBytes('int8'));
   assert.equal(infos.get('int4')!.weightBytes, expectedBytes('int4'));
-  assert.equal(infos.get('auto')!.weights, 'int8', 'auto is int8 on the CPU');
+  assert.equal(infos.get('auto')!.weights, 'fp32', 'auto is fp32 until repairs on int8 weights are as fast and small as on fp32 (runtime/weight-formats.ts)');
   for (const [w, info] of infos) assert.equal(info.fingerprint, fp32.fingerprint, `fingerprint with --weights ${w}`);
 });
 
