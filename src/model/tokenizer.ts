@@ -53,6 +53,13 @@ function encodeWithin(rawEncode: (text: string) => unknown, text: string, file: 
     return runWithin(ms, () => rawEncode(text));
   } catch (e) {
     if (!(e instanceof TimeLimitExceeded)) throw e;
+    if (e.reason === 'busy') {
+      throw new ModelError(
+        'tokenizer-unsafe',
+        `${file}: encoding a text of ${text.length} characters was stopped after ${Math.round(e.wallMs / 1000)} s of wall time in which this process got only ${Math.round(e.cpuMs)} ms of CPU time — the machine is too busy (other programs take the CPU), which says nothing against the tokenizer; try again when it is less busy`,
+        file,
+      );
+    }
     throw new ModelError(
       'tokenizer-unsafe',
       `${file}: encoding a text of ${text.length} characters took more than ${ms} ms and was stopped: a regex of its normalizer or pre-tokenizer backtracks catastrophically on it — use the tokenizer.json that came with the model`,
