@@ -5,7 +5,7 @@
 // `npm run test:e2e` (after test/e2e/setup); screenshots go to test-artifacts/e2e/.
 
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -16,6 +16,7 @@ import {
   activeEditor,
   contextMenu,
   ghostText,
+  lineText,
   openFile,
   statusItem,
   runCommand,
@@ -36,6 +37,11 @@ const DESIRED = 'import re';
 // Repair All: main.py's empty line in main() and its last line; what the person types there.
 const MAIN_FILE = 'main.py';
 const MAIN_DESIRED = ['args = sys.argv[1:]', 'sys.exit(main())'] as const;
+// Issue 15: mid-line completion (the embedded model has FIM tokens). call.py's last line is a call
+// with nothing between its brackets; the cursor goes between them, before the closing bracket.
+const CALL_FILE = 'call.py';
+const CALL_LINE = 8;
+const CALL_DESIRED = 'name';
 
 /**
  * The text of a notification matching `pattern`: a toast while it is up, else the notification
@@ -52,6 +58,23 @@ async function notificationMatching(page: Page, pattern: RegExp, timeoutMs: numb
     if (Date.now() > deadline) throw new Error(`no notification matching ${pattern} within ${timeoutMs} ms (center: ${JSON.stringify(center)})`);
     await page.waitForTimeout(2000);
   }
+}
+
+/** Every failure in the extension's failure stores (`failures-<fingerprint>.json` under its global storage). */
+function storedFailures(userDataDir: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/^failures-[0-9a-f]+\.json$/.test(e.name)) {
+        const doc = JSON.parse(readFileSync(p, 'utf8')) as { failures?: Record<string, unknown>[] };
+        out.push(...(doc.failures ?? []));
+      }
+    }
+  };
+  walk(userDataDir);
+  return out;
 }
 
 /** Puts the cursor at the end of a 1-based line (Go to Line, then End). */
@@ -111,8 +134,9 @@ function settings(model: string): Record<string, unknown> {
     'starRepair.repair.method': 'star',
     // Repair options pinned so that a step size or selection tuned for the model later cannot
     // change the run: batch STAR, every neuron, η = 0.1, 128 preserved rows. On the shipped model
-    // it fixes "import re" (app.py) but breaks 2 of the 12 built-in samples (specificity 83 %), so
-    // the default guard undoes it; and it fixes both main.py failures together keeping all 12.
+    // (the FIM-trained tiny-coder, SPM prompts) it fixes "import re" (app.py) but breaks 1 of the
+    // 12 built-in samples (specificity 91.7 %), so the default guard undoes it; it fixes both main.py
+    // failures together keeping all 12, and the mid-line failure in call.py with app.py's again.
     // The specificity guard and its threshold are left at their defaults (undo, 0.95).
     'starRepair.repair.mode': 'batch',
     'starRepair.repair.select': 'dense',
@@ -350,6 +374,94 @@ describe('STAR Repair in code-server (real browser)', { timeout: 20 * 60_000 }, 
     await shot('after-undo');
     assert.notEqual(again.trim(), MAIN_DESIRED[0]);
     assert.equal(await ghostText(page), again);
+    await page.keyboard.press('Escape');
+  });
+
+  // Issue 15: inside a call whose closing bracket follows the cursor, the suggestion completes the
+  // argument and never repeats the bracket (the suffix holds it).
+  step('a mid-line completion inside a call does not duplicate the closing bracket', async (t) => {
+    await openFile(page, CALL_FILE);
+    const before = await lineText(page, CALL_LINE);
+    assert.match(before, /\(\)\s*$/, `line ${CALL_LINE} of ${CALL_FILE} ends with an empty call: ${JSON.stringify(before)}`);
+    await gotoLineEnd(page, CALL_LINE);
+    await page.keyboard.press('ArrowLeft');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    const suggestion = await waitForGhostText(page, 120_000);
+    t.diagnostic(`mid-line suggestion: ${JSON.stringify(suggestion)}`);
+    await shot('mid-line-ghost');
+    await page.keyboard.press('Tab');
+    const after = await lineText(page, CALL_LINE);
+    await shot('mid-line-accepted');
+    const count = (c: string) => after.split(c).length - 1;
+    assert.equal(count('('), count(')'), `the accepted line keeps its brackets balanced: ${JSON.stringify(after)}`);
+    assert.ok(!/\)\s*\)\s*$/.test(after) || before.trimEnd().endsWith('))'), `no doubled closing bracket: ${JSON.stringify(after)}`);
+    assert.notEqual(after, before, 'the suggestion was inserted');
+    // Back to the empty call (one undo step takes the accepted text out).
+    await page.keyboard.press('Control+Z');
+    assert.equal(await lineText(page, CALL_LINE), before);
+  });
+
+  // Issue 15: the rejection of a mid-line completion is captured with the text after the cursor,
+  // repaired, and afterwards the editor shows the desired text at that place.
+  step('a rejected mid-line completion is captured with its suffix, repaired, and then shown', async (t) => {
+    const panel = webviewFrame(page, EXTENSION_ID);
+    await gotoLineEnd(page, CALL_LINE);
+    await page.keyboard.press('ArrowLeft');
+    await runCommand(page, 'Trigger Inline Suggestion');
+    const shown = await waitForGhostText(page, 120_000);
+    assert.notEqual(shown.trim(), CALL_DESIRED, 'the model already suggests the desired argument: pick another');
+    await page.keyboard.type(CALL_DESIRED, { delay: 20 });
+    // Leaving the line finishes it: the failure is what was typed between the brackets.
+    await page.keyboard.press('ArrowUp');
+    await runCommand(page, 'STAR Repair: Show Repair Panel');
+    const row = panel.locator('li.failure', { has: panel.locator('.where', { hasText: CALL_FILE }) }).first();
+    await row.waitFor({ state: 'visible', timeout: 60_000 });
+    // The failure, as stored, carries the text after the cursor (the closing bracket) and the FIM format.
+    const stored = storedFailures(server!.userDataDir).find((f) => f['desired'] === CALL_DESIRED);
+    assert.ok(stored, `a stored failure with desired ${JSON.stringify(CALL_DESIRED)}`);
+    assert.ok(typeof stored['suffix'] === 'string' && stored['suffix'].startsWith(')'), `its suffix starts with the closing bracket: ${JSON.stringify(stored['suffix'])}`);
+    assert.equal((stored['replay'] as { fim?: { format?: string } } | undefined)?.fim?.format, 'starcoder');
+    await shot('mid-line-failure');
+    // On this 3.4 M-parameter model, pushing `print(` towards `name` also flips 1 of the 12
+    // built-in completions (specificity 92 %; `star-repair eval` shows the same for every mid-line
+    // fix tried: the flipped ones are low-margin guesses such as `return n %` → "s % (n & 0x"),
+    // which the default guard undoes. The user accepts that trade-off here and turns the guard off
+    // in the User settings (JSON), as a person would.
+    await runCommand(page, 'Preferences: Open User Settings (JSON)');
+    // (code-server may open it as a tab or in a floating editor: find the editor by its content.)
+    const json = page.locator('.monaco-editor', { hasText: 'security.workspace.trust.enabled' }).first();
+    await json.waitFor({ state: 'visible', timeout: 15_000 });
+    await json.locator('.view-lines').click();
+    // A new last entry, on the line before the closing brace (a leading comma keeps the JSON valid;
+    // the file as written here ends with "}" and a line break, so the brace is the line above the end).
+    await page.keyboard.press('Control+End');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('Home');
+    await page.keyboard.type('  ,"starRepair.specificity.guard": "off"\n', { delay: 5 });
+    await page.keyboard.press('Control+S');
+    await page.waitForTimeout(2000);
+    await shot('mid-line-guard-off');
+    await page.keyboard.press('Control+W');
+    await json.waitFor({ state: 'hidden', timeout: 10_000 });
+    await openFile(page, CALL_FILE);
+    // The earlier Repair All's outcome is still in the notification center, in the same words:
+    // clear it, so the outcome read below is this repair's.
+    await runCommand(page, 'Notifications: Clear All Notifications');
+    await runCommand(page, 'STAR Repair: Repair All Pending Failures');
+    const outcome = await notificationMatching(page, /Fixed "|Fixed \d+ failures?|Fixed \d+ of \d+|would have fixed|Could not fix/, 8 * 60_000);
+    t.diagnostic(`mid-line repair: ${outcome}`);
+    await shot('mid-line-repaired');
+    // Every pending failure is fixed (none "of"), and the patch is kept (the guard is off).
+    assert.match(outcome, new RegExp(`Fixed ("${CALL_DESIRED}"|\\d+ failures) —`), outcome);
+    assert.doesNotMatch(outcome, /Patch undone/, outcome);
+    // Take the typed argument out again (the cursor back between the brackets) and ask.
+    await gotoLineEnd(page, CALL_LINE);
+    await page.keyboard.press('ArrowLeft');
+    for (let i = 0; i < CALL_DESIRED.length; i += 1) await page.keyboard.press('Backspace');
+    assert.match(await lineText(page, CALL_LINE), /\(\)\s*$/);
+    await runCommand(page, 'Trigger Inline Suggestion');
+    assert.equal((await waitForGhostText(page, 120_000)).trim(), CALL_DESIRED);
+    await shot('mid-line-shown-after-repair');
     await page.keyboard.press('Escape');
   });
 
