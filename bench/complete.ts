@@ -22,7 +22,7 @@ import { loadTokenizer, type TextTokenizer } from '../src/model/tokenizer';
 import { showCompletion } from '../src/runtime/completion';
 import { resolveFim, type FimOrderSetting } from '../src/runtime/fim';
 import { PromptCache } from '../src/runtime/prompt-cache';
-import { preparePrompt, windowPrompt, type PromptLayout } from '../src/runtime/prompt';
+import { preparePrompt, windowBudget, windowPrompt, type PromptLayout } from '../src/runtime/prompt';
 import { ModelRuntime, type KvCache } from '../src/runtime/runtime';
 import { seededRandom } from '../src/util/random';
 
@@ -151,10 +151,10 @@ async function main(): Promise<void> {
   // A contiguous run of pauses from a third of the way in: each request follows the one before, as in the editor.
   const first = Math.max(0, Math.min(Math.floor(all.length / 3), all.length - args.requests));
   const requests = all.slice(first, first + args.requests);
-  const room = config.maxPositions - replay.maxTokens - 4;
+  const budget = windowBudget(config.maxPositions, replay.maxTokens, args, fim !== null);
   /** The window of the file the provider sends, as the worker cuts it (worker/host.ts). */
   const windowOf = (r: Request) => {
-    const win = windowPrompt(tokenizer, r.prefix, r.suffix, { prefixTokens: Math.min(args.prefixTokens, room), suffixTokens: fim ? Math.min(args.suffixTokens, room >> 2) : 0 });
+    const win = windowPrompt(tokenizer, r.prefix, r.suffix, budget);
     return { prefix: win.prefix, suffix: fim ? win.suffix : r.suffix.split('\n', 2).join('\n') };
   };
   const head = {

@@ -166,6 +166,22 @@ export interface WindowBudget {
   suffixTokens: number;
 }
 
+/**
+ * The window budgets for a model's context, the ONE rule the worker and bench:complete use. The
+ * prompt must fit beside the completion's tokens and the FIM sentinels (the 4), and the suffix's
+ * tokens come out of the prefix's room: otherwise preparePrompt has to cut the prefix token by
+ * token from the left, which moves the prompt's start at every keystroke and leaves the prompt
+ * cache nothing to reuse. windowPrompt counts tokens per line (a few percent off the exact count
+ * either way), hence the 5 % margin. `wanted`: the settings (absent: as much as fits; the suffix a
+ * quarter of the room, at most half).
+ */
+export function windowBudget(context: number, maxTokens: number, wanted: { prefixTokens?: number; suffixTokens?: number }, fim: boolean): WindowBudget {
+  const room = Math.max(16, context - maxTokens - 4);
+  const suffixTokens = fim ? Math.max(0, Math.min(wanted.suffixTokens ?? Math.floor(room / 4), Math.floor(room / 2))) : 0;
+  const prefixRoom = Math.max(16, Math.floor((room - suffixTokens) * 0.95));
+  return { prefixTokens: Math.min(wanted.prefixTokens ?? prefixRoom, prefixRoom), suffixTokens };
+}
+
 export interface PromptWindow {
   prefix: string;
   suffix: string;

@@ -21,7 +21,7 @@ import { RepairError } from '../repair/teacher';
 import { completionAlternatives, DEFAULT_REPLAY, showCompletion, type CompletionReplay } from '../runtime/completion';
 import { describeFim, resolveFim } from '../runtime/fim';
 import { PromptCache } from '../runtime/prompt-cache';
-import { windowPrompt } from '../runtime/prompt';
+import { windowBudget, windowPrompt } from '../runtime/prompt';
 import { embeddedModelDir } from '../runtime/open';
 import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
 import { quantiseModel, quantiseModelCached, type QuantisedModel } from '../runtime/quantised-weights';
@@ -208,10 +208,7 @@ export class ModelHost implements WorkerHandlers {
     const tok = m.folder.tokenizer;
     const fim = resolveFim(tok, p.fim ?? 'auto', p.fimOrder ?? 'auto');
     // The nearest text within the budgets, cut at line starts (runtime/prompt.ts); the context caps both.
-    const room = Math.max(16, m.info.context - p.maxTokens - 4);
-    const prefixTokens = Math.min(p.prefixTokens ?? room, room);
-    const suffixTokens = fim ? Math.min(p.suffixTokens ?? Math.floor(room / 4), Math.floor(room / 2)) : 0;
-    const win = windowPrompt(tok, p.prompt, p.suffix ?? '', { prefixTokens, suffixTokens: Math.max(0, suffixTokens) });
+    const win = windowPrompt(tok, p.prompt, p.suffix ?? '', windowBudget(m.info.context, p.maxTokens, p, fim !== null));
     const prompt = win.prefix.length > 0 ? win.prefix : p.prompt;
     const prefixStart = win.prefix.length > 0 ? win.prefixStart : 0;
     // Without FIM the suffix is not in the prompt; its first line still feeds the clean rules.
