@@ -10,7 +10,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { TextTokenizer } from '../../src/model/tokenizer';
 import { detectFim, type FimChoice } from '../../src/runtime/fim';
+import type { ModelRuntime } from '../../src/runtime/runtime';
 import { openModel } from '../../src/runtime/open';
 import {
   completeLine,
@@ -177,12 +179,12 @@ interface HoleFigures {
 }
 
 /** The prompting modes a model has: prefix-only, then each order of its FIM format (if any). */
-function holeModes(tokenizer: Parameters<typeof detectFim>[0]): HoleMode[] {
+function holeModes(tokenizer: TextTokenizer): HoleMode[] {
   const f = detectFim(tokenizer);
   return [{ name: 'prefix-only', fim: null }, ...(f ? f.orders.map((order) => ({ name: `FIM ${order.toUpperCase()}`, fim: { format: f.name, order } })) : [])];
 }
 
-async function measureHoles(runtime: Parameters<typeof showAtHole>[0], tokenizer: Parameters<typeof showAtHole>[1], lines: HoleSample[], spans: HoleSample[], modes: HoleMode[], o: Options): Promise<HoleFigures> {
+async function measureHoles(runtime: ModelRuntime, tokenizer: TextTokenizer, lines: HoleSample[], spans: HoleSample[], modes: HoleMode[], o: Options): Promise<HoleFigures> {
   const started = performance.now();
   const samples: HoleFigures['samples'] = [];
   const kinds = [['line', lines], ['span', spans]] as const;
