@@ -4,7 +4,7 @@
 // sequence from what a failure records (prefix, suffix, FIM format). Owns the FIM text split
 // (fimText): a PSM prompt's prefix ends at the start of the cursor's line and the typed part of the
 // line is the forced start of the middle, so keystrokes on one line share the whole prompt up to
-// that part (prompt cache). Also the window of a large file: the nearest prefix and suffix within
+// that part (prompt cache); the editor's auto-closed brackets and quotes are not fed (fedSuffix). Also the window of a large file: the nearest prefix and suffix within
 // token budgets, cut at line starts and moved in steps so the prompt cache keeps matching.
 
 import type { TextTokenizer } from '../model/tokenizer';
@@ -39,19 +39,42 @@ export interface FimText {
 }
 
 /**
+ * The rest of the cursor's line when it holds nothing but closing brackets and quotes — what the
+ * editor closes automatically as the user types `(`, `[`, `{` or a quote, and types over later.
+ */
+const AUTO_CLOSED = /^[)\]}"'`]+[ \t]*(?=\r?\n|$)/;
+
+/**
+ * The text after the cursor as the prompt holds it: without the rest of the cursor's line when
+ * that is only closing brackets and quotes. The editor adds and removes those at every bracket the
+ * user types, and in either FIM order a change of the suffix re-prefills everything after its
+ * start (in PSM the suffix window, ~11 % of a 0.5B prompt; in SPM the whole prompt), so feeding
+ * them cost a suffix prefill at every other pause. The model then sees the line end after the
+ * middle and may write the closer itself; the clean rules (runtime/clean.ts), which read the
+ * whole suffix, drop a suggestion's end that repeats it. A rest of the line with anything else in
+ * it (an argument, an operator) is fed whole: it does not change while the user types before it.
+ */
+export function fedSuffix(suffix: string): string {
+  return suffix.replace(AUTO_CLOSED, '');
+}
+
+/**
  * How the text around the cursor is split into a FIM prompt's parts (the layout both the editor's
  * completion and teacher forcing use). PSM: the prefix ends at the start of the cursor's line and
  * the line's typed part opens the middle — `<pre> lines before <suf> suffix <mid> typed part` —
  * as llama.cpp's infill does with llama.vscode's `prompt`: while the user types on a line,
  * everything up to the typed part stays the same, so the prompt cache reuses the suffix too; a
  * change of line re-prefills the suffix once. SPM: the suffix comes first and the whole prefix
- * ends the prompt, already stable while typing. `cursor` is the layout before issue 15's reuse work
- * (the PSM prefix ran to the cursor), kept for comparisons (bench:complete --tokens-only).
+ * ends the prompt, already stable while typing. In both the suffix is fedSuffix's. `cursor` is the
+ * layout before issue 15's reuse work (the PSM prefix ran to the cursor, the suffix was fed as
+ * it is), kept for comparisons (bench:complete --tokens-only).
  */
 export function fimText(prefix: string, suffix: string, order: FimOrder, layout: PromptLayout = 'line'): FimText {
-  if (order === 'spm' || layout === 'cursor') return { prefix, suffix, middle: '' };
+  if (layout === 'cursor') return { prefix, suffix, middle: '' };
+  const fed = fedSuffix(suffix);
+  if (order === 'spm') return { prefix, suffix: fed, middle: '' };
   const lineStart = prefix.lastIndexOf('\n') + 1;
-  return { prefix: prefix.slice(0, lineStart), suffix, middle: prefix.slice(lineStart) };
+  return { prefix: prefix.slice(0, lineStart), suffix: fed, middle: prefix.slice(lineStart) };
 }
 
 export type PromptLayout = 'line' | 'cursor';
@@ -113,12 +136,14 @@ export function preparePrompt(tokenizer: TextTokenizer, prompt: string, o: Promp
     return { ids: drop ? headIds.slice(drop) : headIds, owed, head, headIds, prefixAt: 0, middleIds: [], fim: null, truncated: drop };
   }
   const ids = fimIds(tokenizer, o.fim);
+  let text = fimText(prompt, o.suffix ?? '', o.fim.order, o.layout ?? 'line');
+  // PSM's line layout splits the prompt at the cursor's line; SPM and the cursor layout run the prefix to the cursor.
   let layout: PromptLayout = o.fim.order === 'psm' ? o.layout ?? 'line' : 'cursor';
-  let text = fimText(prompt, o.suffix ?? '', o.fim.order, layout);
   let middleIds = text.middle ? tokenizer.encode(text.middle) : [];
   if (middleIds.length > Math.min(MAX_MIDDLE_TOKENS, Math.floor(room / 4))) {
+    // Too long a typed part: the prefix runs to the cursor, the suffix stays as fed.
     layout = 'cursor';
-    text = fimText(prompt, text.suffix, o.fim.order, layout);
+    text = { prefix: prompt, suffix: text.suffix, middle: '' };
     middleIds = [];
   }
   let owed = '';

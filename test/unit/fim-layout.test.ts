@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { fimIds, type FimChoice } from '../../src/runtime/fim';
 import { fimText, MAX_MIDDLE_TOKENS, preparePrompt, type PromptLayout } from '../../src/runtime/prompt';
 import { generate } from '../../src/runtime/generate';
+import { showCompletion } from '../../src/runtime/completion';
 import { makeExample } from '../../src/repair/teacher';
 import { exampleOf } from '../../src/repair/run';
 import { parseFailuresJsonl } from '../../src/failures/failure';
@@ -26,8 +27,10 @@ const FILE_AFTER = '\n    return total\n\n\nif __name__ == "__main__":\n    prin
 test('fimText: PSM splits at the start of the cursor\'s line; SPM and the old cursor layout keep the prefix whole', () => {
   // End of a line.
   assert.deepEqual(fimText('import os\nx = pri', '\n', 'psm'), { prefix: 'import os\n', suffix: '\n', middle: 'x = pri' });
-  // Inside a call whose closing bracket follows the cursor: the bracket stays in the suffix.
-  assert.deepEqual(fimText('def f(a):\n    print(a, ', ')\n', 'psm'), { prefix: 'def f(a):\n', suffix: ')\n', middle: '    print(a, ' });
+  // Inside a call whose auto-closed bracket follows the cursor: the bracket is not fed (fedSuffix).
+  assert.deepEqual(fimText('def f(a):\n    print(a, ', ')\n', 'psm'), { prefix: 'def f(a):\n', suffix: '\n', middle: '    print(a, ' });
+  // A rest of the line with more than closers in it is fed whole.
+  assert.deepEqual(fimText('def f(a):\n    print(', 'a, b)\n', 'psm'), { prefix: 'def f(a):\n', suffix: 'a, b)\n', middle: '    print(' });
   // A new indented line: the editor's indentation is the typed part.
   assert.deepEqual(fimText('def f(a):\n    ', '\nf(1)\n', 'psm'), { prefix: 'def f(a):\n', suffix: '\nf(1)\n', middle: '    ' });
   // At a line's start nothing is typed yet.
@@ -38,17 +41,20 @@ test('fimText: PSM splits at the start of the cursor\'s line; SPM and the old cu
   // Windows line ends: the split is after the \n, the \r stays with its line.
   assert.deepEqual(fimText('a = 1\r\nb = ', '\r\n', 'psm'), { prefix: 'a = 1\r\n', suffix: '\r\n', middle: 'b = ' });
   assert.deepEqual(fimText('import os\nx = pri', '\n', 'spm'), { prefix: 'import os\nx = pri', suffix: '\n', middle: '' });
+  assert.deepEqual(fimText('x = f(', ')\ny = 2\n', 'spm'), { prefix: 'x = f(', suffix: '\ny = 2\n', middle: '' });
+  // The old cursor layout fed the suffix as it was.
   assert.deepEqual(fimText('import os\nx = pri', '\n', 'psm', 'cursor'), { prefix: 'import os\nx = pri', suffix: '\n', middle: '' });
+  assert.deepEqual(fimText('x = f(', ')\n', 'psm', 'cursor'), { prefix: 'x = f(', suffix: ')\n', middle: '' });
 });
 
 test('preparePrompt with Qwen\'s tokenizer: <pre> lines before <suf> suffix <mid> typed part, healing the typed part\'s last token', () => {
   const tok = qwenTokenizer();
   const ids = fimIds(tok, qwen);
-  const cases: Array<{ prefix: string; suffix: string; lines: string; middle: string; owed: string }> = [
+  const cases: Array<{ prefix: string; suffix: string; lines: string; middle: string; owed: string; fed?: string }> = [
     // End of a line: the last word is healed, so "pri" may become "print" or "private".
     { prefix: 'import os\nx = pri', suffix: '\n', lines: 'import os\n', middle: 'x =', owed: ' pri' },
     // Mid-line inside a call, `)` after the cursor.
-    { prefix: 'def f(a):\n    print(a, se', suffix: ')\nf(1)\n', lines: 'def f(a):\n', middle: '    print(a,', owed: ' se' },
+    { prefix: 'def f(a):\n    print(a, se', suffix: ')\nf(1)\n', lines: 'def f(a):\n', middle: '    print(a,', owed: ' se', fed: '\nf(1)\n' },
     // A new indented line: the indentation is all one token, so all of it is owed and the middle opens empty.
     { prefix: 'def f(a):\n    ', suffix: '\nf(1)\n', lines: 'def f(a):\n', middle: '', owed: '    ' },
     // Line 0: nothing before the line.
@@ -59,7 +65,8 @@ test('preparePrompt with Qwen\'s tokenizer: <pre> lines before <suf> suffix <mid
   for (const c of cases) {
     const p = preparePrompt(tok, c.prefix, { heal: true, suffix: c.suffix, fim: qwen, maxTokens: 16, context: CONTEXT });
     const middle = c.middle ? tok.encode(c.middle) : [];
-    assert.deepEqual(p.ids, [ids.prefix, ...(c.lines ? tok.encode(c.lines) : []), ids.suffix, ...(c.suffix ? tok.encode(c.suffix) : []), ids.middle, ...middle], JSON.stringify(c.prefix));
+    const fed = c.fed ?? c.suffix;
+    assert.deepEqual(p.ids, [ids.prefix, ...(c.lines ? tok.encode(c.lines) : []), ids.suffix, ...(fed ? tok.encode(fed) : []), ids.middle, ...middle], JSON.stringify(c.prefix));
     assert.equal(p.owed, c.owed, JSON.stringify(c.prefix));
     assert.deepEqual(p.middleIds, middle);
     assert.equal(p.head + p.owed, c.prefix, 'the prompt as fed and the owed end spell the prefix');
@@ -135,35 +142,67 @@ function promptsFor(keys: Array<{ prefix: string; suffix: string }>, layout: Pro
   return keys.map((k) => preparePrompt(tok, k.prefix, { heal: true, suffix: k.suffix, fim: qwen, maxTokens: 16, context: CONTEXT, layout }).ids);
 }
 
-test('successive keystrokes on a line share the prompt up to the typed part: the suffix is not prefilled again', async () => {
+test('successive keystrokes on a line share the prompt up to the typed part: the suffix is not prefilled again, auto-closed brackets included', async () => {
   const tok = qwenTokenizer();
   const ids = fimIds(tok, qwen);
-  const keys = typeLine('    total = sum(values) * factor');
+  const keys = typeLine('    total = sum(values[1:]) * factor(2)');
+  assert.ok(keys.some((k) => k.suffix.startsWith('])')), 'the typist meets nested auto-closed brackets');
   const line = promptsFor(keys, 'line');
   const fed = await prefilled(line);
   const suffixTokens = tok.encode(FILE_AFTER).length;
   for (let i = 1; i < keys.length; i++) {
     const mid = line[i].indexOf(ids.middle);
-    const changedSuffix = keys[i].suffix !== keys[i - 1].suffix;
-    if (changedSuffix) continue; // an auto-closed bracket appeared or was typed over: the suffix starts differently
-    // Only the middle's new tokens: the lines before, the suffix and the middle token came from the cache.
-    const what = `keystroke ${i} (${JSON.stringify(keys[i].prefix.slice(FILE_BEFORE.length))}) prefilled ${fed[i]} tokens`;
+    // Only the middle's new tokens: the lines before, the suffix and the middle token came from the
+    // cache — also where an auto-closed bracket appeared after the cursor or was typed over.
+    const what = `keystroke ${i} (${JSON.stringify(keys[i].prefix.slice(FILE_BEFORE.length))} before ${JSON.stringify(keys[i].suffix.slice(0, 3))}) prefilled ${fed[i]} tokens`;
     assert.ok(fed[i] < line[i].length - mid, what);
     assert.ok(fed[i] <= 3, what);
   }
-  // Typing over the auto-closed `)` brings back a suffix the cache still holds.
-  const over = keys.findIndex((k, i) => i > 0 && k.suffix === FILE_AFTER && keys[i - 1].suffix !== FILE_AFTER);
-  assert.ok(over > 0 && fed[over] <= 3, `after typing over ")" ${fed[over]} tokens`);
-  // The layout where the PSM prefix ran to the cursor (before the reuse work):
+  // The layout where the PSM prefix ran to the cursor and the suffix was fed as it was (before the reuse work):
   const cursor = await prefilled(promptsFor(keys, 'cursor'));
   const resuffixed = (xs: number[]) => xs.slice(1).filter((n) => n > suffixTokens).length;
-  assert.equal(resuffixed(fed), keys.slice(1).filter((k, i) => k.suffix !== keys[i].suffix && k.suffix !== FILE_AFTER).length, 'only an auto-closed bracket re-prefills the suffix');
+  assert.equal(resuffixed(fed), 0);
   // In the cursor layout every keystroke that adds a token to the (healed) prompt re-prefills the
   // suffix; healing makes the others the same ids as the prompt before (one token fed).
   for (let i = 1; i < keys.length; i++) assert.ok(cursor[i] === 1 || cursor[i] > suffixTokens, `cursor layout, keystroke ${i}: ${cursor[i]}`);
-  assert.ok(resuffixed(cursor) >= 3 * resuffixed(fed), `suffix prefilled again at ${resuffixed(cursor)} keystrokes (cursor layout), ${resuffixed(fed)} (line layout)`);
+  assert.ok(resuffixed(cursor) >= 10, `suffix prefilled again at ${resuffixed(cursor)} keystrokes (cursor layout)`);
   const sum = (xs: number[]) => xs.slice(1).reduce((a, b) => a + b, 0);
   assert.ok(sum(fed) * 3 < sum(cursor), `line layout ${sum(fed)} tokens, cursor layout ${sum(cursor)}`);
+});
+
+test('SPM: typing an auto-closed bracket re-prefills nothing either (the suffix comes first)', async () => {
+  const tok = qwenTokenizer();
+  const spm = { format: 'qwen', order: 'spm' } as const satisfies FimChoice;
+  const keys = typeLine('    total = sum(values) * factor');
+  const fed = await prefilled(keys.map((k) => preparePrompt(tok, k.prefix, { heal: true, suffix: k.suffix, fim: spm, maxTokens: 16, context: CONTEXT }).ids));
+  const whole = tok.encode(FILE_BEFORE).length;
+  for (let i = 1; i < keys.length; i++) assert.ok(fed[i] <= 3, `keystroke ${i} (${JSON.stringify(keys[i].prefix.slice(FILE_BEFORE.length))}): ${fed[i]} of ~${whole} tokens`);
+});
+
+test('generate and teacher forcing inside a call: the auto-closed ")" is not fed, the shown text does not repeat it', async () => {
+  const folder = fimModelFolder('qwen');
+  const tok = folder.tokenizer;
+  const ids = fimIds(tok, qwen);
+  const fed: number[][] = [];
+  const script = [...tok.encode('x)'), tok.encode('<|fim_pad|>')[0]];
+  let step = 0;
+  const runtime = {
+    config: { maxPositions: 256 },
+    async decode(input: readonly number[], cache?: KvCache) {
+      if (!cache) fed.push([...input]);
+      const logits = new Float32Array(tok.vocabSize);
+      logits[script[Math.min(step++, script.length - 1)]] = 9;
+      return { logits, cache: { length: (cache?.length ?? 0) + input.length, keys: [], values: [] } };
+    },
+    releaseCache() {},
+  } as unknown as ModelRuntime;
+  const replay = { heal: false, stop: 'line' as const, maxTokens: 8, fim: qwen };
+  const shown = await showCompletion(runtime, tok, 'a = 1\nprint(', replay, { suffix: ')\nb = 2\n' });
+  assert.deepEqual(fed[0], [ids.prefix, ...tok.encode('a = 1\n'), ids.suffix, ...tok.encode('\nb = 2\n'), ids.middle, ...tok.encode('print(')]);
+  assert.equal(shown.generation.text, 'x)');
+  assert.equal(shown.text, 'x', 'the clean rules read the whole suffix: the ")" after the cursor is not repeated');
+  const ex = makeExample(tok, 'a = 1\nprint(', 'x', 256, { replay, suffix: ')\nb = 2\n' });
+  assert.deepEqual(ex.ids.slice(0, fed[0].length), fed[0], 'repair teacher-forces over the prompt the editor fed');
 });
 
 test('a new line re-prefills the suffix once, then its keystrokes reuse it', async () => {
@@ -231,7 +270,8 @@ test('failures stored before the line layout load and are teacher-forced over th
   const ex = exampleOf(tok, fim, CONTEXT);
   const prompt = preparePrompt(tok, fim.prompt, { heal: true, suffix: fim.suffix, fim: qwen, maxTokens: 32, context: CONTEXT });
   assert.deepEqual(ex.ids.slice(0, prompt.ids.length), prompt.ids, 'the completion\'s prompt: repair changes what the editor shows there');
-  assert.deepEqual(prompt.ids, [ids.prefix, ...tok.encode('def f(a):\n'), ids.suffix, ...tok.encode(')\nf(1)\n'), ids.middle, ...tok.encode('    print(a,')]);
+  // The stored suffix's auto-closed ")" is not fed, as in the editor's prompt now.
+  assert.deepEqual(prompt.ids, [ids.prefix, ...tok.encode('def f(a):\n'), ids.suffix, ...tok.encode('\nf(1)\n'), ids.middle, ...tok.encode('    print(a,')]);
   assert.equal(tok.decode(ex.desired.slice(0, -1)), ' sep="-"');
   // Prefix-only, as before: the healed prefix, then the target.
   const plain = exampleOf(tok, old, CONTEXT);
