@@ -7,7 +7,9 @@
 // provider does (window of the file within the token budgets, FIM when the tokenizer has it,
 // showCompletion). Every request runs twice: with the prompt cache (reuse) and without. Per request:
 // prompt tokens, tokens prefilled, prefill time, time to first token, time (and CPU time) to the
-// shown suggestion (p50/p95), cache hit rate. `--tokens-only` runs no model: it counts the tokens each request would
+// shown suggestion (p50/p95), cache hit rate; and the latency caps this run supports (`caps`: the
+// prompt cap lets every warm request's prefill finish, the generation cap a median line of the
+// typed stretch, both with a 1.5× margin — how package.json's defaults were set). `--tokens-only` runs no model: it counts the tokens each request would
 // prefill under the prompt cache's rules for the editor's layout and the one before it (the PSM
 // prefix up to the cursor). Models: (a) the embedded model, (b) a Qwen2.5-Coder-0.5B-shaped model
 // with random weights (bench/configs, src/model/synthetic.ts) and Qwen's real tokenizer
@@ -74,10 +76,20 @@ const CLOSER: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
  * replay before issue 15's reuse work, for comparison): the suffix held the rest of the typed
  * stretch, so it changed at every keystroke and held the text being typed.
  */
-function keystrokes(file: string, debounceMs: number, document: 'editor' | 'retype', seed = 7): Request[] {
+/** The stretch of the file that is typed again: 40 lines from 40 % of the way in. */
+function stretch(file: string): { lines: string[]; from: number; to: number } {
   const lines = file.split('\n');
   const from = Math.floor(lines.length * 0.4);
-  const to = Math.min(lines.length, from + 40);
+  return { lines, from, to: Math.min(lines.length, from + 40) };
+}
+
+function typedStretch(file: string): string[] {
+  const { lines, from, to } = stretch(file);
+  return lines.slice(from, to);
+}
+
+function keystrokes(file: string, debounceMs: number, document: 'editor' | 'retype', seed = 7): Request[] {
+  const { lines, from, to } = stretch(file);
   const before = lines.slice(0, from).join('\n') + '\n';
   const typed = lines.slice(from, to).join('\n') + '\n';
   const after = lines.slice(to).join('\n');
@@ -198,7 +210,7 @@ async function main(): Promise<void> {
   const runtime = new ModelRuntime(config, weights(), { provider: 'cpu', threads: args.threads });
   await runtime.warm(['decode']);
   const cache = new PromptCache();
-  type Row = { promptTokens: number; prefilled: number; prefillMs: number; firstTokenMs: number; shownMs: number; shownCpuMs: number; hit: boolean; newLine: boolean };
+  type Row = { promptTokens: number; prefilled: number; prefillMs: number; firstTokenMs: number; shownMs: number; shownCpuMs: number; hit: boolean; newLine: boolean; steps: number };
   const reuse: Row[] = [];
   const fresh: Row[] = [];
   for (const r of requests) {
@@ -211,7 +223,7 @@ async function main(): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       const g = shown.generation;
       const outside = t1 - t0 - g.ms; // the window's tokenising and the clean rules
-      const row = { promptTokens: g.promptTokens, prefilled: g.prefilled, prefillMs: g.prefillMs + outside, firstTokenMs: (g.firstTokenMs ?? g.ms) + outside, shownMs: t1 - t0, shownCpuMs: (cpu.user + cpu.system) / 1000, hit: g.reused > 0, newLine: r.newLine };
+      const row = { promptTokens: g.promptTokens, prefilled: g.prefilled, prefillMs: g.prefillMs + outside, firstTokenMs: (g.firstTokenMs ?? g.ms) + outside, shownMs: t1 - t0, shownCpuMs: (cpu.user + cpu.system) / 1000, hit: g.reused > 0, newLine: r.newLine, steps: g.tokens.length };
       (withCache ? reuse : fresh).push(row);
     }
     // Progress on stderr (a long run on a shared machine): request, then with / without reuse.
@@ -238,6 +250,23 @@ async function main(): Promise<void> {
   });
   const withReuse = summary(reuse);
   const without = summary(fresh);
+  // The latency caps' defaults from this run (BENCHMARKS.md "Latency caps"), 1.5× margin, rounded up to 250 ms:
+  // the prompt cap lets every warm request's prefill finish (the first request of the run is the
+  // cold one: a whole file), the generation cap lets a typical line finish — the median line of
+  // the typed stretch in this tokenizer's tokens, plus a healing token and the end, at this run's
+  // time per decoding step.
+  const warm = reuse.slice(1);
+  const perStep = pct(reuse.filter((r) => r.steps > 1).map((r) => (r.shownMs - r.firstTokenMs) / (r.steps - 1)), 50);
+  const lineTokens = pct(typedStretch(readFileSync(args.file, 'utf8')).filter((l) => l.trim()).map((l) => tokenizer.encode(l.trim()).length), 50);
+  const up = (x: number) => Math.ceil((1.5 * x) / 250) * 250;
+  const caps = {
+    warmPrefillMsMax: round(Math.max(...warm.map((r) => r.prefillMs))),
+    msPerDecodeStep: round(perStep),
+    medianLineTokens: lineTokens,
+    promptTimeoutMs: up(Math.max(...warm.map((r) => r.prefillMs))),
+    generationTimeoutMs: up((lineTokens + 1) * perStep),
+  };
+
   console.log(JSON.stringify({
     ...head,
     provider: runtime.provider,
@@ -246,6 +275,7 @@ async function main(): Promise<void> {
     withoutReuse: without,
     shownP50Ratio: round(withReuse.shownMs.p50 / without.shownMs.p50, 3),
     shownCpuP50Ratio: round(withReuse.shownCpuMs.p50 / without.shownCpuMs.p50, 3),
+    caps,
     seconds: round((performance.now() - started) / 1000),
   }, null, 2));
   await runtime.release();

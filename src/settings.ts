@@ -137,11 +137,11 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Most tokens of text after the cursor in a fill-in-the-middle prompt (whole lines).',
   },
   {
-    key: 'completions.promptTimeoutMs', type: 'integer', default: 1000, minimum: 0, maximum: 60000,
+    key: 'completions.promptTimeoutMs', type: 'integer', default: 3000, minimum: 0, maximum: 60000,
     description: 'Most milliseconds spent reading the prompt; past it no suggestion is shown (what was read is kept for the next one). 0: no cap.',
   },
   {
-    key: 'completions.generationTimeoutMs', type: 'integer', default: 2500, minimum: 0, maximum: 60000,
+    key: 'completions.generationTimeoutMs', type: 'integer', default: 4750, minimum: 0, maximum: 60000,
     description: 'Most milliseconds spent generating after the first token; past it the suggestion so far is shown. 0: no cap.',
   },
   {
