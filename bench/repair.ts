@@ -17,7 +17,9 @@
 // Options: --ep cpu|webgpu|cuda, --data DIR, --model DIR, --groups N, --val-groups N,
 //          --regression N, --preserve N, --skip-tuning, --skip-speed, --only-speed, --threads N,
 //          --out DIR (JSON, default bench/out), --report FILE (default BENCHMARKS.md; a smoke run
-//          points both elsewhere).
+//          points both elsewhere), --resume (go on with a time-boxed run: the tuning, the speed
+//          figures and every result of the last run's JSON in --out are kept, and only the runs it
+//          did not reach are measured; refused when that run was for another model or tuning).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     'skip-tuning': { type: 'boolean', default: false },
     'skip-speed': { type: 'boolean', default: false },
     'only-speed': { type: 'boolean', default: false },
+    resume: { type: 'boolean', default: false },
     threads: { type: 'string', default: '0' },
     out: { type: 'string', default: join(ROOT, 'bench', 'out') },
     report: { type: 'string', default: join(ROOT, 'BENCHMARKS.md') },
@@ -137,6 +140,41 @@ async function speed(provider: ProviderName, threads: number): Promise<{ rows: S
   return { rows, config: 'Qwen2.5-Coder-0.5B shapes (24 layers, d 896, 4864 neurons, vocabulary 151,936), random weights, fp32' };
 }
 
+/** JSON with sorted keys: equal settings compare equal whatever order their keys were written in. */
+function canonical(x: unknown): string {
+  return JSON.stringify(x, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
+}
+
+interface SavedRun {
+  model?: string;
+  tuned: MethodDefaults;
+  sweep: { method: string; setting: string; result: MethodResult }[];
+  main: MethodResult[];
+  variants: MethodResult[];
+  ablation: MethodResult[];
+  batches: MethodResult[];
+  largest: MethodResult[];
+  speed: { rows: SpeedRow[]; config: string } | null;
+}
+
+/**
+ * The last run's JSON for --resume, checked against this model and its tuned defaults. A JSON
+ * written before it recorded the model is accepted when it comes from the run that tuned this
+ * model's star-repair.json (same start time, that file's fingerprint is this model's).
+ */
+function resumeFrom(file: string, modelDir: string, fingerprint: string, tuned: MethodDefaults): SavedRun & { results: MethodResult[] } {
+  if (!existsSync(file)) throw new Error(`--resume: ${file} does not exist (run the benchmark without --resume first)`);
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as SavedRun & { started?: string };
+  if (saved.model === undefined) {
+    const defaultsFile = join(modelDir, 'star-repair.json');
+    const d = existsSync(defaultsFile) ? (JSON.parse(readFileSync(defaultsFile, 'utf8')) as { tunedAt?: string; modelFingerprint?: string }) : {};
+    if (d.modelFingerprint === fingerprint && d.tunedAt !== undefined && d.tunedAt === saved.started) saved.model = fingerprint;
+  }
+  if (saved.model !== fingerprint) throw new Error(`--resume: ${file} was measured on another model (${String(saved.model).slice(0, 12)}…, this one is ${fingerprint.slice(0, 12)}…)`);
+  if (canonical(saved.tuned) !== canonical(tuned)) throw new Error(`--resume: ${file} was measured with other repair defaults than the model folder's star-repair.json`);
+  return { ...saved, results: [...saved.main, ...saved.variants, ...saved.ablation, ...saved.batches, ...saved.largest] };
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   const threads = Number(values.threads);
@@ -171,10 +209,11 @@ async function main(): Promise<void> {
   const paper: MethodDefaults = { star: { eta: 0.01 }, sgd: { eta: 0.01 }, mint: { f: 0.01 } };
   const star = (o: Partial<RepairRequest>): RepairRequest => ({ method: 'star', mode: 'batch', select: 'dense', preserveRows: 0, ...o });
 
-  // 1. Tuning on the validation split.
+  // 1. Tuning on the validation split (or, with --resume, the last run's).
   let tuned = methodDefaults(folder.dir);
-  const sweep: { method: string; setting: string; result: MethodResult }[] = [];
-  if (!values['skip-tuning']) {
+  const previous = values.resume ? resumeFrom(join(OUT, `repair-${runtime.provider}.json`), folder.dir, folder.fingerprint, tuned) : null;
+  const sweep: { method: string; setting: string; result: MethodResult }[] = previous?.sweep ?? [];
+  if (!values['skip-tuning'] && !previous) {
     let bestStar: { r: MethodResult; req: RepairRequest } | null = null;
     for (const select of STAR_SELECTS) for (const eta of STAR_ETAS) {
       const req = star({ eta, select, preserveRows: 0 });
@@ -219,13 +258,18 @@ async function main(): Promise<void> {
   // 2. The test split, single failures.
   const t = tuned.star;
   const starTuned = star({ eta: t.eta, select: t.select ?? 'dense', preserveRows: t.preserveRows ?? 0 });
-  const main: MethodResult[] = [];
-  const variants: MethodResult[] = [];
-  const ablation: MethodResult[] = [];
-  const speedRun = values['skip-speed'] ? null : await speed(values.ep as ProviderName, threads);
+  const main: MethodResult[] = [...(previous?.main ?? [])];
+  const variants: MethodResult[] = [...(previous?.variants ?? [])];
+  const ablation: MethodResult[] = [...(previous?.ablation ?? [])];
+  const speedRun = previous ? previous.speed : values['skip-speed'] ? null : await speed(values.ep as ProviderName, threads);
   // 3. Several failures at once; the report is rewritten after every run, so an interrupted run keeps what it measured.
-  const batches: MethodResult[] = [];
-  const largest: MethodResult[] = [];
+  const batches: MethodResult[] = [...(previous?.batches ?? [])];
+  const largest: MethodResult[] = [...(previous?.largest ?? [])];
+  /** A run of the plan, unless --resume found it measured already (same name and request). */
+  const measured = (ctx: BenchContext, name: string, req: RepairRequest, t: MethodDefaults, batch?: number): Promise<MethodResult> => {
+    const kept = previous?.results.find((r) => r.name === name && canonical(r.request) === canonical(req));
+    return kept ? Promise.resolve(kept) : benchMethod(ctx, name, req, t, batch);
+  };
   const report = async (): Promise<void> => {
     // 4. Time per epoch at a real model's size (or the figures of an earlier --only-speed run).
     const speedFile = join(OUT, 'repair-speed.json');
@@ -274,10 +318,10 @@ async function main(): Promise<void> {
       '',
       speedTable,
       '',
-      values['skip-tuning'] ? '' : `### Tuning sweep (validation split)\n\n${sweepTable}\n\nChosen: ${JSON.stringify(tuned)} (written to \`${join('models', folder.name, 'star-repair.json')}\`).`,
+      sweep.length === 0 ? '' : `### Tuning sweep (validation split)\n\n${sweepTable}\n\nChosen: ${JSON.stringify(tuned)} (written to \`${join('models', folder.name, 'star-repair.json')}\`).`,
     ].join('\n');
     mkdirSync(OUT, { recursive: true });
-    writeFileSync(join(OUT, `repair-${runtime.provider}.json`), JSON.stringify({ started, tuned, sweep, main, variants, ablation, batches, largest, speed: speedResult }, null, 2));
+    writeFileSync(join(OUT, `repair-${runtime.provider}.json`), JSON.stringify({ started, model: folder.fingerprint, tuned, sweep, main, variants, ablation, batches, largest, speed: speedResult }, null, 2));
     const file = values.report!;
     const start = `<!-- bench:repair:${runtime.provider}:start -->`;
     const end = `<!-- bench:repair:${runtime.provider}:end -->`;
@@ -291,28 +335,32 @@ async function main(): Promise<void> {
   // Most important first: whatever a time-boxed run reaches is reported.
   const twoGroups = new BenchContext(model, folder.tokenizer, data, { ...ctxOptions, split: 'test', perGroup: 12, maxGroups: 2, maxFailures: 20 });
   const plan: [MethodResult[], () => Promise<MethodResult>][] = [
-    [main, () => benchMethod(test, `STAR (η=${t.eta}, ${starTuned.select}, preserve ${starTuned.preserveRows})`, starTuned, tuned)],
-    [main, () => benchMethod(test, `MINT (f=${tuned.mint.f})`, { method: 'mint', f: tuned.mint.f }, tuned)],
-    [main, () => benchMethod(test, `SGD (η=${tuned.sgd.eta})`, { method: 'sgd', eta: tuned.sgd.eta }, tuned)],
-    [largest, () => benchMethod(twoGroups, 'STAR, the 20 first failures of the two largest groups', starTuned, tuned, 20)],
+    [main, () => measured(test, `STAR (η=${t.eta}, ${starTuned.select}, preserve ${starTuned.preserveRows})`, starTuned, tuned)],
+    [main, () => measured(test, `MINT (f=${tuned.mint.f})`, { method: 'mint', f: tuned.mint.f }, tuned)],
+    [main, () => measured(test, `SGD (η=${tuned.sgd.eta})`, { method: 'sgd', eta: tuned.sgd.eta }, tuned)],
+    [largest, () => measured(twoGroups, 'STAR, the 20 first failures of the two largest groups', starTuned, tuned, 20)],
     [variants, () => (starTuned.preserveRows ?? 0) > 0
-      ? benchMethod(test, 'STAR without preserving rows (plain STAR)', { ...starTuned, preserveRows: 0 }, tuned)
-      : benchMethod(test, 'STAR preserving 64 rows', { ...starTuned, preserveRows: 64 }, tuned)],
-    [batches, () => benchMethod(test, 'STAR, 5 at once', starTuned, tuned, 5)],
-    [batches, () => benchMethod(test, 'STAR, 10 at once', starTuned, tuned, 10)],
-    [batches, () => benchMethod(test, 'SGD, 5 at once', { method: 'sgd', eta: tuned.sgd.eta }, tuned, 5)],
-    [batches, () => benchMethod(test, 'SGD, 10 at once', { method: 'sgd', eta: tuned.sgd.eta }, tuned, 10)],
-    [largest, () => benchMethod(twoGroups, 'SGD, the same 20', { method: 'sgd', eta: tuned.sgd.eta }, tuned, 20)],
-    [variants, () => benchMethod(test, 'STAR, no early stopping (the authors)', { ...starTuned, stopWhen: 'never' }, tuned)],
-    [variants, () => benchMethod(test, 'STAR, first batch variant (right positions left out, stop when the first failing ones are fixed)', { ...starTuned, rightPositions: 'omit', stopWhen: 'failing-fixed' }, tuned)],
-    [variants, () => benchMethod(test, 'STAR, paper η=0.01', { ...starTuned, eta: 0.01 }, tuned)],
-    [variants, () => benchMethod(test, 'SGD, loss over the failing positions only', { method: 'sgd', eta: tuned.sgd.eta, sgdLoss: 'failing' }, tuned)],
-    ...(['dense', 'layer', 'global'] as const).filter((x) => x !== starTuned.select).map((select): [MethodResult[], () => Promise<MethodResult>] => [ablation, () => benchMethod(test, `STAR select=${select}`, { ...starTuned, select }, tuned)]),
+      ? measured(test, 'STAR without preserving rows (plain STAR)', { ...starTuned, preserveRows: 0 }, tuned)
+      : measured(test, 'STAR preserving 64 rows', { ...starTuned, preserveRows: 64 }, tuned)],
+    [batches, () => measured(test, 'STAR, 5 at once', starTuned, tuned, 5)],
+    [batches, () => measured(test, 'STAR, 10 at once', starTuned, tuned, 10)],
+    [batches, () => measured(test, 'SGD, 5 at once', { method: 'sgd', eta: tuned.sgd.eta }, tuned, 5)],
+    [batches, () => measured(test, 'SGD, 10 at once', { method: 'sgd', eta: tuned.sgd.eta }, tuned, 10)],
+    [largest, () => measured(twoGroups, 'SGD, the same 20', { method: 'sgd', eta: tuned.sgd.eta }, tuned, 20)],
+    [variants, () => measured(test, 'STAR, first batch variant (right positions left out, stop when the first failing ones are fixed)', { ...starTuned, rightPositions: 'omit', stopWhen: 'failing-fixed' }, tuned)],
+    [variants, () => measured(test, 'SGD, loss over the failing positions only', { method: 'sgd', eta: tuned.sgd.eta, sgdLoss: 'failing' }, tuned)],
+    ...(['dense', 'layer', 'global'] as const).filter((x) => x !== starTuned.select).map((select): [MethodResult[], () => Promise<MethodResult>] => [ablation, () => measured(test, `STAR select=${select}`, { ...starTuned, select }, tuned)]),
+    // The two that run every repair to the full epoch budget come last: they take the longest.
+    [variants, () => measured(test, 'STAR, no early stopping (the authors)', { ...starTuned, stopWhen: 'never' }, tuned)],
+    [variants, () => measured(test, 'STAR, paper η=0.01', { ...starTuned, eta: 0.01 }, tuned)],
   ];
   await report();
   for (const [into, run] of plan) {
-    into.push(await run());
-    await report();
+    const r = await run();
+    if (!into.includes(r)) {
+      into.push(r);
+      await report();
+    }
   }
   await runtime.release();
 }
