@@ -4,8 +4,9 @@
 // sequence from what a failure records (prefix, suffix, FIM format). Owns the FIM text split
 // (fimText): a PSM prompt's prefix ends at the start of the cursor's line and the typed part of the
 // line is the forced start of the middle, so keystrokes on one line share the whole prompt up to
-// that part (prompt cache); the editor's auto-closed brackets and quotes are not fed (fedSuffix). Also the window of a large file: the nearest prefix and suffix within
-// token budgets, cut at line starts and moved in steps so the prompt cache keeps matching.
+// that part (prompt cache); the editor's auto-closed brackets and quotes are not fed (fedSuffix).
+// Also the window of a large file: the nearest prefix and suffix within token budgets, cut at line
+// starts and moved in steps so the prompt cache keeps matching.
 
 import type { TextTokenizer } from '../model/tokenizer';
 import { fimIds, fimLayout, type FimChoice, type FimIds, type FimOrder } from './fim';
