@@ -5,7 +5,7 @@
 import { html, nothing, svg, type TemplateResult } from 'lit';
 import { live } from 'lit/directives/live.js';
 import { repeat } from 'lit/directives/repeat.js';
-import type { FailureSummary, NeuronDetails, PanelState, PatchSummary, ScoreBeforeAfter } from '../src/panel/messages';
+import { describeWeights, type FailureSummary, type NeuronDetails, type PanelState, type PatchSummary, type ScoreBeforeAfter } from '../src/panel/messages';
 import { diffLines, type DiffLine, type DiffPart } from './diff';
 import { baseName, formatCount, formatLoss, formatMs, formatNorm, formatPercent, formatTime, showToken } from './format';
 import { findDetails, type PanelModel } from './store';
@@ -78,6 +78,10 @@ function modelSection(state: PanelState): TemplateResult {
       <dd data-field="shape">${m.layers} × ${m.neuronsPerLayer.toLocaleString('en-US')}</dd>
       <dt>Execution provider</dt>
       <dd data-field="provider">${m.executionProvider}</dd>
+      ${m.weights
+        ? html`<dt>In memory</dt>
+            <dd data-field="weights" title=${`${m.weights.bytes.toLocaleString('en-US')} bytes`}>${describeWeights(m.weights)}</dd>`
+        : nothing}
       <dt>Active patches</dt>
       <dd data-field="activePatches">${m.activePatches}</dd>
     </dl>

@@ -1,10 +1,12 @@
-// The status-bar item: which model serves completions, on which execution provider, and what it is
-// doing (loading, ready, completing, repairing, error). The tooltip lists the providers that were
-// tried and why they were not used (with a link to try a provider that crashed the worker again);
-// a click turns inline completions on or off.
+// The status-bar item: which model serves completions, on which execution provider and in which
+// weight format, and what it is doing (loading, ready, completing, repairing, error). The tooltip
+// adds the size of the weights (worded as the panel words it, panel/messages.ts describeWeights)
+// and lists the providers that were tried and why they were not used (with a link to try a
+// provider that crashed the worker again); a click turns inline completions on or off.
 
 import * as vscode from 'vscode';
 import type { Settings } from '../settings';
+import { describeWeights } from '../panel/messages';
 import { TRY_PROVIDER_AGAIN, type ModelService } from '../services/model-service';
 import { retryLabel } from '../worker/provider-guard';
 
@@ -33,7 +35,8 @@ export class StatusBar implements vscode.Disposable {
     const activity = this.model.activity;
     const enabled = s.completions.enabled;
     const name = info ? info.name : 'STAR';
-    const where = info && activity !== 'error' && activity !== 'loading' ? ` · ${info.executionProvider}` : '';
+    // What the worker runs on: the provider and format that `auto` resolved to, never 'auto' itself.
+    const where = info && activity !== 'error' && activity !== 'loading' ? ` · ${info.executionProvider}${info.weights !== undefined ? ` · ${info.weights}` : ''}` : '';
     const icon = !enabled && activity === 'ready' ? '$(circle-slash)' : ICONS[activity];
     this.item.text = `${icon} ${name}${where}`;
     this.item.backgroundColor = activity === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
@@ -42,6 +45,7 @@ export class StatusBar implements vscode.Disposable {
     if (info) {
       lines.push(`Model: ${md(info.name)} (${md(info.architecture)}, ${(info.params / 1e6).toFixed(1)} M parameters, ${info.layers} layers × ${info.neurons} neurons, ${md(info.dtype)})`);
       lines.push(`Execution provider: ${md(info.executionProvider)}`);
+      if (info.weights !== undefined) lines.push(`In memory: ${md(describeWeights({ format: info.weights, bytes: info.weightBytes }))}`);
       for (const f of info.fallbacks) lines.push(`- ${md(f.provider)} not used: ${md(f.reason)}`);
       for (const p of this.model.crashedProviders(info.fingerprint)) {
         lines.push(`[${md(retryLabel(p))}](command:${TRY_PROVIDER_AGAIN}?${encodeURIComponent(JSON.stringify([p]))})`);

@@ -1,10 +1,13 @@
 // The repair panel's contract: the state the extension shows in the webview, the messages
-// that travel each way, and hand-written validators for all of them. Both the extension
+// that travel each way, and hand-written validators for all of them; and the one wording of the
+// model's weights (describeWeights), which the status bar shares. Both the extension
 // (src/panel/) and the webview bundle (webview/) import this file, so it must stay free of
-// `vscode` and of Node built-ins (the worker protocol's types are imported as types only).
+// `vscode` and of Node built-ins (the worker protocol's types are imported as types only; the
+// weight-format vocabulary, runtime/weight-formats.ts, is plain constants).
 
 import { FAILURE_STATUSES, type FailureStatus } from '../failures/status';
 import { bool, fail, field, finite, intIn, list, nullable, numIn, oneOf, optional, ReadError, record, text, type Reader } from '../util/read';
+import { WEIGHT_SETTINGS, type WeightFormat } from '../runtime/weight-formats';
 import type { RepairProgressEvent } from '../worker/protocol';
 
 // ---------------------------------------------------------------------------------------
@@ -25,7 +28,24 @@ export interface ModelSummary {
   executionProvider: string;
   /** Why a faster provider was not used, shown to the user when present. */
   fallbackReason?: string;
+  /** The weights the model runs on; absent when the worker did not say (one older than the field). */
+  weights?: WeightsSummary;
   activePatches: number;
+}
+
+/** The format in use (what `starRepair.weights` resolved to, never 'auto') and the bytes of the weights held. */
+export interface WeightsSummary {
+  format: WeightFormat;
+  bytes: number;
+}
+
+/**
+ * How the model's weights read wherever the editor names the model (the panel's Model section,
+ * the status bar): "int8 weights, 0.57 GB". The one wording, so the two never disagree.
+ */
+export function describeWeights(w: WeightsSummary): string {
+  const size = w.bytes >= 1e8 ? `${(w.bytes / 1e9).toFixed(2)} GB` : w.bytes >= 1e5 ? `${(w.bytes / 1e6).toFixed(1)} MB` : `${(w.bytes / 1e3).toFixed(1)} kB`;
+  return `${w.format} weights, ${size}`;
 }
 
 export interface FailureSummary {
@@ -214,6 +234,14 @@ function uniqueIds<T>(items: T[], key: (t: T) => string, path: string): void {
   });
 }
 
+/** The weight settings less 'auto' (the worker resolves it), as the worker protocol reads them (worker/protocol.ts WEIGHT_FORMATS). */
+const WEIGHT_FORMATS: readonly WeightFormat[] = WEIGHT_SETTINGS.filter((s): s is WeightFormat => s !== 'auto');
+
+const readWeights: Reader<WeightsSummary> = (v, path) => {
+  const o = record(v, path);
+  return { format: field(o, 'format', oneOf(WEIGHT_FORMATS), path), bytes: field(o, 'bytes', intIn(1), path) };
+};
+
 const readModel: Reader<ModelSummary> = (v, path) => {
   const o = record(v, path);
   const layers = field(o, 'layers', count, path);
@@ -230,7 +258,7 @@ const readModel: Reader<ModelSummary> = (v, path) => {
       executionProvider: field(o, 'executionProvider', text(100), path),
       activePatches: field(o, 'activePatches', count, path),
     },
-    { fallbackReason: optional(o, 'fallbackReason', text(4000), path) },
+    { fallbackReason: optional(o, 'fallbackReason', text(4000), path), weights: optional(o, 'weights', readWeights, path) },
   );
 };
 

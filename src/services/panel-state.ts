@@ -1,6 +1,7 @@
 // The repair panel's snapshot (src/panel/messages.ts PanelState) built from the extension's state:
-// the loaded model, the failures, the running repair and the patch history with each patch's
-// report. Pure (no vscode), so its mapping is unit-tested.
+// the loaded model (with the provider and the weights it runs on), the failures, the running
+// repair and the patch history with each patch's report. Pure (no vscode), so its mapping is
+// unit-tested.
 
 import type { Failure } from '../failures/failure';
 import type { PanelState, PatchSummary, RepairProgressView, ScoreBeforeAfter } from '../panel/messages';
@@ -88,6 +89,7 @@ export function buildPanelState(input: PanelInput): PanelState {
       executionProvider: info.executionProvider,
       activePatches: input.patches.filter((e) => e.enabled).length,
       ...(fallbackReason ? { fallbackReason } : {}),
+      ...(info.weights !== undefined ? { weights: { format: info.weights, bytes: info.weightBytes } } : {}),
     }
     : null;
   // Newest first: the failure just captured is the one the user looks for.

@@ -191,6 +191,8 @@ export class ModelHost implements WorkerHandlers {
       fallbacks: completion.fallbacks.map((f) => ({ provider: f.provider, reason: f.reason })),
       fingerprint: folder.fingerprint,
       fim: describeFim(folder.tokenizer)?.format ?? null,
+      weights: completion.weightFormat,
+      weightBytes: completion.weightBytes,
     };
     const defaults = loadDefaults(folder.dir);
     if (defaults instanceof RepairError) this.log(`[repair] ${defaults.message} (repairs are refused until it is fixed; completions are not affected)`);

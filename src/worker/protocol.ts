@@ -8,7 +8,7 @@ import type { RepairProgress } from '../repair/engine';
 import { SELECT_SETTINGS } from '../repair/locate';
 import { REPAIR_METHODS, REPAIR_MODES, type PatchJson, type PatchScores, type RepairChoice, type RepairMethod, type RepairMode } from '../repair/patch';
 import { PROVIDERS, type ProviderName } from '../runtime/provider-names';
-import { WEIGHT_SETTINGS, type WeightSetting } from '../runtime/weight-formats';
+import { WEIGHT_SETTINGS, type WeightFormat, type WeightSetting } from '../runtime/weight-formats';
 import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
 import { readFimChoice, readIndent, readReplay, type CompletionReplay } from '../runtime/replay';
 import type { IndentStyle } from '../runtime/clean';
@@ -29,7 +29,10 @@ export interface ProviderFallback {
   reason: string;
 }
 
-export interface ModelInfo {
+/** The loaded model as the worker's `load` reply describes it. */
+export type ModelInfo = ModelFacts & ModelWeights;
+
+export interface ModelFacts {
   name: string;
   dir: string;
   architecture: string;
@@ -47,6 +50,18 @@ export interface ModelInfo {
   /** The FIM format found in the model's tokenizer (runtime/fim.ts), or null: prefix-only prompts. Absent from older workers. */
   fim?: string | null;
 }
+
+/**
+ * The weights the model runs on: the format in use (what `starRepair.weights` resolved to, never
+ * 'auto') and the bytes of the weights the runtime holds; both, or neither (a worker older than
+ * these fields).
+ */
+export type ModelWeights =
+  | { weights: WeightFormat; weightBytes: number }
+  | { weights?: undefined; weightBytes?: undefined };
+
+/** The formats a loaded model can be in: the weight settings less 'auto', which the worker resolves. */
+const WEIGHT_FORMATS: readonly WeightFormat[] = WEIGHT_SETTINGS.filter((s): s is WeightFormat => s !== 'auto');
 
 /** A failure as the worker needs it: the text before the completion, what should follow, and how the editor completed there. */
 export interface Sample {
@@ -481,22 +496,30 @@ const PARAMS: { [M in Method]: Reader<ParamsOf<M>> } = {
 };
 
 const RESULTS: { [M in Method]: Reader<ResultOf<M>> } = {
-  load: object((o, p) => defined({
-    name: field(o, 'name', text(1000), p),
-    dir: field(o, 'dir', text(4096), p),
-    architecture: field(o, 'architecture', text(200), p),
-    layers: field(o, 'layers', intIn(1), p),
-    neurons: field(o, 'neurons', intIn(1), p),
-    hidden: field(o, 'hidden', intIn(1), p),
-    vocab: field(o, 'vocab', intIn(1), p),
-    context: field(o, 'context', intIn(1), p),
-    params: field(o, 'params', count, p),
-    dtype: field(o, 'dtype', text(100), p),
-    executionProvider: field(o, 'executionProvider', text(100), p),
-    fallbacks: field(o, 'fallbacks', list(fallback, 100), p),
-    fingerprint: field(o, 'fingerprint', text(256, 1), p),
-    fim: optional(o, 'fim', nullable(text(100)), p),
-  })),
+  load: object((o, p) => {
+    const facts: ModelFacts = defined({
+      name: field(o, 'name', text(1000), p),
+      dir: field(o, 'dir', text(4096), p),
+      architecture: field(o, 'architecture', text(200), p),
+      layers: field(o, 'layers', intIn(1), p),
+      neurons: field(o, 'neurons', intIn(1), p),
+      hidden: field(o, 'hidden', intIn(1), p),
+      vocab: field(o, 'vocab', intIn(1), p),
+      context: field(o, 'context', intIn(1), p),
+      params: field(o, 'params', count, p),
+      dtype: field(o, 'dtype', text(100), p),
+      executionProvider: field(o, 'executionProvider', text(100), p),
+      fallbacks: field(o, 'fallbacks', list(fallback, 100), p),
+      fingerprint: field(o, 'fingerprint', text(256, 1), p),
+      fim: optional(o, 'fim', nullable(text(100)), p),
+    });
+    const weights = optional(o, 'weights', oneOf(WEIGHT_FORMATS), p);
+    const weightBytes = optional(o, 'weightBytes', intIn(1), p);
+    if (weights === undefined && weightBytes === undefined) return facts;
+    if (weights === undefined) return fail(`${p}.weights`, 'the weight format beside weightBytes', weights);
+    if (weightBytes === undefined) return fail(`${p}.weightBytes`, 'the bytes of the weights beside weights', weightBytes);
+    return { ...facts, weights, weightBytes };
+  }),
   complete: object((o, p) => defined({
     text: field(o, 'text', text(MAX_TEXT), p),
     tokens: field(o, 'tokens', count, p),

@@ -17,6 +17,7 @@ export function fixtureState(): PanelState {
       neuronsPerLayer: 1536,
       executionProvider: 'cpu',
       fallbackReason: 'WebGPU adapter not found (no Vulkan driver)',
+      weights: { format: 'int8', bytes: 29_884_416 },
       activePatches: 1,
     },
     failures: [

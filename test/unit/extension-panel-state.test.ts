@@ -1,9 +1,10 @@
 // The panel snapshot built from the extension's state satisfies the panel's contract
-// (validatePanelState), and maps patches, reports, failures and a running repair faithfully.
+// (validatePanelState), and maps the model (its weights too), patches, reports, failures and a
+// running repair faithfully.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildPanelState, patchSummary, progressForPanel, PROMPT_TAIL_CHARS } from '../../src/services/panel-state';
-import { validatePanelState } from '../../src/panel/messages';
+import { describeWeights, validatePanelState } from '../../src/panel/messages';
 import type { Failure } from '../../src/failures/failure';
 import type { Patch } from '../../src/repair/patch';
 import type { PatchEntry } from '../../src/repair/patch-store';
@@ -66,6 +67,17 @@ test('the snapshot passes the panel contract: newest first, prompt tails, model 
   assert.equal(state.model?.neuronsPerLayer, 8);
   assert.equal(state.model?.fallbackReason, 'webgpu: no adapter');
   assert.deepEqual(state.repair && { ...state.repair }, { running: true, failureIds: ['f2'], method: 'star', epoch: 3, epochs: 10, loss: 1.5, positionsFixed: 1, positionsTotal: 2, message: 'patching' });
+});
+
+test('the model summary carries the weights the worker runs on; a worker that does not say gives none', () => {
+  const state = buildPanelState({ info: { ...info, weights: 'int8', weightBytes: 570_000_000 }, failures: [], patches: [], report: () => undefined, running: null });
+  const v = validatePanelState(state);
+  assert.ok(v.ok, v.ok ? '' : v.error);
+  assert.deepEqual(state.model?.weights, { format: 'int8', bytes: 570_000_000 });
+  assert.equal(describeWeights(state.model!.weights!), 'int8 weights, 0.57 GB');
+  const older = buildPanelState({ info, failures: [], patches: [], report: () => undefined, running: null });
+  assert.ok(validatePanelState(older).ok);
+  assert.equal('weights' in older.model!, false);
 });
 
 test('no model yet: an empty, valid snapshot; a patch outside the model is left off the map', () => {

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { PanelHub } from '../../src/panel/hub';
 import {
   applyRepairProgress,
+  describeWeights,
   PanelMessageError,
   validateExtensionMessage,
   validateNeuronDetails,
@@ -45,6 +46,7 @@ describe('validatePanelState', () => {
     const v = validatePanelState(
       mutate((s) => {
         delete s.model!.fallbackReason;
+        delete s.model!.weights;
         delete s.failures[0].uri;
         delete s.failures[0].line;
         delete s.failures[0].rejected;
@@ -54,6 +56,22 @@ describe('validatePanelState', () => {
     );
     assert.ok(v.ok);
     assert.equal('uri' in v.value.failures[0], false, 'absent optionals stay absent');
+    assert.equal('weights' in v.value.model!, false, 'a worker that did not say which weights: none shown');
+  });
+
+  it('reads the model\'s weights: a format in use (never auto) and a byte count', () => {
+    const fixture = validatePanelState(fixtureState());
+    assert.ok(fixture.ok);
+    assert.deepEqual(fixture.value.model?.weights, { format: 'int8', bytes: 29_884_416 });
+    for (const format of ['fp32', 'int8', 'int4'] as const) {
+      const v = validatePanelState(mutate((s) => (s.model!.weights = { format, bytes: 1 })));
+      assert.ok(v.ok && v.value.model?.weights?.format === format);
+    }
+    rejects(validatePanelState(mutate((s) => ((s.model!.weights as unknown as Record<string, unknown>).format = 'auto'))), /^state\.model\.weights\.format: expected one of fp32, int8, int4, got "auto"$/);
+    rejects(validatePanelState(mutate((s) => ((s.model!.weights as unknown as Record<string, unknown>).format = 'q4_0'))), /^state\.model\.weights\.format: expected one of fp32, int8, int4, got "q4_0"$/);
+    rejects(validatePanelState(mutate((s) => ((s.model!.weights as unknown as Record<string, unknown>).bytes = '30 MB'))), /^state\.model\.weights\.bytes: expected an integer ≥ 1, got "30 MB"$/);
+    rejects(validatePanelState(mutate((s) => (s.model!.weights!.bytes = 0))), /^state\.model\.weights\.bytes: expected an integer ≥ 1, got 0$/);
+    rejects(validatePanelState(mutate((s) => ((s.model as unknown as Record<string, unknown>).weights = 'int8'))), /^state\.model\.weights: expected an object, got "int8"$/);
   });
 
   it('drops fields it does not know', () => {
@@ -99,6 +117,16 @@ describe('validatePanelState', () => {
 
   it('bounds string sizes', () => {
     rejects(validatePanelState(mutate((s) => (s.failures[0].id = 'x'.repeat(300)))), /failures\[0\]\.id: expected at most 256 characters, got a string of 300 characters/);
+  });
+});
+
+describe('describeWeights', () => {
+  it('words the format and the size as the panel and the status bar show them', () => {
+    assert.equal(describeWeights({ format: 'int8', bytes: 570_000_000 }), 'int8 weights, 0.57 GB');
+    assert.equal(describeWeights({ format: 'fp32', bytes: 1_976_000_000 }), 'fp32 weights, 1.98 GB');
+    assert.equal(describeWeights({ format: 'int4', bytes: 29_884_416 }), 'int4 weights, 29.9 MB');
+    assert.equal(describeWeights({ format: 'fp32', bytes: 100_000_000 }), 'fp32 weights, 0.10 GB');
+    assert.equal(describeWeights({ format: 'fp32', bytes: 52_224 }), 'fp32 weights, 52.2 kB');
   });
 });
 

@@ -79,6 +79,8 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     assert.equal(await model.locator('[data-field="params"]').getAttribute('title'), '28,311,552');
     assert.equal((await model.locator('[data-field="shape"]').textContent())?.trim(), '8 × 1,536');
     assert.equal(await model.locator('[data-field="provider"]').textContent(), 'cpu');
+    assert.equal(await model.locator('[data-field="weights"]').textContent(), 'int8 weights, 29.9 MB');
+    assert.equal(await model.locator('[data-field="weights"]').getAttribute('title'), '29,884,416 bytes');
     assert.equal(await model.locator('[data-field="activePatches"]').textContent(), '1');
     assert.match((await model.locator('[data-field="fallback"]').textContent()) ?? '', /WebGPU adapter not found/);
 
@@ -308,7 +310,7 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     assertClean(p);
   });
 
-  it('follows state in its labels: a disabled patch says so and offers no Undo', async () => {
+  it('follows state in its labels: a disabled patch says so and offers no Undo; no weights row when the worker did not say', async () => {
     const p = await panel();
     const { page } = p;
     const star = section(page, 'patches').locator('li[data-patch-id="p-star"]');
@@ -320,6 +322,11 @@ describe('repair panel in headless Chromium', { skip: missing ?? false }, () => 
     assert.equal(await star.locator('vscode-checkbox').evaluate((e) => (e as unknown as { checked: boolean }).checked), false);
     assert.equal(await star.locator('[data-action="undo"]').count(), 0);
     assert.match((await section(page, 'scores').locator('[data-field="scores-patch"]').textContent()) ?? '', /\(disabled\)/);
+    // A worker that does not say which weights it runs on: no weights row, rather than a made-up one.
+    const older = fixtureState();
+    delete older.model!.weights;
+    await sendToPanel(page, { type: 'state', state: older });
+    assert.equal(await section(page, 'model').locator('[data-field="weights"]').count(), 0);
     assertClean(p);
   });
 

@@ -1,8 +1,9 @@
-// A real forked worker (the esbuild bundle of src/worker/main.ts) on the llama fixture: load,
-// complete, predict, repair with progress, completions served from the committed patches while a
-// repair runs, cancellation, a refused request, and crashes: a worker SIGKILLed mid-repair is
-// restarted with the model and patches re-sent from the stores, the pending request fails with a
-// clear error, nothing in the stores is lost and the next request works.
+// A real forked worker (the esbuild bundle of src/worker/main.ts) on the llama fixture: load (and
+// the weights it says it runs on), complete, predict, repair with progress, completions served
+// from the committed patches while a repair runs, cancellation, a refused request, and crashes: a
+// worker SIGKILLed mid-repair is restarted with the model and patches re-sent from the stores,
+// the pending request fails with a clear error, nothing in the stores is lost and the next
+// request works.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -78,6 +79,17 @@ test('load, complete, predict, repair with progress, setPatches change what comp
   // Removing the patch restores the original completions.
   await c.request('setPatches', { patches: [] });
   assert.equal((await c.request('complete', complete)).text, before.text);
+  await c.dispose();
+});
+
+test('the load reply says which weights the model runs on: fp32 by default, int8 when asked, and their bytes', async () => {
+  const c = await client();
+  const fp32 = await c.request('load', load);
+  assert.equal(fp32.weights, 'fp32');
+  assert.ok(fp32.weightBytes !== undefined && fp32.weightBytes > 0, `weightBytes ${fp32.weightBytes}`);
+  const int8 = await c.request('load', { ...load, weights: 'int8' });
+  assert.equal(int8.weights, 'int8');
+  assert.ok(int8.weightBytes !== undefined && int8.weightBytes < fp32.weightBytes, `int8 ${int8.weightBytes} bytes, fp32 ${fp32.weightBytes}`);
   await c.dispose();
 });
 

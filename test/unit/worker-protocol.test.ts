@@ -56,6 +56,27 @@ test('worker messages and results are checked on the host side', () => {
   throwsAt(() => parseResult('neuronDetails', { deltaNorm: -1, up: [], down: [] }), /deltaNorm/);
 });
 
+test('the load reply says which weights the model runs on: a format in use and its bytes, both or neither', () => {
+  const int8: ModelInfo = { ...info, fim: null, weights: 'int8', weightBytes: 570_000_000 };
+  assert.deepEqual(parseResult('load', { ...int8, extra: 1 }), int8);
+  for (const weights of ['fp32', 'int4'] as const) assert.equal(parseResult('load', { ...int8, weights }).weights, weights);
+  // A worker older than the fields: still a valid reply, and nothing is made up for them.
+  const older = parseResult('load', info);
+  assert.equal('weights' in older, false);
+  assert.equal('weightBytes' in older, false);
+  // 'auto' is a setting the worker resolves, never a format in use.
+  throwsAt(() => parseResult('load', { ...int8, weights: 'auto' }), /^load\.result\.weights: expected one of fp32, int8, int4, got "auto"$/);
+  throwsAt(() => parseResult('load', { ...int8, weights: 'fp16' }), /^load\.result\.weights: expected one of fp32, int8, int4, got "fp16"$/);
+  throwsAt(() => parseResult('load', { ...int8, weights: 8 }), /^load\.result\.weights: expected one of/);
+  throwsAt(() => parseResult('load', { ...int8, weightBytes: '570000000' }), /^load\.result\.weightBytes: expected an integer ≥ 1/);
+  throwsAt(() => parseResult('load', { ...int8, weightBytes: 0 }), /^load\.result\.weightBytes: expected an integer ≥ 1, got 0$/);
+  throwsAt(() => parseResult('load', { ...int8, weightBytes: 1.5 }), /^load\.result\.weightBytes: expected an integer ≥ 1, got 1\.5$/);
+  throwsAt(() => parseResult('load', { ...int8, weightBytes: null }), /^load\.result\.weightBytes: expected an integer ≥ 1, got null$/);
+  // One without the other is a broken reply, not an older one.
+  throwsAt(() => parseResult('load', { ...info, weights: 'int8' }), /^load\.result\.weightBytes: expected the bytes of the weights beside weights, got nothing$/);
+  throwsAt(() => parseResult('load', { ...info, weightBytes: 570_000_000 }), /^load\.result\.weights: expected the weight format beside weightBytes, got nothing$/);
+});
+
 test('errors keep their typed code across the process boundary', () => {
   assert.deepEqual(toWireError(new RepairError('already-correct', 'the model already produces it')), { name: 'RepairError', code: 'already-correct', message: 'the model already produces it' });
   assert.deepEqual(toWireError(new TypeError('bad')), { name: 'TypeError', code: 'TypeError', message: 'bad' });
