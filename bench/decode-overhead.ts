@@ -1,0 +1,136 @@
+// The decode step's per-node overhead: ms per token of the plain decode graph (decoder.ts) and the
+// fused one (decode-layer.ts), interleaved round by round in one process, on
+//   tiny  Qwen2.5-Coder-0.5B's 24 layers with tiny matrices (hidden 128, intermediate 128, vocab
+//         1024, 2 heads, 1 KV head): almost nothing but per-node cost;
+//   int8  Qwen2.5-Coder-0.5B shapes, random weights quantised to int8 (block 128, accuracy_level 4);
+//   fp32  the same random weights in fp32.
+// Each measurement: a 16-token prompt, then the median of --steps single-token steps (greedy).
+//   node --expose-gc --import tsx bench/decode-overhead.ts [--models tiny,int8,fp32] [--rounds 3]
+//        [--steps 24] [--threads 2] [--profile]
+// --profile writes one onnxruntime trace per session (/tmp/decode-*.json) and prints each
+// variant's time per op type over the steps (node overhead shows as many small ops).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { parseConfig, type ModelConfig } from '../src/model/config';
+import type { CanonicalWeights } from '../src/model/weights';
+import { randomCanonicalWeights } from '../src/model/synthetic';
+import { quantiseModel, type QuantisedModel } from '../src/runtime/quantised-weights';
+import { argmax } from '../src/runtime/generate';
+import { openDecodeSession, type DecodeSession } from './lib/decode-session';
+import { cpuSnapshot, othersCpuShare } from './lib/machine';
+
+const CONFIG = 'bench/configs/qwen2.5-coder-0.5b.json';
+const VARIANTS = ['plain', 'fused'] as const;
+type Variant = (typeof VARIANTS)[number];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+function baseConfig(): ModelConfig {
+  return parseConfig(JSON.parse(readFileSync(CONFIG, 'utf8')));
+}
+
+/** The 0.5B's 24 layers with tiny matrices: what is left is the cost of the graph's nodes. */
+function tinyConfig(): ModelConfig {
+  const raw = JSON.parse(readFileSync(CONFIG, 'utf8')) as Record<string, unknown>;
+  return parseConfig({ ...raw, hidden_size: 128, intermediate_size: 128, vocab_size: 1024, num_attention_heads: 2, num_key_value_heads: 1 });
+}
+
+/** Random int8 weights (block 128); the fp32 arrays they came from are garbage once this returns. */
+function int8Weights(cfg: ModelConfig): QuantisedModel {
+  return quantiseModel(cfg, randomCanonicalWeights(cfg, 1), 'int8', 128);
+}
+
+async function collect(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** ms per token: a 16-token prompt, then the median of `steps` greedy single-token steps. */
+async function perToken(s: DecodeSession, steps: number): Promise<number> {
+  const prompt = Array.from({ length: 16 }, (_, i) => ((i * 7919) % 900) + 50);
+  let cur = await s.decode(prompt);
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    cur = await s.decode([argmax(cur.logits)], cur.cache);
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+/** The newest trace a session of `variant` wrote (onnxruntime-node's endProfiling() does not return its name). */
+function latestProfile(variant: Variant): string {
+  const files = readdirSync('/tmp').filter((f) => f.startsWith(`decode-${variant}`) && f.endsWith('.json')).map((f) => `/tmp/${f}`);
+  return files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+}
+
+/** Time per op type in an onnxruntime profile (µs summed over the run's node events). */
+function opTimes(file: string): Map<string, number> {
+  const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const out = new Map<string, number>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !e.args?.op_name) continue;
+    out.set(e.args.op_name, (out.get(e.args.op_name) ?? 0) + e.dur);
+  }
+  return out;
+}
+
+async function benchModel(name: string, cfg: ModelConfig, weights: CanonicalWeights | QuantisedModel, rounds: number, steps: number, threads: number, profile: boolean): Promise<void> {
+  const sessions = new Map<Variant, DecodeSession>();
+  for (const v of VARIANTS) sessions.set(v, await openDecodeSession(cfg, weights, { fused: v === 'fused', threads, profile }));
+  const times = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
+  const before = cpuSnapshot();
+  for (let r = 0; r < rounds; r++) {
+    for (const v of VARIANTS) times.get(v)!.push(await perToken(sessions.get(v)!, steps));
+  }
+  const others = othersCpuShare(before, cpuSnapshot(), threads);
+  for (const v of VARIANTS) {
+    const s = sessions.get(v)!;
+    const ts = times.get(v)!;
+    console.log(`| ${name} | ${v} | ${s.nodes} | ${median(ts).toFixed(1)} | ${ts.map((t) => t.toFixed(1)).join(' ')} | ${others === null ? '?' : `${(100 * others).toFixed(0)} %`} |`);
+    if (profile) {
+      s.session.endProfiling();
+      const ops = [...opTimes(latestProfile(v)).entries()].sort((a, b) => b[1] - a[1]);
+      const perStep = rounds * (steps + 1);
+      console.log(`    ${v} ms per step by op: ${ops.map(([op, us]) => `${op} ${(us / 1000 / perStep).toFixed(2)}`).join(', ')}`);
+    }
+    await s.session.release();
+  }
+}
+
+async function main(): Promise<void> {
+  const models = arg('models', 'tiny,int8,fp32').split(',');
+  const rounds = Number(arg('rounds', '3'));
+  const steps = Number(arg('steps', '24'));
+  const threads = Number(arg('threads', '2'));
+  const profile = process.argv.includes('--profile');
+  console.log(`decode ms/token, median of ${steps} steps after a 16-token prompt, ${threads} threads, ${rounds} interleaved rounds`);
+  console.log('| model | graph | nodes built | ms/token (median of rounds) | rounds | others\' CPU |');
+  console.log('|---|---|---|---|---|---|');
+  for (const m of models) {
+    if (m === 'tiny') {
+      const cfg = tinyConfig();
+      await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), rounds, steps, threads, profile);
+    } else if (m === 'int8') {
+      const cfg = baseConfig();
+      await benchModel(m, cfg, int8Weights(cfg), rounds, steps, threads, profile);
+    } else if (m === 'fp32') {
+      const cfg = baseConfig();
+      await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), rounds, steps, threads, profile);
+    } else throw new Error(`unknown model ${m} (tiny, int8, fp32)`);
+    await collect();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,136 @@
+// One decode session (CPU unless asked) on a chosen decode graph (the plain layers of decoder.ts or the fused ones of
+// decode-layer.ts), fed as ModelRuntime feeds its decode session on the CPU: float weights as
+// inputs, quantised codes as external initializers (MatMulNBits prepacks them), the neuron patch
+// as inputs, the KV cache [KV, P, hd] per layer. For bench/decode-overhead.ts and the tests that
+// compare the two graphs (test/unit/decode-layer.test.ts); ModelRuntime itself picks no variant.
+import * as ort from 'onnxruntime-node';
+import { buildDecodeGraph, floatWeightInputs, pastName, patchDeltasName, patchRowsName, presentName, weightFile } from '../../src/graph/architectures/decoder';
+import { codesName, quantisedWeightSpecs, scalesName, zeroPointsName } from '../../src/graph/quantised';
+import type { ModelConfig } from '../../src/model/config';
+import type { CanonicalWeights } from '../../src/model/weights';
+import type { QuantisedModel } from '../../src/runtime/quantised-weights';
+import { weightArrays, type LayerPatch } from '../../src/runtime/runtime';
+import { DECODE_ACCURACY_LEVEL } from '../../src/runtime/weight-formats';
+
+export interface DecodeSessionOptions {
+  fused: boolean;
+  /** Execution provider (default cpu); outputs come back to the CPU. */
+  provider?: 'cpu' | 'webgpu';
+  threads?: number;
+  /** MatMulNBits accuracy_level (default DECODE_ACCURACY_LEVEL, as ModelRuntime's decode). */
+  accuracyLevel?: number;
+  /** onnxruntime's profiler (a JSON trace per session; endProfiling() names its file). */
+  profile?: boolean;
+}
+
+export interface Cache {
+  length: number;
+  keys: ort.Tensor[];
+  values: ort.Tensor[];
+}
+
+export interface DecodeSession {
+  session: ort.InferenceSession;
+  /** Nodes of the graph as built (before onnxruntime's own fusions). */
+  nodes: number;
+  setPatch(patch: ReadonlyMap<number, LayerPatch>): void;
+  decode(ids: readonly number[], cache?: Cache): Promise<{ logits: Float32Array; cache: Cache }>;
+}
+
+function emptyCache(cfg: ModelConfig): Cache {
+  const empty = () => new ort.Tensor('float32', new Float32Array(0), [cfg.kvHeads, 0, cfg.headDim]);
+  return { length: 0, keys: Array.from({ length: cfg.layers }, empty), values: Array.from({ length: cfg.layers }, empty) };
+}
+
+function patchFeeds(cfg: ModelConfig, patch: ReadonlyMap<number, LayerPatch>): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (let l = 0; l < cfg.layers; l++) {
+    const p = patch.get(l);
+    const k = p ? p.rows.length : 0;
+    feeds[patchRowsName(l)] = new ort.Tensor('int64', BigInt64Array.from((p?.rows ?? []).map(BigInt)), [k]);
+    feeds[patchDeltasName(l)] = new ort.Tensor('float32', p ? p.deltas : new Float32Array(0), [k, cfg.hidden]);
+  }
+  return feeds;
+}
+
+/** Counts NodeProto entries (field 1 of GraphProto, field 7 of ModelProto) without a protobuf library. */
+function countNodes(model: Uint8Array): number {
+  const varint = (buf: Uint8Array, at: number): [number, number] => {
+    let v = 0;
+    let shift = 1;
+    let i = at;
+    for (;;) {
+      const b = buf[i++];
+      v += (b & 0x7f) * shift;
+      if (b < 0x80) return [v, i];
+      shift *= 128;
+    }
+  };
+  const fields = (buf: Uint8Array, start: number, end: number, want: number): { start: number; end: number }[] => {
+    const out: { start: number; end: number }[] = [];
+    let i = start;
+    while (i < end) {
+      const [key, a] = varint(buf, i);
+      const wire = key & 7;
+      i = a;
+      if (wire === 0) i = varint(buf, i)[1];
+      else if (wire === 1) i += 8;
+      else if (wire === 5) i += 4;
+      else if (wire === 2) {
+        const [len, b] = varint(buf, i);
+        if (key >>> 3 === want) out.push({ start: b, end: b + len });
+        i = b + len;
+      } else throw new Error(`unexpected wire type ${wire}`);
+    }
+    return out;
+  };
+  const graph = fields(model, 0, model.length, 7)[0];
+  return fields(model, graph.start, graph.end, 1).length;
+}
+
+/** A decode session of `cfg` on fp32 or quantised weights, with the plain or fused layers. */
+export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeights | QuantisedModel, options: DecodeSessionOptions): Promise<DecodeSession> {
+  const quantised = 'matrices' in weights ? weights : null;
+  const arrays = quantised ? quantised.floats : weightArrays(cfg, weights as CanonicalWeights);
+  const weightFeeds: Record<string, ort.Tensor> = {};
+  for (const wi of floatWeightInputs(cfg, quantised?.spec)) weightFeeds[wi.name] = new ort.Tensor('float32', arrays.get(wi.name)!, wi.shape);
+  const externalData: { path: string; data: Uint8Array }[] = [];
+  if (quantised) {
+    for (const w of quantisedWeightSpecs(cfg, quantised.spec)) {
+      const m = quantised.matrices.get(w.name)!;
+      for (const [name, data] of [[codesName(w.name), m.codes], [scalesName(w.name), m.scales], [zeroPointsName(w.name), m.zeroPoints]] as const) {
+        externalData.push({ path: weightFile(name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+      }
+    }
+  }
+  const quant = quantised ? { ...quantised.spec, accuracyLevel: options.accuracyLevel ?? DECODE_ACCURACY_LEVEL, mode: 'initializers' as const, product: 'nbits' as const } : null;
+  const model = buildDecodeGraph(cfg, 'float32', 'inputs', { quant, fused: options.fused });
+  const session = await ort.InferenceSession.create(model, {
+    executionProviders: [options.provider ?? 'cpu'],
+    graphOptimizationLevel: 'all',
+    ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: `/tmp/decode-${options.fused ? 'fused' : 'plain'}` } : {}),
+    ...(externalData.length > 0 ? { externalData } : {}),
+  });
+  let patch = patchFeeds(cfg, new Map());
+  return {
+    session,
+    nodes: countNodes(model),
+    setPatch: (p) => {
+      patch = patchFeeds(cfg, p);
+    },
+    decode: async (ids, cache = emptyCache(cfg)) => {
+      const feeds: Record<string, ort.Tensor> = { ...weightFeeds, ...patch };
+      feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
+      feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
+      for (let l = 0; l < cfg.layers; l++) {
+        feeds[pastName(l, 'key')] = cache.keys[l];
+        feeds[pastName(l, 'value')] = cache.values[l];
+      }
+      const out = await session.run(feeds);
+      const keys = Array.from({ length: cfg.layers }, (_, l) => out[presentName(l, 'key')] as ort.Tensor);
+      const values = Array.from({ length: cfg.layers }, (_, l) => out[presentName(l, 'value')] as ort.Tensor);
+      return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys, values } };
+    },
+  };
+}
