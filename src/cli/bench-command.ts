@@ -1,5 +1,6 @@
 // `star-repair bench`: the repair benchmark (STAR, MINT, SGD and STAR's selection-mode ablation)
-// on a benchmark data folder, as JSON or a table.
+// on a benchmark data folder, as JSON or a table, in the --weights format (quantised: the engine
+// reads Ŵ, repair/repair-weights.ts).
 
 import { benchMethod, BenchContext, loadBenchData, type MethodResult } from '../eval/bench';
 import { RepairModel } from '../repair/engine';
@@ -26,9 +27,9 @@ export const benchCommand: Command = {
     for (const m of methods) if (!['star', 'mint', 'sgd'].includes(m)) throw new UsageError(`unknown method ${m}: use star, mint, sgd`);
     const split = (flags.split ?? 'test') as 'test' | 'validation';
     if (split !== 'test' && split !== 'validation') throw new UsageError('--split must be test or validation');
-    const { folder, runtime } = openModel(dir, rt);
+    const { folder, runtime, repairWeights } = openModel(dir, rt);
     const defaults = methodDefaults(folder.dir);
-    const ctx = new BenchContext(new RepairModel(runtime, folder.weights), folder.tokenizer, loadBenchData(flags.data), {
+    const ctx = new BenchContext(new RepairModel(runtime, repairWeights), folder.tokenizer, loadBenchData(flags.data), {
       split,
       perGroup: intFlag(flags, 'per-group', 3),
       regressionSamples: intFlag(flags, 'regression', 40),

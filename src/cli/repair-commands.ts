@@ -1,5 +1,6 @@
 // `star-repair repair | eval`: repairing a model on failures from a JSONL file and evaluating a
-// patch, with the same engine the extension's worker runs.
+// patch, with the same engine the extension's worker runs. With --weights int8/int4 the model is
+// loaded without an fp32 copy and the engine reads the quantised Ŵ (repair/repair-weights.ts).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { evaluatePatch } from '../eval/evaluate';
@@ -54,7 +55,7 @@ export const repairCommands: Record<string, Command> = {
     async run(dir, flags, rt) {
       const failures = readFailures(flags.failures, 'failures');
       const preserveFailures = flags.preserve === undefined ? [] : readFailures(flags.preserve, 'preserve');
-      const { folder, runtime } = openModel(dir, rt);
+      const { folder, runtime, repairWeights } = openModel(dir, rt);
       const defaults = methodDefaults(folder.dir);
       const { prepared, skipped } = prepareFailures(folder.tokenizer, failures, folder.config.maxPositions);
       for (const s of skipped) process.stderr.write(`failure ${s.id}: ${s.message} (skipped)\n`);
@@ -68,7 +69,7 @@ export const repairCommands: Record<string, Command> = {
       const preserveRows = flags['preserve-rows'] === undefined ? undefined : Number(flags['preserve-rows']);
       if (preserveRows !== undefined && !(Number.isInteger(preserveRows) && preserveRows >= 0 && preserveRows <= 4096)) throw new UsageError('--preserve-rows must be an integer from 0 to 4096');
       const result = await runRepair(
-        new RepairModel(runtime, folder.weights),
+        new RepairModel(runtime, repairWeights),
         folder.tokenizer,
         folder.fingerprint,
         prepared,
@@ -131,7 +132,7 @@ export const repairCommands: Record<string, Command> = {
       const failures = readFailures(flags.failures, 'failures');
       const heldout = flags.heldout === undefined ? [] : readFailures(flags.heldout, 'heldout');
       const regression = flags.regression === undefined ? [] : readFailures(flags.regression, 'regression');
-      const { folder, runtime } = openModel(dir, rt);
+      const { folder, runtime, repairWeights } = openModel(dir, rt);
       const patch = readPatchFile(flags.patch, folder.config.hidden);
       checkPatchForModel(patch, { fingerprint: folder.fingerprint, hiddenSize: folder.config.hidden, numLayers: folder.config.layers, intermediateSize: folder.config.intermediate });
       const examples = (fs: Failure[]) => {
@@ -139,7 +140,7 @@ export const repairCommands: Record<string, Command> = {
         for (const s of skipped) process.stderr.write(`failure ${s.id}: ${s.message} (skipped)\n`);
         return prepared;
       };
-      const result = await evaluatePatch(new RepairModel(runtime, folder.weights), folder.tokenizer, combinePatches([patch], folder.config.hidden), {
+      const result = await evaluatePatch(new RepairModel(runtime, repairWeights), folder.tokenizer, combinePatches([patch], folder.config.hidden), {
         repaired: examples(failures),
         heldout: examples(heldout),
         regression: examples(regression),

@@ -16,13 +16,17 @@ function describeValue(v: number): string {
   return Number.isNaN(v) ? 'NaN' : v > 0 ? '+Infinity' : '-Infinity';
 }
 
-/** Throws `weights-not-finite` when tensor `name` of `file` holds a NaN or infinity in `data[from..to)`. */
-export function checkFiniteWeights(data: Float32Array, name: string, file: string, from = 0, to = data.length): void {
+/**
+ * Throws `weights-not-finite` when tensor `name` of `file` holds a NaN or infinity in `data[from..to)`;
+ * `data` holds the tensor's elements from `base` on (a range read), so the message names the
+ * element's index in the whole tensor.
+ */
+export function checkFiniteWeights(data: Float32Array, name: string, file: string, from = 0, to = data.length, base = 0): void {
   const i = firstNonFinite(data, from, to);
   if (i < 0) return;
   throw new ModelError(
     'weights-not-finite',
-    `${file}: tensor "${name}" holds ${describeValue(data[i]!)} at element ${i}; a usable checkpoint has only finite weights — the file is damaged or was saved from a diverged training run: download or export it again`,
+    `${file}: tensor "${name}" holds ${describeValue(data[i]!)} at element ${base + i}; a usable checkpoint has only finite weights — the file is damaged or was saved from a diverged training run: download or export it again`,
     file,
   );
 }

@@ -155,3 +155,53 @@ export function dequantiseMatrix(q: QuantisedMatrix): Float32Array {
 export function quantisedBytes(q: QuantisedMatrix): number {
   return q.codes.byteLength + q.scales.byteLength + q.zeroPoints.byteLength;
 }
+
+/**
+ * Rows `first .. first + count` of Ŵ as float32 [count, k]: the same numbers as dequantiseMatrix's
+ * rows, block by block without a per-value call.
+ */
+export function dequantiseRows(q: QuantisedMatrix, first: number, count: number): Float32Array {
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > q.n) {
+    throw new QuantError(`rows ${first}..${first + count} are outside a matrix of ${q.n} rows`);
+  }
+  const { k, kBlocks, blockSize, bits } = q;
+  const blob = blobBytes(q);
+  const zpBytes = zeroPointBytes(q, kBlocks);
+  const out = new Float32Array(count * k);
+  for (let r = 0; r < count; r++) {
+    const row = first + r;
+    for (let b = 0; b < kBlocks; b++) {
+      const scale = q.scales[row * kBlocks + b]!;
+      const zero = getCode(q.zeroPoints, row * zpBytes, b, bits);
+      const base = (row * kBlocks + b) * blob;
+      const start = b * blockSize;
+      const n = Math.min(blockSize, k - start);
+      const dst = r * k + start;
+      if (bits === 8) {
+        for (let i = 0; i < n; i++) out[dst + i] = Math.fround(scale * (q.codes[base + i]! - zero));
+      } else {
+        for (let i = 0; i < n; i++) {
+          const byte = q.codes[base + (i >> 1)]!;
+          out[dst + i] = Math.fround(scale * ((i & 1 ? byte >> 4 : byte & 0x0f) - zero));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Column `col` of Ŵ as float64 [n] (a down projection's value vector): the same numbers as dequantiseMatrix's. */
+export function dequantiseColumn(q: QuantisedMatrix, col: number): Float64Array {
+  if (!Number.isInteger(col) || col < 0 || col >= q.k) throw new QuantError(`column ${col} is outside a matrix of ${q.k} columns`);
+  const b = Math.floor(col / q.blockSize);
+  const within = col - b * q.blockSize;
+  const blob = blobBytes(q);
+  const zpBytes = zeroPointBytes(q, q.kBlocks);
+  const out = new Float64Array(q.n);
+  for (let r = 0; r < q.n; r++) {
+    const code = getCode(q.codes, (r * q.kBlocks + b) * blob, within, q.bits);
+    const zero = getCode(q.zeroPoints, r * zpBytes, b, q.bits);
+    out[r] = Math.fround(q.scales[r * q.kBlocks + b]! * (code - zero));
+  }
+  return out;
+}

@@ -1,5 +1,6 @@
-// safetensors: header parsing and validation, reading tensors as float32 (F32/F16/BF16),
-// atomic writing, and finding a folder's weight files (single, sharded via index.json, or all).
+// safetensors: header parsing and validation, reading tensors (whole or by element ranges) as
+// float32 (F32/F16/BF16), atomic writing (whole, or streamed tensor by tensor), and finding a
+// folder's weight files (single, sharded via index.json, or all).
 // Files are read tensor by tensor straight into their final Float32Array so a
 // multi-gigabyte checkpoint never sits in memory twice. Byte order: safetensors is
 // little-endian, as is every platform onnxruntime-node ships for.
@@ -145,7 +146,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
 }
 
 /** I/O failures mid-read (EISDIR, EIO, ...) become typed errors too. */
-function asModelError(e: unknown, file: string): ModelError {
+export function asModelError(e: unknown, file: string): ModelError {
   if (e instanceof ModelError) return e;
   return new ModelError('weights-missing', `cannot read weight file ${file} (${errorText(e)})`, file, { cause: e });
 }
@@ -170,7 +171,8 @@ function readExactly(fd: number, target: Uint8Array, position: number, file: str
   }
 }
 
-function readHeaderFd(fd: number, file: string): SafetensorsHeader {
+/** Reads and validates the header of an open weight file. */
+export function readHeaderFd(fd: number, file: string): SafetensorsHeader {
   const size = fstatSync(fd).size;
   const prefix = Buffer.alloc(Math.min(8, size));
   readExactly(fd, prefix, 0, file);
@@ -200,7 +202,8 @@ function halfTable(): Float32Array {
   return t;
 }
 
-function unsupportedDtype(file: string, name: string, dtype: string): ModelError {
+/** The error for a tensor whose dtype is known to the format but not readable here. */
+export function unsupportedDtype(file: string, name: string, dtype: string): ModelError {
   return new ModelError(
     'unsupported-dtype',
     `${file}: tensor "${name}" has dtype ${dtype}, which is not supported; supported dtypes are ${SUPPORTED_DTYPES.join(', ')} — convert the checkpoint (e.g. model.to(torch.float32 or torch.bfloat16).save_pretrained(dir)); quantised checkpoints are not supported`,
@@ -212,14 +215,29 @@ function unsupportedDtype(file: string, name: string, dtype: string): ModelError
 function readTensorFd(fd: number, file: string, header: SafetensorsHeader, name: string, allowNonFinite = false): HostTensor {
   const t = header.tensors.get(name);
   if (!t) throw new ModelError('tensor-missing', `${file} has no tensor "${name}"`, file);
-  const count = elementCount(t.shape);
+  return { shape: [...t.shape], data: readTensorRange(fd, file, header, name, 0, elementCount(t.shape), allowNonFinite) };
+}
+
+/**
+ * Elements `start .. start + count` of tensor `name` (flat, row-major) as float32, F16/BF16
+ * converted chunk by chunk; unless `allowNonFinite`, a NaN or infinity is refused in the same pass,
+ * named by its element index in the whole tensor. Reading a tensor in row ranges keeps no more
+ * than one range in float32.
+ */
+export function readTensorRange(fd: number, file: string, header: SafetensorsHeader, name: string, start: number, count: number, allowNonFinite = false): Float32Array {
+  const t = header.tensors.get(name);
+  if (!t) throw new ModelError('tensor-missing', `${file} has no tensor "${name}"`, file);
+  const total = elementCount(t.shape);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > total) {
+    throw new RangeError(`elements ${start}..${start + count} are outside tensor "${name}" (${total} values)`);
+  }
   const out = new Float32Array(count);
-  const position = header.dataOffset + t.begin;
   if (t.dtype === 'F32') {
-    readExactly(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), position, file);
-    if (!allowNonFinite) checkFiniteWeights(out, name, file);
+    readExactly(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), header.dataOffset + t.begin + start * 4, file);
+    if (!allowNonFinite) checkFiniteWeights(out, name, file, 0, count, start);
   } else if (t.dtype === 'F16' || t.dtype === 'BF16') {
-    const chunk = Buffer.allocUnsafe(Math.min(CONVERT_CHUNK_BYTES, count * 2));
+    const position = header.dataOffset + t.begin + start * 2;
+    const chunk = Buffer.allocUnsafe(Math.max(2, Math.min(CONVERT_CHUNK_BYTES, count * 2)));
     const outBits = new Uint32Array(out.buffer, out.byteOffset, count);
     const table = t.dtype === 'F16' ? halfTable() : undefined;
     for (let i = 0; i < count;) {
@@ -232,13 +250,13 @@ function readTensorFd(fd: number, file: string, header: SafetensorsHeader, name:
       } else {
         for (let j = 0; j < n; j++) outBits[i + j] = ((view[2 * j]! | (view[2 * j + 1]! << 8)) << 16) >>> 0;
       }
-      if (!allowNonFinite) checkFiniteWeights(out, name, file, i, i + n); // while the chunk is still in cache
+      if (!allowNonFinite) checkFiniteWeights(out, name, file, i, i + n, start); // while the chunk is still in cache
       i += n;
     }
   } else {
     throw unsupportedDtype(file, name, t.dtype);
   }
-  return { shape: [...t.shape], data: out };
+  return out;
 }
 
 export interface ReadOptions {
@@ -339,19 +357,45 @@ export function writeSafetensors(
   if (!SUPPORTED_DTYPES.includes(dtype)) {
     throw new ModelError('unsupported-dtype', `cannot write dtype ${String(dtype)}; supported dtypes are ${SUPPORTED_DTYPES.join(', ')}`, file);
   }
-  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors))
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
+  for (const [name, t] of map) {
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || elementCount(t.shape) !== t.data.length) {
+      throw new ModelError('shape-mismatch', `tensor "${name}" has shape ${JSON.stringify(t.shape)} but ${t.data.length} values`, file);
+    }
+  }
+  writeSafetensorsStreamed(file, [...map].map(([name, t]) => ({ name, shape: t.shape })), (name) => map.get(name)!.data, metadata, dtype);
+}
+
+/**
+ * writeSafetensors with the data produced tensor by tensor: the header is written from names and
+ * shapes, then `produce(name)` is called for each tensor in the file's order (sorted by name) and
+ * its values written before the next is asked for — so a caller can make each tensor (or each
+ * layer) when it is needed and let it go, and the whole model never has to be in memory. The
+ * bytes are those writeSafetensors writes for the same tensors.
+ */
+export function writeSafetensorsStreamed(
+  file: string,
+  tensors: readonly { name: string; shape: readonly number[] }[],
+  produce: (name: string) => Float32Array,
+  metadata?: Record<string, string>,
+  dtype: Dtype = 'F32',
+): void {
+  if (!SUPPORTED_DTYPES.includes(dtype)) {
+    throw new ModelError('unsupported-dtype', `cannot write dtype ${String(dtype)}; supported dtypes are ${SUPPORTED_DTYPES.join(', ')}`, file);
+  }
+  const entries = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const width = dtype === 'F32' ? 4 : 2;
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header['__metadata__'] = metadata;
   let offset = 0;
-  for (const [name, t] of entries) {
+  for (const { name, shape } of entries) {
     if (name === '__metadata__') throw new ModelError('safetensors-invalid', `"__metadata__" cannot be a tensor name`, file);
-    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || elementCount(t.shape) !== t.data.length) {
-      throw new ModelError('shape-mismatch', `tensor "${name}" has shape ${JSON.stringify(t.shape)} but ${t.data.length} values`, file);
+    if (name in header) throw new ModelError('safetensors-invalid', `tensor "${name}" is listed twice`, file);
+    if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new ModelError('shape-mismatch', `tensor "${name}" has shape ${JSON.stringify(shape)}`, file);
     }
-    const bytes = t.data.length * width;
-    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    const bytes = elementCount(shape) * width;
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -372,7 +416,13 @@ export function writeSafetensors(
     };
     write(prefix);
     write(json);
-    for (const [, t] of entries) encodeTensor(t, dtype, write);
+    for (const { name, shape } of entries) {
+      const data = produce(name);
+      if (data.length !== elementCount(shape)) {
+        throw new ModelError('shape-mismatch', `tensor "${name}" has shape ${JSON.stringify(shape)} but ${data.length} values`, file);
+      }
+      encodeTensor({ shape: [...shape], data }, dtype, write);
+    }
     fsyncSync(out);
     closeSync(out);
     fd = undefined;

@@ -1,16 +1,19 @@
-// What every repair method shares: the model under repair (runtime + base weights + the patches
-// already active), the accumulating neuron patch of the repair in progress, teacher-forced
-// assessment of examples (argmax, probability and rank of each desired token), and the semantic
-// basis of the LM head (G = UᵀU computed once per model in onnxruntime).
+// What every repair method shares: the model under repair (runtime + the weights the engine reads
+// + the patches already active), the accumulating neuron patch of the repair in progress,
+// teacher-forced assessment of examples (argmax, probability and rank of each desired token), and
+// the semantic basis of the LM head (G = UᵀU computed once per model in onnxruntime, block by block
+// for a quantised head). The weights are fp32 canonical weights or a quantised model's Ŵ
+// (repair-weights.ts): the engine reads the weights of the model that serves the completions.
 
 import * as ort from 'onnxruntime-node';
 import { Graph } from '../graph/builder';
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
+import { canonicalRepairWeights, headRowSource, type RepairWeights } from './repair-weights';
 import type { LayerPatch, ModelRuntime } from '../runtime/runtime';
 import { combinePatches, packLayers, type PatchLayer } from './patch';
 import { matrix } from './linalg';
-import { fromLinear, type DownProjection } from './locate';
+import type { DownProjection } from './locate';
 import { semanticBasis, type SemanticBasis } from './semantic';
 import { maskFor, RepairError, type Example } from './teacher';
 
@@ -73,18 +76,22 @@ export class PatchAccumulator {
   }
 }
 
-/** The model a repair works on. `base` is what is active before the repair starts. */
+/**
+ * The model a repair works on. `weights`: fp32 canonical weights (read as views) or a weight
+ * source (repair-weights.ts, e.g. a quantised model's Ŵ). `base` is what is active before the
+ * repair starts.
+ */
 export class RepairModel {
   readonly runtime: ModelRuntime;
   readonly config: ModelConfig;
-  readonly weights: CanonicalWeights;
+  readonly weights: RepairWeights;
   base: Map<number, LayerPatch>;
   private basisPromise: Promise<SemanticBasis> | null = null;
 
-  constructor(runtime: ModelRuntime, weights: CanonicalWeights, base: Map<number, LayerPatch> = new Map()) {
+  constructor(runtime: ModelRuntime, weights: CanonicalWeights | RepairWeights, base: Map<number, LayerPatch> = new Map()) {
     this.runtime = runtime;
     this.config = runtime.config;
-    this.weights = weights;
+    this.weights = 'layers' in weights ? canonicalRepairWeights(runtime.config, weights) : weights;
     this.base = base;
     runtime.setPatch(base);
   }
@@ -97,7 +104,7 @@ export class RepairModel {
   /** Value vectors of layer l as they are now: base weights plus the base patch plus `acc`. */
   downProjection(layer: number, acc: PatchAccumulator | null): DownProjection {
     const { intermediate: m, hidden: d } = this.config;
-    const plain = fromLinear(this.weights.layers[layer].down.weight, m, d);
+    const plain = this.weights.down(layer);
     const patched = new Map<number, Float32Array>();
     const bp = this.base.get(layer);
     bp?.rows.forEach((r, i) => patched.set(r, bp.deltas.subarray(i * d, (i + 1) * d)));
@@ -117,18 +124,32 @@ export class RepairModel {
     };
   }
 
-  /** docs/algorithm.md "Semantic basis and steer": B = pinv(Uᵀ), from G = UᵀU computed in onnxruntime (no V×V object). */
+  /**
+   * docs/algorithm.md "Semantic basis and steer": B = pinv(Uᵀ), from G = UᵀU computed in onnxruntime
+   * (no V×V object): in one product when the head is in memory (fp32), else as the sum of UbᵀUb over
+   * row blocks of the head, each dequantised, multiplied and let go.
+   */
   basis(): Promise<SemanticBasis> {
     if (!this.basisPromise) {
       this.basisPromise = (async () => {
         const { vocab: V, hidden: d } = this.config;
         const g = new Graph('float32');
-        const u = g.input('u', 'float32', [V, d]);
+        const u = g.input('u', 'float32', ['rows', d]);
         g.output(g.matmul(g.transpose(u, [1, 0]), u), 'gram');
         const session = await ort.InferenceSession.create(g.toModel('gram'));
-        const out = await session.run({ u: new ort.Tensor('float32', this.weights.lmHead, [V, d]) });
-        await session.release();
-        return semanticBasis(matrix(d, d, out.gram.data as Float32Array), this.weights.lmHead, d);
+        const gram = new Float64Array(d * d);
+        try {
+          const per = Math.max(1, Math.min(V, this.weights.headBlockRows));
+          for (let first = 0; first < V; first += per) {
+            const count = Math.min(per, V - first);
+            const out = await session.run({ u: new ort.Tensor('float32', this.weights.headRows(first, count), [count, d]) });
+            const block = out.gram.data as Float32Array;
+            for (let i = 0; i < gram.length; i++) gram[i] += block[i];
+          }
+        } finally {
+          await session.release();
+        }
+        return semanticBasis(matrix(d, d, gram), headRowSource(this.weights), d);
       })();
     }
     return this.basisPromise;

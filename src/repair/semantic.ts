@@ -19,11 +19,11 @@ const ROW_CACHE_SIZE = 8;
 /**
  * G (d x d, = U^T U from the runtime) is factored once; rows are solved on demand
  * and the last few are cached, because one repair asks for the same y/a pairs
- * every epoch. lmHead is U, [V, d] row-major, row t = u_t; it is kept by
- * reference (V·d floats are too many to copy), so do not modify it afterwards.
+ * every epoch. lmHead is U, [V, d] row-major, row t = u_t (an array, or rows read on demand from a
+ * quantised head); it is kept by reference (V·d floats are too many to copy), so do not modify it afterwards.
  * The factorisation costs d^3/3 multiply-adds in JS, once per model.
  */
-export function semanticBasis(G: Matrix, lmHead: Float32Array | Float64Array, d: number): SemanticBasis {
+export function semanticBasis(G: Matrix, lmHead: { readonly length: number; subarray(begin: number, end: number): Float32Array | Float64Array }, d: number): SemanticBasis {
   if (!Number.isInteger(d) || d <= 0) throw new LinalgError('shape', `hidden size d must be a positive integer, got ${d}`);
   if (G.rows !== d || G.cols !== d || G.data.length !== d * d) {
     throw new LinalgError('shape', `G must be ${d}x${d} (U^T U), got ${G.rows}x${G.cols}`);

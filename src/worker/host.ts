@@ -6,15 +6,17 @@
 // way (the window of the file within token budgets, FIM when the model has it) and reuse the
 // prompt cache, which any patch change invalidates (runtime/prompt-cache.ts). A GPU provider is used only once it has
 // passed the provider vetting (provider-vetting.ts), and onProvider hears of it before anything
-// runs there, so a crash can be put down to it.
+// runs there, so a crash can be put down to it. In a quantised format the model is loaded
+// straight from the checkpoint into int8/int4 (runtime/quantised-weights.ts) and no fp32 copy is
+// held: repairs and neuron explanations read the quantised Ŵ (repair/repair-weights.ts), and an
+// export reads the checkpoint again to fold the patch into the original weights.
 
 import { dirname, join } from 'node:path';
-import type { ModelFolder } from '../model';
-import { loadModelFolder } from '../model';
+import type { ModelFolderInfo } from '../model';
 import { caseStates, evaluatePatch, type Case, type Evaluation } from '../eval/evaluate';
 import { assess, RepairModel, type RepairControl } from '../repair/engine';
 import { exportPatchedModel } from '../repair/export';
-import { explainNeuronDelta } from '../repair/explain';
+import { canonicalRepairWeights, explainDelta, quantisedRepairWeights, type RepairWeights } from '../repair/repair-weights';
 import { checkPatchForModel, combinePatches, patchFromJson, patchToJson, type Patch, type PatchJson } from '../repair/patch';
 import { exampleOf, methodDefaults, prepareFailures, runRepair, type MethodDefaults, type Prepared } from '../repair/run';
 import { RepairError } from '../repair/teacher';
@@ -22,9 +24,9 @@ import { completionAlternatives, DEFAULT_REPLAY, showCompletion, type Completion
 import { describeFim, resolveFim } from '../runtime/fim';
 import { PromptCache } from '../runtime/prompt-cache';
 import { windowBudget, windowPrompt } from '../runtime/prompt';
-import { embeddedModelDir } from '../runtime/open';
+import { embeddedModelDir, loadFolderAs } from '../runtime/open';
 import { ModelRuntime, type LayerPatch } from '../runtime/runtime';
-import { quantiseModel, quantiseModelCached, type QuantisedModel } from '../runtime/quantised-weights';
+import type { QuantisedModel } from '../runtime/quantised-weights';
 import type { CanonicalWeights } from '../model/weights';
 import { resolveWeightFormat } from '../runtime/weight-formats';
 import type {
@@ -54,7 +56,11 @@ export class WorkerStateError extends Error {
 
 interface Loaded {
   key: string;
-  folder: ModelFolder;
+  folder: ModelFolderInfo;
+  /** The checkpoint's fp32 weights when the format is fp32 (export folds into them); null when quantised. */
+  fp32: CanonicalWeights | null;
+  /** What the repair engine and the neuron explanations read: the fp32 weights or the quantised Ŵ. */
+  repairWeights: RepairWeights;
   completion: ModelRuntime;
   repair: ModelRuntime;
   /** The model's tuned repair defaults, or why its star-repair.json was refused (repairs then say so; completions go on). */
@@ -120,7 +126,7 @@ export class ModelHost implements WorkerHandlers {
   constructor(private readonly log: (line: string) => void = () => {}, private readonly options: ModelHostOptions = {}) {}
 
   /** The vet hook for a load: the vetting's verdict, and the notice before a GPU provider's first session. */
-  private vetFor(folder: ModelFolder, p: LoadParams): ((provider: string) => Promise<string | null>) | undefined {
+  private vetFor(folder: ModelFolderInfo, p: LoadParams): ((provider: string) => Promise<string | null>) | undefined {
     const { vetting, onProvider } = this.options;
     if (!vetting) return undefined;
     return async (provider) => {
@@ -150,19 +156,29 @@ export class ModelHost implements WorkerHandlers {
     const key = JSON.stringify([dir, p.provider, p.threads, p.guard ?? null, p.weights ?? 'fp32']);
     if (this.loaded?.key === key) return this.loaded.info;
     const start = performance.now();
-    const folder = loadModelFolder(dir);
-    const options = { provider: p.provider, threads: p.threads, vet: this.vetFor(folder, p) };
-    // Quantised once; both runtimes share the codes as they share fp32 arrays. The repair engine
-    // still reads the original weights' down projections and LM head (docs/quantised.md).
-    // The quantised-weight cache lives next to the provider memory, in the extension's global storage.
+    // Quantised straight from the checkpoint, a layer at a time, with no fp32 copy; both runtimes
+    // share the codes as they share fp32 arrays, and the repair engine reads the same Ŵ
+    // (docs/quantised.md). The quantised-weight cache lives next to the provider memory, in the
+    // extension's global storage.
     const format = resolveWeightFormat(p.weights ?? 'fp32', p.provider);
-    const cacheDir = p.guard?.memoryFile ? join(dirname(p.guard.memoryFile), 'quantised-weights') : null;
-    let weights: CanonicalWeights | QuantisedModel = folder.weights;
-    if (format !== 'fp32' && cacheDir) {
-      const cached = quantiseModelCached(folder.config, folder.weights, format, { dir: cacheDir, fingerprint: folder.fingerprint });
-      if (cached.reason) this.log(`[model] ${format} weights quantised now: ${cached.reason}`);
-      weights = cached.model;
-    } else if (format !== 'fp32') weights = quantiseModel(folder.config, folder.weights, format);
+    const cacheDir = p.guard?.memoryFile ? join(dirname(p.guard.memoryFile), 'quantised-weights') : undefined;
+    const loadedAs = loadFolderAs(dir, format, cacheDir);
+    let folder: ModelFolderInfo;
+    let weights: CanonicalWeights | QuantisedModel;
+    let fp32: CanonicalWeights | null = null;
+    let repairWeights: RepairWeights;
+    if ('fp32' in loadedAs) {
+      folder = loadedAs.fp32;
+      weights = fp32 = loadedAs.fp32.weights;
+      repairWeights = canonicalRepairWeights(folder.config, fp32);
+    } else {
+      const q = loadedAs.quantised;
+      if (q.reason) this.log(`[model] ${format} weights quantised now: ${q.reason}`);
+      folder = q.folder;
+      weights = q.model;
+      repairWeights = quantisedRepairWeights(folder.config, q.model);
+    }
+    const options = { provider: p.provider, threads: p.threads, vet: this.vetFor(folder, p) };
     const completion = new ModelRuntime(folder.config, weights, options);
     // onnxruntime's Tensor wraps the same Float32Array, so the second runtime costs no weight copy.
     const repair = new ModelRuntime(folder.config, weights, options);
@@ -196,7 +212,7 @@ export class ModelHost implements WorkerHandlers {
     };
     const defaults = loadDefaults(folder.dir);
     if (defaults instanceof RepairError) this.log(`[repair] ${defaults.message} (repairs are refused until it is fixed; completions are not affected)`);
-    this.loaded = { key, folder, completion, repair, defaults, info, promptCache: new PromptCache() };
+    this.loaded = { key, folder, fp32, repairWeights, completion, repair, defaults, info, promptCache: new PromptCache() };
     this.committed = [];
     this.committedMap = new Map();
     this.builtin = null;
@@ -323,7 +339,7 @@ export class ModelHost implements WorkerHandlers {
       if (control.signal.aborted) throw new RepairError('cancelled', 'the repair was cancelled; the model is unchanged');
       const defaults = this.defaults();
       const tok = m.folder.tokenizer;
-      const model = new RepairModel(m.repair, m.folder.weights, this.committedMap);
+      const model = new RepairModel(m.repair, m.repairWeights, this.committedMap);
       const { prepared, skipped } = prepareFailures(tok, p.failures, m.info.context);
       if (prepared.length === 0) {
         const code = skipped[0]?.code === 'too-long' || skipped[0]?.code === 'multi-line' ? skipped[0].code : 'boundary';
@@ -378,7 +394,7 @@ export class ModelHost implements WorkerHandlers {
         const patch = patches[i];
         const others = this.committed.filter((c) => c.id !== patch.id);
         const base = combinePatches(others, m.info.hidden);
-        const model = new RepairModel(m.repair, m.folder.weights, base);
+        const model = new RepairModel(m.repair, m.repairWeights, base);
         const repaired: Case[] = this.cases(p.items[i].failures);
         if (repaired.length === 0) throw new WorkerStateError('no-failures', `patch ${patch.id} has none of its failures left to evaluate on (they were removed or cannot be tokenised)`);
         const before = await caseStates(model, tok, repaired);
@@ -397,19 +413,20 @@ export class ModelHost implements WorkerHandlers {
 
   neuronDetails(p: NeuronDetailsParams): NeuronDetailsResult {
     const m = this.model();
-    const { hidden: d, vocab: V, layers, neurons } = m.info;
+    const { hidden: d, layers, neurons } = m.info;
     if (p.layer >= layers) throw new WorkerStateError('bad-neuron', `layer ${p.layer} does not exist: the model has ${layers} layers`);
     if (p.neuron >= neurons) throw new WorkerStateError('bad-neuron', `neuron ${p.neuron} does not exist: each layer has ${neurons} neurons`);
     if (p.delta.length !== d) throw new WorkerStateError('bad-neuron', `the delta has ${p.delta.length} values, the model's hidden size is ${d}`);
     const tok = m.folder.tokenizer;
-    return explainNeuronDelta(m.folder.weights.lmHead, V, p.delta, (v) => tok.tokenText(v));
+    return explainDelta(m.repairWeights, p.delta, (v) => tok.tokenText(v));
   }
 
   export(p: ExportParams): ExportResult {
     const m = this.model();
     const patches = this.parsePatches(p.patches);
     const combined = combinePatches(patches, m.info.hidden);
-    const dir = exportPatchedModel(m.folder, combined, p.dir, { patches: patches.map((x) => x.id) });
+    // Folded into the original weights: the fp32 ones held, or the checkpoint read again (quantised).
+    const dir = exportPatchedModel({ ...m.folder, ...(m.fp32 ? { weights: m.fp32 } : {}) }, combined, p.dir, { patches: patches.map((x) => x.id) });
     let neurons = 0;
     for (const c of combined.values()) neurons += c.rows.length;
     return { dir, neurons };
