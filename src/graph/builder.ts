@@ -5,6 +5,9 @@
 // Shapes are tracked statically (numbers for known sizes, strings for symbolic ones such as 'T') so
 // that broadcasting ops know which axes to sum over in their backward rule; everything that depends
 // on a run-time size reads it with Shape at run time.
+// Graphs are emitted at ONNX opset OPSET (18); a graph that uses an op of a later opset (blocked
+// DequantizeLinear, opset 21, for quantised weights) is emitted at that opset instead, so every
+// other graph (fp32, WebGPU, CUDA) is unchanged.
 
 import { encodeModel, MS_DOMAIN, MS_OPSET, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto';
 
@@ -33,7 +36,10 @@ export interface Op {
 
 export class GraphError extends Error {}
 
+/** The opset every graph is emitted at unless it uses a later op (see Graph.opset). */
 export const OPSET = 18;
+/** The first opset whose DequantizeLinear takes block_size (blocked dequantisation). */
+export const BLOCKED_DEQUANTIZE_OPSET = 21;
 
 function broadcastShape(a: readonly Dim[], b: readonly Dim[]): Dim[] {
   const rank = Math.max(a.length, b.length);
@@ -61,6 +67,8 @@ export class Graph {
   private readonly outputs: ValueInfoData[] = [];
   private readonly initializers: TensorData[] = [];
   private counter = 0;
+  /** The opset the model is emitted at: OPSET, or the latest opset an op used needs. */
+  private opsetNeeded = OPSET;
 
   constructor(floatType: FloatType = 'float32') {
     this.floatType = floatType;
@@ -390,6 +398,16 @@ export class Graph {
     return this.op1('Slice', [x, this.ints([start]), this.ints([end]), this.ints([axis])], x.dtype, shape);
   }
 
+  /**
+   * [starts[i], ends[i]) along each of `axes`: one Slice naming several axes. Not differentiable.
+   * onnxruntime fuses single-axis Slices that together cover a tensor into one Split (all parts
+   * alive at once); a Slice over two axes is never fused (graph/quantised.ts slices rows so).
+   */
+  sliceAxes(x: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[], shape: readonly Dim[]): Value {
+    if (starts.length !== axes.length || ends.length !== axes.length) throw new GraphError('sliceAxes: one start and one end per axis');
+    return this.op1('Slice', [x, this.ints(starts), this.ints(ends), this.ints(axes)], x.dtype, shape);
+  }
+
   tile(x: Value, repeats: readonly number[], shape: readonly Dim[]): Value {
     return this.op1('Tile', [x, this.ints(repeats)], x.dtype, shape);
   }
@@ -479,6 +497,17 @@ export class Graph {
     return this.op1('BitShift', [a, b], a.dtype, broadcastShape(a.shape, b.shape), { direction: { kind: 'string', value: 'RIGHT' } });
   }
 
+  /**
+   * Blocked DequantizeLinear (opset 21): y = (x − zeroPoint) · scale in float32, where scale and
+   * zeroPoint [.., ⌈n/blockSize⌉, ..] hold one value per block of `blockSize` entries along `axis`.
+   * Not differentiable (codes and scales are constants of the model). Raises the graph's opset to 21.
+   */
+  dequantizeLinear(x: Value, scale: Value, zeroPoint: Value, axis: number, blockSize: number): Value {
+    if (scale.dtype !== 'float32' || zeroPoint.dtype !== x.dtype) throw new GraphError(`DequantizeLinear: float32 scales and zero points of the codes' type (${x.dtype}), not ${scale.dtype}, ${zeroPoint.dtype}`);
+    this.opsetNeeded = Math.max(this.opsetNeeded, BLOCKED_DEQUANTIZE_OPSET);
+    return this.op1('DequantizeLinear', [x, scale, zeroPoint], 'float32', x.shape, { axis: { kind: 'int', value: axis }, block_size: { kind: 'int', value: blockSize } });
+  }
+
   /** Indices of the non-zero entries of a 1-D tensor, as a 1-D int64 tensor. */
   nonZero1d(x: Value, dim: Dim): Value {
     const nz = this.op1('NonZero', [x], 'int64', [1, dim]);
@@ -533,7 +562,12 @@ export class Graph {
       ...(op.domain ? { domain: op.domain } : {}),
     }));
     const extraOpsets = this.ops.some((op) => op.domain === MS_DOMAIN) ? { [MS_DOMAIN]: MS_OPSET } : undefined;
-    return encodeModel({ graphName: name, opset: OPSET, nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs, extraOpsets });
+    return encodeModel({ graphName: name, opset: this.opset, nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs, extraOpsets });
+  }
+
+  /** The ONNX opset the model is emitted at: OPSET unless an op needs a later one. */
+  get opset(): number {
+    return this.opsetNeeded;
   }
 
   get nodeCount(): number {

@@ -1,7 +1,8 @@
 // Serialises an ONNX ModelProto (the subset our generated graphs use) to protobuf bytes.
 // Hand-written so the project needs no protobuf runtime: ONNX's schema is stable and we only write.
 // Field numbers follow onnx/onnx.proto. Nodes of a non-default domain (com.microsoft's MatMulNBits
-// for quantised weights) name it, and the model imports that domain's opset.
+// for quantised weights) name it, and the model imports that domain's opset. The IR version is
+// the one the opset needs (irVersionFor).
 
 export type ElemType = 'float32' | 'float64' | 'int64' | 'bool' | 'uint8';
 
@@ -53,6 +54,14 @@ export interface ModelData {
   outputs: readonly ValueInfoData[];
   /** Opsets of other domains the nodes use (domain → version). */
   extraOpsets?: Readonly<Record<string, number>>;
+}
+
+/** The ONNX IR version a model of `opset` declares (ONNX's table): 8 up to opset 18, 9 for 19–20, 10 for 21. */
+export function irVersionFor(opset: number): number {
+  if (opset <= 18) return 8;
+  if (opset <= 20) return 9;
+  if (opset === 21) return 10;
+  throw new Error(`internal: no IR version chosen for opset ${opset}`);
 }
 
 /** Growable byte buffer with protobuf's primitive encodings. */
@@ -184,7 +193,7 @@ function writeValueInfo(w: Writer, v: ValueInfoData): void {
 
 export function encodeModel(model: ModelData): Uint8Array {
   const w = new Writer();
-  w.int(1, 8); // ir_version 8 is enough for opset 18
+  w.int(1, irVersionFor(model.opset));
   w.string(2, 'star-repair');
   w.message(7, (g) => {
     for (const n of model.nodes) {

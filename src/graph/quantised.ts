@@ -1,14 +1,19 @@
 // Quantised weights in the graph (room graph/; the quantisation itself is model/quantise.ts):
-// which weights a quantised model holds in MatMulNBits form, their tensor names, and the three
-// graph pieces that read them —
-//   quantisedProduct  x · Ŵᵀ with com.microsoft MatMulNBits (decode) or as a Gemm with Ŵ
-//                     dequantised in the graph (probe, float64 checks); its vector-Jacobian rule
-//                     is gy · Ŵ with a fresh in-graph Ŵ, so the backward pass is exact for Ŵ;
-//   dequantise        Ŵ [N, K] from codes, scales and zero points (4-bit codes unpacked with
-//                     BitwiseAnd/BitShift), s·(q − z) in float32 like the op;
-//   quantisedRows     rows of an 8-bit table (the embedding), gathered and dequantised.
+// which weights a quantised model holds in MatMulNBits form, their tensor names, and the graph
+// pieces that read them —
+//   quantisedProduct  x · Ŵᵀ with com.microsoft MatMulNBits (decode) or as Gemm with Ŵ
+//                     dequantised in the graph (probe, score, float64 checks); a matrix whose
+//                     float Ŵ is over a chunk budget (DEQUANT_CHUNK_BYTES: the LM head) is
+//                     multiplied in row chunks, one Ŵ chunk at a time. Its vector-Jacobian rule is
+//                     gy · Ŵ (per chunk) with Ŵ rebuilt in the backward pass, so the backward is exact
+//                     for Ŵ and the forward pass never keeps Ŵ alive;
+//   dequantise        Ŵ (rows of it) from codes, scales and zero points with one blocked
+//                     DequantizeLinear (opset 21; 4-bit codes and zero points unpacked to uint8
+//                     first), s·(q − z) in float32 exactly as MatMulNBits dequantises;
+//   quantisedRows     rows of an 8-bit table (the embedding), gathered and dequantised
+//                     (Cast, Sub, Mul on the gathered rows only: the decode graph stays opset 18).
 
-import { Graph, type Dim, type FloatType, type Value } from './builder';
+import { Graph, type FloatType, type Value } from './builder';
 import type { ModelConfig } from '../model/config';
 import { blobBytes, checkQuantSpec, zeroPointBytes, type QuantSpec } from '../model/quantise';
 
@@ -90,57 +95,131 @@ function unpackNibbles(g: Graph, packed: Value, shape: readonly number[]): Value
   return g.reshape(both, out, out);
 }
 
-/** Zero points as float32 [N, kBlocks, 1]. */
-function zeroPointColumn(g: Graph, q: QuantisedValue, rows: Value | null): Value {
-  const { w } = q;
-  const kBlocks = Math.ceil(w.k / w.spec.blockSize);
-  const per = zeroPointBytes(w.spec, kBlocks);
-  let zp = g.reshape(q.zeroPoints, [w.n, per], [w.n, per]);
-  if (w.spec.bits === 4) {
-    zp = unpackNibbles(g, zp, [w.n, per]);
-    if (2 * per !== kBlocks) zp = g.slice(zp, 1, 0, kBlocks, [w.n, kBlocks]);
-  }
-  if (rows) zp = g.gather(zp, rows, 0);
-  return g.unsqueeze(g.cast(zp, 'float32'), 2);
-}
+const kBlocksOf = (w: QuantisedWeightSpec) => Math.ceil(w.k / w.spec.blockSize);
 
-function scaleColumn(g: Graph, q: QuantisedValue, rows: Value | null): Value {
-  const kBlocks = Math.ceil(q.w.k / q.w.spec.blockSize);
-  let s = g.reshape(q.scales, [q.w.n, kBlocks], [q.w.n, kBlocks]);
-  if (rows) s = g.gather(s, rows, 0);
-  return g.unsqueeze(s, 2);
+// ---- Ŵ by row ranges (blocked DequantizeLinear) ---------------------------------------------------
+
+/** A range of rows [start, start + count) of a quantised matrix. */
+export interface RowRange {
+  start: number;
+  count: number;
 }
 
 /**
- * (codes − z) · s for codes [R, kBlocks, blockSize] as float32, reshaped to [R, K]. `swap` writes
- * the product as s · (codes − z): the same numbers, but a different node, so onnxruntime's common
- * subexpression elimination does not merge a backward-pass copy of Ŵ into the forward pass's
- * (which would keep every Ŵ alive from the forward to the backward pass).
+ * Which copy of Ŵ a dequantisation builds. The backward pass's copy reshapes the tensors with −1
+ * for the row count where the forward's names it: the same numbers, but different nodes from
+ * the very first one, so onnxruntime's common-subexpression elimination cannot merge the two
+ * (which would keep every layer's Ŵ, or its unpacked codes, alive from the forward to the
+ * backward pass). test/unit/quantised-dequant.test.ts checks that onnxruntime keeps both.
  */
-function scaleBlocks(g: Graph, codes: Value, zp: Value, scale: Value, R: Dim, w: QuantisedWeightSpec, swap = false): Value {
-  const kBlocks = Math.ceil(w.k / w.spec.blockSize);
-  const padded = kBlocks * w.spec.blockSize;
-  const centred = g.sub(g.cast(codes, 'float32'), zp);
-  const values = swap ? g.mul(scale, centred) : g.mul(centred, scale);
-  const flat = g.reshape(values, [0, padded], [R, padded]);
-  return padded === w.k ? flat : g.slice(flat, 1, 0, w.k, [R, w.k]);
+export type Copy = 'forward' | 'backward';
+
+/**
+ * `t` [N·a] or [N, …] viewed as [N, a], then rows `r` (no Slice when r is every row). The Slice
+ * names both axes (all of axis 1): onnxruntime would fuse one-axis Slices that cover the matrix
+ * into a Split, which makes every chunk's copy of the codes at once.
+ */
+function rowsOf(g: Graph, t: Value, w: QuantisedWeightSpec, a: number, r: RowRange, copy: Copy): Value {
+  const whole = g.reshape(t, [copy === 'forward' ? w.n : -1, a], [w.n, a]);
+  return r.start === 0 && r.count === w.n ? whole : g.sliceAxes(whole, [r.start, 0], [r.start + r.count, a], [0, 1], [r.count, a]);
+}
+
+/** Codes of rows `r` as uint8 [count, kBlocks·blockSize] (4-bit codes unpacked, low nibble first). */
+function codeRows(g: Graph, q: QuantisedValue, r: RowRange, copy: Copy): Value {
+  const { w } = q;
+  const bytes = kBlocksOf(w) * blobBytes(w.spec);
+  const packed = rowsOf(g, q.codes, w, bytes, r, copy);
+  return w.spec.bits === 8 ? packed : unpackNibbles(g, packed, [r.count, bytes]);
+}
+
+/** Zero points of rows `r` as uint8 [count, kBlocks]. */
+function zeroPointRows(g: Graph, q: QuantisedValue, r: RowRange, copy: Copy): Value {
+  const { w } = q;
+  const kBlocks = kBlocksOf(w);
+  const per = zeroPointBytes(w.spec, kBlocks);
+  const packed = rowsOf(g, q.zeroPoints, w, per, r, copy);
+  if (w.spec.bits === 8) return packed;
+  const zp = unpackNibbles(g, packed, [r.count, per]);
+  return 2 * per === kBlocks ? zp : g.slice(zp, 1, 0, kBlocks, [r.count, kBlocks]);
+}
+
+/**
+ * Rows `r` of Ŵ, [count, K]: one blocked DequantizeLinear of the codes [count, kBlocks·blockSize]
+ * with scales and zero points [count, kBlocks] (s·(q − z) in float32, bit for bit what
+ * dequantiseMatrix and MatMulNBits compute), the padding of a partial last block sliced off, then
+ * cast to `floatType`.
+ */
+export function dequantiseRows(g: Graph, q: QuantisedValue, r: RowRange, floatType: FloatType = 'float32', copy: Copy = 'forward'): Value {
+  const { w } = q;
+  const padded = kBlocksOf(w) * w.spec.blockSize;
+  const scales = rowsOf(g, q.scales, w, kBlocksOf(w), r, copy);
+  const values = g.dequantizeLinear(codeRows(g, q, r, copy), scales, zeroPointRows(g, q, r, copy), 1, w.spec.blockSize);
+  const out = padded === w.k ? values : g.slice(values, 1, 0, w.k, [r.count, w.k]);
+  return floatType === 'float32' ? out : g.cast(out, floatType);
 }
 
 /** Ŵ [N, K] in float32 (cast to `floatType`), exactly s·(q − z) as MatMulNBits dequantises. */
-export function dequantise(g: Graph, q: QuantisedValue, floatType: FloatType = 'float32', backward = false): Value {
+export function dequantise(g: Graph, q: QuantisedValue, floatType: FloatType = 'float32', copy: Copy = 'forward'): Value {
+  return dequantiseRows(g, q, { start: 0, count: q.w.n }, floatType, copy);
+}
+
+// ---- rows of the embedding table (Cast, Sub, Mul on the gathered rows) ---------------------------
+
+/** Zero points of rows `ids` as float32 [T, kBlocks, 1]. */
+function zeroPointColumn(g: Graph, q: QuantisedValue, ids: Value): Value {
   const { w } = q;
-  const kBlocks = Math.ceil(w.k / w.spec.blockSize);
-  const codes = w.spec.bits === 8 ? q.codes : unpackNibbles(g, q.codes, [w.n, kBlocks, blobBytes(w.spec)]);
-  const out = scaleBlocks(g, codes, zeroPointColumn(g, q, null), scaleColumn(g, q, null), w.n, w, backward);
-  return floatType === 'float32' ? out : g.cast(out, floatType);
+  const per = zeroPointBytes(w.spec, kBlocksOf(w));
+  const zp = g.gather(g.reshape(q.zeroPoints, [w.n, per], [w.n, per]), ids, 0);
+  return g.unsqueeze(g.cast(zp, 'float32'), 2);
+}
+
+/** Scales of rows `ids` as [T, kBlocks, 1]. */
+function scaleColumn(g: Graph, q: QuantisedValue, ids: Value): Value {
+  const kBlocks = kBlocksOf(q.w);
+  return g.unsqueeze(g.gather(g.reshape(q.scales, [q.w.n, kBlocks], [q.w.n, kBlocks]), ids, 0), 2);
 }
 
 /** Rows `ids` [T] of an 8-bit quantised table, dequantised: [T, K]. Not differentiable (a lookup). */
 export function quantisedRows(g: Graph, q: QuantisedValue, ids: Value, floatType: FloatType = 'float32'): Value {
-  if (q.w.spec.bits !== 8) throw new Error(`internal: the row table ${q.w.name} must be 8-bit`);
+  const { w } = q;
+  if (w.spec.bits !== 8) throw new Error(`internal: the row table ${w.name} must be 8-bit`);
   const T = ids.shape[0];
-  const out = scaleBlocks(g, g.gather(q.codes, ids, 0), zeroPointColumn(g, q, ids), scaleColumn(g, q, ids), T, q.w);
+  const padded = kBlocksOf(w) * w.spec.blockSize;
+  const centred = g.sub(g.cast(g.gather(q.codes, ids, 0), 'float32'), zeroPointColumn(g, q, ids));
+  const flat = g.reshape(g.mul(centred, scaleColumn(g, q, ids)), [0, padded], [T, padded]);
+  const out = padded === w.k ? flat : g.slice(flat, 1, 0, w.k, [T, w.k]);
   return floatType === 'float32' ? out : g.cast(out, floatType);
+}
+
+// ---- products ------------------------------------------------------------------------------------
+
+/**
+ * Largest float Ŵ (bytes) a dequantised product builds at once: a matrix over it is multiplied in
+ * row chunks, each chunk's Ŵ built, used and dropped before the next. At Qwen2.5-Coder-0.5B size
+ * only the LM head (151936 × 896, 544 MB in float32) is over it: 9 chunks of about 60 MB.
+ */
+export const DEQUANT_CHUNK_BYTES = 64 * 2 ** 20;
+
+/** The row chunks of `w` whose float Ŵ (`bytes` per value) each fit `chunkBytes` (one chunk when all of it fits). */
+export function rowChunks(w: { n: number; k: number }, bytes: number, chunkBytes: number = DEQUANT_CHUNK_BYTES): RowRange[] {
+  if (!(chunkBytes > 0)) throw new Error(`the dequantisation chunk budget must be a positive number of bytes, not ${chunkBytes}`);
+  const count = Math.min(w.n, Math.max(1, Math.ceil((w.n * w.k * bytes) / chunkBytes)));
+  const per = Math.ceil(w.n / count);
+  const out: RowRange[] = [];
+  for (let start = 0; start < w.n; start += per) out.push({ start, count: Math.min(per, w.n - start) });
+  return out;
+}
+
+/**
+ * x [T, K] · Ŵᵀ → [T, N] as Gemm on Ŵ dequantised in the graph, in row chunks (rowChunks): the
+ * chunks' products are joined along N, so the backward (Concat's rule splits gy) is
+ * Σ_c gy_c · Ŵ_c, each Ŵ_c rebuilt in the backward pass (gemmRebuilt).
+ */
+function dequantisedProduct(g: Graph, x: Value, q: QuantisedValue, ft: FloatType, chunkBytes: number): Value {
+  const parts = rowChunks(q.w, ft === 'float64' ? 8 : 4, chunkBytes).map((r) =>
+    g.gemmRebuilt(x, dequantiseRows(g, q, r, ft, 'forward'), (gg) => dequantiseRows(gg, q, r, ft, 'backward')),
+  );
+  return parts.length === 1 ? parts[0] : g.concat(parts, 1);
 }
 
 /** How a graph multiplies by Ŵ: MatMulNBits (decode), or Gemm with Ŵ dequantised in the graph (probe). */
@@ -152,13 +231,14 @@ export type ProductKind = 'nbits' | 'dequantised';
  *  - 'nbits': one MatMulNBits node (float32 only). Fast where the codes are an initializer
  *    (prepacked); with codes fed as inputs onnxruntime dequantises them on every run, slower than
  *    'dequantised' (docs/quantised.md).
- *  - 'dequantised': Gemm with Ŵ dequantised in the graph, in the graph's float type — the float64
- *    gradient checks use it (onnxruntime has no float64 MatMulNBits), and so does the probe.
+ *  - 'dequantised': Gemm with Ŵ dequantised in the graph (one DequantizeLinear), in the graph's
+ *    float type, in row chunks of at most `chunkBytes` of float Ŵ — the probe and score graphs use
+ *    it, and so do the float64 gradient checks (onnxruntime has no float64 MatMulNBits).
  */
-export function quantisedProduct(g: Graph, x: Value, q: QuantisedValue, accuracyLevel: number, kind: ProductKind = 'nbits'): Value {
+export function quantisedProduct(g: Graph, x: Value, q: QuantisedValue, accuracyLevel: number, kind: ProductKind = 'nbits', chunkBytes: number = DEQUANT_CHUNK_BYTES): Value {
   const { w } = q;
   const ft = x.dtype === 'float64' ? 'float64' : 'float32';
-  if (ft === 'float64' || kind === 'dequantised') return g.gemmRebuilt(x, dequantise(g, q, ft), (gg) => dequantise(gg, q, ft, true));
+  if (ft === 'float64' || kind === 'dequantised') return dequantisedProduct(g, x, q, ft, chunkBytes);
   const attributes = {
     K: { kind: 'int' as const, value: w.k },
     N: { kind: 'int' as const, value: w.n },
@@ -167,7 +247,7 @@ export function quantisedProduct(g: Graph, x: Value, q: QuantisedValue, accuracy
     accuracy_level: { kind: 'int' as const, value: accuracyLevel },
   };
   return g.contribOp('MatMulNBits', [x, q.codes, q.scales, q.zeroPoints], { dtype: x.dtype, shape: [x.shape[0], w.n] }, attributes, (gg, _op, [gy], needs) => [
-    needs[0] ? gg.gemm(gy!, dequantise(gg, q, 'float32', true), undefined, false) : undefined,
+    needs[0] ? gg.gemm(gy!, dequantise(gg, q, 'float32', 'backward'), undefined, false) : undefined,
     undefined,
     undefined,
     undefined,

@@ -5,7 +5,8 @@
 // With quantised weights (runtime/quantised-weights.ts, docs/quantised.md) every linear map and
 // the LM head are MatMulNBits codes: external initializers of the decode session (onnxruntime
 // prepacks them for its int8 kernel), inputs of the probe and score sessions (the JS copy, shared,
-// multiplied exactly in float32); the patch stays a float input either way.
+// multiplied exactly in float32 by Ŵ from one DequantizeLinear per matrix, the LM head in row
+// chunks; quantisedSessionMemory says how those sessions allocate); the patch stays a float input.
 
 import * as ort from 'onnxruntime-node';
 import type { FloatType } from '../graph/builder';
@@ -97,6 +98,29 @@ export interface ModelRuntimeOptions extends RuntimeOptions {
   maxTensorBytes?: number | null;
   /** MatMulNBits accuracy_level of the decode graph with quantised weights (default DECODE_ACCURACY_LEVEL). */
   accuracyLevel?: number;
+  /**
+   * With quantised weights: the most bytes of float Ŵ the probe and score graphs build at once;
+   * larger matrices are multiplied in row chunks (default DEQUANT_CHUNK_BYTES, graph/quantised.ts).
+   */
+  dequantChunkBytes?: number;
+  /** With quantised weights: how the probe and score sessions allocate (default QUANTISED_PROBE_MEMORY). */
+  probeMemory?: ProbeMemory;
+}
+
+/** onnxruntime's CPU allocation settings of a session. */
+export interface ProbeMemory {
+  /** The CPU memory arena (BFC): keeps freed blocks for reuse, so the process keeps its peak. */
+  arena: boolean;
+  /** Memory patterns: one planned buffer for the intermediate values of a run, per input shape. */
+  pattern: boolean;
+}
+
+/** How probe and score sessions on quantised weights allocate (measured: docs/quantised.md). */
+export const QUANTISED_PROBE_MEMORY: ProbeMemory = { arena: true, pattern: true };
+
+/** Session options for `memory`. */
+export function quantisedSessionMemory(memory: ProbeMemory): ort.InferenceSession.SessionOptions {
+  return { enableCpuMemArena: memory.arena, enableMemPattern: memory.pattern };
 }
 
 /** One tensor of a quantised matrix, as the graphs name it. */
@@ -217,7 +241,7 @@ export class ModelRuntime {
     const q = this.quantised;
     if (!q) return null;
     if (kind === 'decode') return { ...q.spec, accuracyLevel: this.options.accuracyLevel ?? DECODE_ACCURACY_LEVEL, mode: 'initializers', product: 'nbits' };
-    return { ...q.spec, accuracyLevel: 0, mode: weights, product: 'dequantised' };
+    return { ...q.spec, accuracyLevel: 0, mode: weights, product: 'dequantised', ...(this.options.dequantChunkBytes !== undefined ? { chunkBytes: this.options.dequantChunkBytes } : {}) };
   }
 
   private build(kind: SessionKind, weights: WeightMode, maxTensorBytes: number | null): Uint8Array {
@@ -255,7 +279,10 @@ export class ModelRuntime {
 
   private async load(kind: SessionKind): Promise<LoadedSession> {
     // onnxruntime's fused kernels (QuickGelu, SimplifiedLayerNorm, …) exist for float32 only.
-    const extra: ort.InferenceSession.SessionOptions = this.floatType === 'float64' ? { graphOptimizationLevel: 'basic' } : {};
+    const extra: ort.InferenceSession.SessionOptions = {
+      ...(this.floatType === 'float64' ? { graphOptimizationLevel: 'basic' as const } : {}),
+      ...(this.quantised && kind !== 'decode' ? quantisedSessionMemory(this.options.probeMemory ?? QUANTISED_PROBE_MEMORY) : {}),
+    };
     // Every session after the first starts from the provider the first one settled on.
     const provider = (this.chosenProvider ?? this.options.provider ?? 'cpu') as ProviderName;
     const modes = new Map<string, { mode: WeightMode; limit: number | null }>();

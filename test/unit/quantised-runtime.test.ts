@@ -2,9 +2,10 @@
 // reference: the fp32 graphs in float64 on the dequantised weights Ŵ (dequantiseModel). On the
 // fixture checkpoints, int8 and int4:
 //  - decode (codes as initializers, accuracy_level 0) and its KV cache give the reference's logits;
-//  - the probe (codes as inputs; MatMulNBits forward, backward through in-graph Ŵ) gives its loss,
-//    z and dL/dh, and a float64 central finite difference of the loss in a patch delta agrees with
-//    the gradient the float32 probe implies;
+//  - the probe (codes as inputs; Gemm on Ŵ from DequantizeLinear, backward through a fresh in-graph
+//    Ŵ) gives its loss, z and dL/dh — also with a chunk budget so small that every product is cut
+//    into row chunks — and a float64 central finite difference of the loss in a patch delta agrees
+//    with the gradient the float32 probe implies;
 //  - a patch (fp32, on top of Ŵ_down) moves logits exactly as it moves the reference's;
 //  - at accuracy_level 4 (int8 activations, the default decode) logits stay within 6 %.
 import { test } from 'node:test';
@@ -56,12 +57,15 @@ for (const name of CASES) {
       const r = reference(name);
       const exact = new ModelRuntime(cfg, q, { accuracyLevel: 0 });
       const base = new ModelRuntime(ref.config, ref.weights, { floatType: 'float64' });
+      // 512 bytes of float Ŵ per chunk: every matrix of these models is multiplied in row chunks.
+      const chunked = new ModelRuntime(cfg, q, { accuracyLevel: 0, dequantChunkBytes: 512 });
       assert.equal(exact.weightFormat, format);
       assert.equal(exact.weightBytes, quantisedModelBytes(q));
 
       for (const patch of [new Map<number, LayerPatch>(), somePatch(cfg.hidden, cfg.intermediate, cfg.layers - 1)]) {
         exact.setPatch(patch);
         base.setPatch(patch);
+        chunked.setPatch(patch);
         const prompt = r.ids.slice(0, 6);
         const a = await exact.decode(prompt);
         const b = await base.decode(prompt);
@@ -80,6 +84,16 @@ for (const name of CASES) {
         }
         const sa = await exact.score(r.ids, r.targets, r.mask);
         assert.ok(Math.abs(sa.loss - pb.loss) <= 1e-5 * Math.abs(pb.loss), 'score loss');
+
+        const pc = await chunked.probe(r.ids, r.targets, r.mask);
+        assert.ok(Math.abs(pc.loss - pb.loss) <= 1e-5 * Math.abs(pb.loss), `chunked loss ${pc.loss} vs ${pb.loss}`);
+        assert.ok(relErr(pc.logits, pb.logits) <= 1e-5, 'chunked probe logits');
+        for (let l = 0; l < cfg.layers; l++) {
+          assert.ok(relErr(pc.z[l], pb.z[l]) <= 1e-5, `chunked z.${l} ${relErr(pc.z[l], pb.z[l])}`);
+          assert.ok(relErr(pc.dh[l], pb.dh[l]) <= 1e-4, `chunked dh.${l} ${relErr(pc.dh[l], pb.dh[l])}`);
+        }
+        const sc = await chunked.score(r.ids, r.targets, r.mask);
+        assert.ok(Math.abs(sc.loss - pb.loss) <= 1e-5 * Math.abs(pb.loss), 'chunked score loss');
       }
 
       // Finite differences: dL/dΔ[row, j] of a layer-0 patch is Σ_t z[t,row]·dh[t,j] from the float32
@@ -111,7 +125,7 @@ for (const name of CASES) {
       const pf = await fast.decode(r.ids.slice(0, 8));
       const pe = await exact.decode(r.ids.slice(0, 8));
       assert.ok(relErr(pf.logits, pe.logits) <= 6e-2, `accuracy_level 4 logits ${relErr(pf.logits, pe.logits)}`);
-      for (const rt of [exact, base, f64, fast]) await rt.release();
+      for (const rt of [exact, base, chunked, f64, fast]) await rt.release();
     });
   }
 }

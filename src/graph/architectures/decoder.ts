@@ -7,14 +7,17 @@
 // Every layer's MLP output is `W_down z + b + deltas^T z[rows]`: the neuron patch enters as inputs.
 // A weight matrix above a provider's tensor limit (WebGPU's buffer binding limit) is split into
 // row blocks in the graph (weightBlocks; docs/gpu.md).
-// With `quant` (graph/quantised.ts), every linear map and the LM head is a MatMulNBits of
-// quantised codes and the embedding an 8-bit table; norms, biases, learned positions and the
-// patch stay float inputs, so `W_down z + deltas^T z[rows]` stays exact on top of Ŵ_down.
+// With `quant` (graph/quantised.ts), every linear map and the LM head multiplies by quantised
+// codes — MatMulNBits in the decode graph, Gemm on Ŵ from a blocked DequantizeLinear (row chunks
+// for a matrix over quant.chunkBytes, i.e. the LM head) in the probe and score graphs — and the
+// embedding is an 8-bit table; norms, biases, learned positions and the patch stay float inputs,
+// so `W_down z + deltas^T z[rows]` stays exact on top of Ŵ_down.
 
 import { Graph, type Dim, type FloatType, type Value } from '../builder';
 import type { ModelConfig } from '../../model/config';
 import type { QuantSpec } from '../../model/quantise';
 import { codesName, lmHeadName, quantisedProduct, quantisedRows, quantisedTensorShapes, quantisedWeightSpecs, scalesName, zeroPointsName, type ProductKind, type QuantisedValue, type QuantOptions } from '../quantised';
+import { fusedDecodeBody, fusedDecodeReason, type DecodeTools } from './decode-layer';
 
 export interface WeightInput {
   name: string;
@@ -112,6 +115,11 @@ export interface QuantGraphOptions extends QuantOptions {
   mode: WeightMode;
   /** MatMulNBits, or Gemm with Ŵ dequantised in the graph (graph/quantised.ts quantisedProduct). */
   product: ProductKind;
+  /**
+   * With product 'dequantised': the most bytes of float Ŵ one chunk of a product builds; larger
+   * matrices are multiplied in row chunks (default DEQUANT_CHUNK_BYTES; tests force small ones).
+   */
+  chunkBytes?: number;
 }
 
 /** The float weights a quantised graph still takes (norms, biases, learned positions): weightInputs less the quantised matrices. */
@@ -214,7 +222,7 @@ class DecoderBuilder {
     const g = this.g;
     const qv = this.q.get(weight);
     if (qv) {
-      const y = quantisedProduct(g, x, qv, this.quant!.accuracyLevel, this.quant!.product);
+      const y = quantisedProduct(g, x, qv, this.quant!.accuracyLevel, this.quant!.product, this.quant!.chunkBytes);
       return bias ? g.add(y, bias) : y;
     }
     const parts = this.parts(weight);
@@ -382,17 +390,43 @@ class DecoderBuilder {
     return { final: this.norm(x, 'final_norm'), z, h, present };
   }
 
+  /** This builder's weights and products, for the fused decode layers (decode-layer.ts). */
+  decodeTools(): DecodeTools {
+    const g = this.g;
+    return {
+      g,
+      cfg: this.cfg,
+      linear: (x, prefix) => this.linear(x, prefix),
+      weight: (name) => this.weight(name),
+      rows: (weight, ids) => this.rows(weight, ids),
+      patch: (l) => ({ rows: g.input(patchRowsName(l), 'int64', [`k${l}`]), deltas: g.input(patchDeltasName(l), this.ft, [`k${l}`, this.cfg.hidden]) }),
+      bias: (prefix) => this.optional(`${prefix}.bias`),
+      nbits: (name) => (this.quant?.product === 'nbits' ? this.q.get(name) : undefined),
+      accuracyLevel: this.quant?.accuracyLevel ?? 0,
+    };
+  }
+
   logits(x: Value): Value {
     if (this.quant) return this.project(x, lmHeadName(this.cfg, this.quant), undefined);
     return this.project(x, this.cfg.tiedEmbeddings ? 'embed' : 'lm_head', undefined);
   }
 }
 
+/** How the decode graph is built: its weights' layout, and whether its layers use the fused kernels. */
+export interface DecodeGraphOptions extends LayoutOptions {
+  /**
+   * The layers as decode-layer.ts builds them: onnxruntime's fused contrib kernels (CPU, float32;
+   * positions must be P, P+1, …), the same function in a third of the nodes. Ignored where
+   * fusedDecodeReason refuses the configuration (float64, head sizes not a multiple of 8, …).
+   */
+  fused?: boolean;
+}
+
 /**
  * Decode graph: ids [T] at positions [T] with past keys/values [KV, P, hd] per layer →
  * `logits` [1, V] of the last position and `present.*` caches [KV, P+T, hd].
  */
-export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32', weights: WeightMode = 'inputs', layout: LayoutOptions = {}): Uint8Array {
+export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32', weights: WeightMode = 'inputs', layout: DecodeGraphOptions = {}): Uint8Array {
   const b = new DecoderBuilder(cfg, floatType, weights, layout);
   const g = b.g;
   const ids = g.input('ids', 'int64', ['T']);
@@ -401,7 +435,8 @@ export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float
     key: g.input(pastName(l, 'key'), floatType, [cfg.kvHeads, 'P', cfg.headDim]),
     value: g.input(pastName(l, 'value'), floatType, [cfg.kvHeads, 'P', cfg.headDim]),
   }));
-  const body = b.body(ids, positions, past);
+  const fused = layout.fused === true && fusedDecodeReason(cfg, floatType) === null;
+  const body = fused ? fusedDecodeBody(b.decodeTools(), ids, positions, past, (l) => ({ key: presentName(l, 'key'), value: presentName(l, 'value') })) : b.body(ids, positions, past);
   const last = g.slice(body.final, 0, -1, Number.MAX_SAFE_INTEGER, [1, cfg.hidden]);
   g.output(b.logits(last), 'logits');
   body.present.forEach((p, l) => {
