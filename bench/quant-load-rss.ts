@@ -1,0 +1,163 @@
+// Peak RSS of loading an F16/BF16 checkpoint straight into a quantised format (issue 16): the goal
+// is peak RSS ≤ the checkpoint's file size + the quantised weights, with no fp32 copy of the model.
+//   node --import tsx bench/quant-load-rss.ts [--config bench/configs/qwen2.5-coder-1.5b.json]
+//        [--format int8|int4] [--dtype BF16|F16] [--dir D] [--keep] [--compare]
+// 1. Writes a random-weight checkpoint with the config's shapes (the tensors of
+//    model/weights.ts checkpointPlan, the byte-level tokenizer of model/synthetic.ts) tensor by
+//    tensor in 1 Mi-value chunks, so the writer never holds a tensor whole; into --dir (kept) or
+//    a temp folder (removed unless --keep).
+// 2. In a fresh child process (node --expose-gc, the loader and onnxruntime imported), notes the
+//    RSS of node and its modules, loads the folder with loadQuantisedModelFolder (no cache: every matrix is read
+//    and quantised), and reports peak RSS (bench/lib/machine.ts peakRssBytes), RSS after a
+//    garbage collection, the file size and the quantised bytes, as one JSON line and a sentence.
+// --compare also measures, in another fresh child, the way int8/int4 loaded before issue 16's
+// streaming load: loadModelFolder (the whole model in fp32) then quantiseModel.
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseConfig, type ModelConfig } from '../src/model/config';
+import { checkpointPlan, planTensors } from '../src/model/weights';
+import { float32ToBF16Bits, float32ToF16Bits, type Dtype } from '../src/model/safetensors';
+import { byteLevelTokenizerJson } from '../src/model/synthetic';
+import { uniformFiller } from '../src/util/random';
+import { loadQuantisedModelFolder, quantiseModel, quantisedModelBytes, type QuantisedModel } from '../src/runtime/quantised-weights';
+import { loadModelFolder } from '../src/model';
+import { collectGarbage, peakRssBytes } from './lib/machine';
+
+const CHUNK_VALUES = 1 << 20;
+
+/** Writes `dir/model.safetensors` for `config` in `dtype`, chunk by chunk; returns its size in bytes. */
+function writeRandomCheckpoint(dir: string, config: ModelConfig, dtype: Exclude<Dtype, 'F32'>, seed = 1): number {
+  const tensors = planTensors(checkpointPlan(config, () => false));
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * 2;
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8;
+  json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  const file = join(dir, 'model.safetensors');
+  const fd = openSync(file, 'w');
+  try {
+    const write = (b: Uint8Array) => {
+      for (let done = 0; done < b.length;) done += writeSync(fd, b, done, b.length - done);
+    };
+    write(prefix);
+    write(json);
+    const fill = uniformFiller(seed);
+    const toBits = dtype === 'BF16' ? float32ToBF16Bits : float32ToF16Bits;
+    const out = new Uint8Array(CHUNK_VALUES * 2);
+    for (const t of tensors) {
+      // Matrices like a fresh model's (std 0.02), norm weights near 1, biases small.
+      const [centre, spread] = t.matrix ? [0, 0.02 * Math.sqrt(3)] : t.name.endsWith('bias') ? [0, 0.02] : [1, 0.1];
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      for (let i = 0; i < count; i += CHUNK_VALUES) {
+        const n = Math.min(CHUNK_VALUES, count - i);
+        const values = fill(n, centre, spread);
+        for (let j = 0; j < n; j++) {
+          const b = toBits(values[j]!);
+          out[2 * j] = b & 0xff;
+          out[2 * j + 1] = b >>> 8;
+        }
+        write(out.subarray(0, 2 * n));
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return statSync(file).size;
+}
+
+interface ChildResult {
+  way: 'streamed' | 'fp32 then quantised';
+  format: string;
+  baselineRss: number;
+  peakRss: number;
+  rssAfter: number;
+  quantisedBytes: number;
+  loadMs: number;
+  dtype: string;
+  params: number;
+}
+
+function child(dir: string, format: 'int8' | 'int4', old: boolean): void {
+  collectGarbage();
+  const baselineRss = process.memoryUsage().rss;
+  const t0 = performance.now();
+  let held: { model: QuantisedModel; dtype: string; params: number };
+  if (old) {
+    // The load before the streaming one: the whole model in fp32, then quantised; the fp32 weights are garbage afterwards.
+    const full = loadModelFolder(dir);
+    held = { model: quantiseModel(full.config, full.weights, format), dtype: full.dtype, params: full.params };
+  } else {
+    const q = loadQuantisedModelFolder(dir, format);
+    held = { model: q.model, dtype: q.folder.dtype, params: q.folder.params };
+  }
+  const loadMs = performance.now() - t0;
+  const peakRss = peakRssBytes();
+  collectGarbage();
+  const result: ChildResult = {
+    way: old ? 'fp32 then quantised' : 'streamed', format, baselineRss, peakRss, rssAfter: process.memoryUsage().rss,
+    quantisedBytes: quantisedModelBytes(held.model), loadMs: Math.round(loadMs), dtype: held.dtype, params: held.params,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', default: join(__dirname, 'configs', 'qwen2.5-coder-1.5b.json') },
+      format: { type: 'string', default: 'int8' },
+      dtype: { type: 'string', default: 'BF16' },
+      dir: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      child: { type: 'boolean', default: false },
+      old: { type: 'boolean', default: false },
+      compare: { type: 'boolean', default: false },
+    },
+  });
+  const format = values.format;
+  if (format !== 'int8' && format !== 'int4') throw new Error(`--format must be int8 or int4, not ${format}`);
+  if (values.child) return child(positionals[0]!, format, values.old);
+  if (values.dtype !== 'BF16' && values.dtype !== 'F16') throw new Error(`--dtype must be BF16 or F16, not ${values.dtype}`);
+  const configText = readFileSync(resolve(values.config), 'utf8');
+  const config = parseConfig(JSON.parse(configText), values.config);
+  const dir = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), 'quant-load-rss-'));
+  mkdirSync(dir, { recursive: true });
+  try {
+    writeFileSync(join(dir, 'config.json'), configText);
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(byteLevelTokenizerJson([])));
+    const t0 = performance.now();
+    const fileBytes = writeRandomCheckpoint(dir, config, values.dtype);
+    process.stderr.write(`wrote ${(fileBytes / 1e9).toFixed(2)} GB of ${values.dtype} in ${((performance.now() - t0) / 1000).toFixed(1)} s to ${dir}\n`);
+    const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
+    for (const old of values.compare ? [false, true] : [false]) {
+      const args = ['--expose-gc', ...process.execArgv, __filename, '--child', '--format', format, ...(old ? ['--old'] : []), dir];
+      const out = execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+      const r = JSON.parse(out.trim().split('\n').pop()!) as ChildResult;
+      const bound = fileBytes + r.quantisedBytes;
+      const report = { config: values.config, ...r, fileBytes, bound, withinBound: r.peakRss <= bound, addedByLoad: r.peakRss - r.baselineRss };
+      process.stdout.write(JSON.stringify(report) + '\n');
+      process.stdout.write(
+        `${r.way} ${format} load of ${r.params.toLocaleString('en')} ${r.dtype} parameters in ${(r.loadMs / 1000).toFixed(1)} s: peak RSS ${gb(r.peakRss)} ` +
+        `(node and modules ${gb(r.baselineRss)}, the load added ${gb(report.addedByLoad)}) vs file ${gb(fileBytes)} + quantised ${gb(r.quantisedBytes)} = ${gb(bound)}: ` +
+        `${report.withinBound ? 'within' : 'OVER'} the bound; RSS after the load ${gb(r.rssAfter)}\n`,
+      );
+    }
+  } finally {
+    if (!values.dir && !values.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
