@@ -1,10 +1,14 @@
 // `--weights` on the command line (issue 16): `info --json` reports the format in use and the bytes
 // of the weights the runtime holds (checked against the quantised model built here), the
 // fingerprint does not depend on the format (a patch made on fp32 applies on int8), `auto` is int8
-// on the CPU, and a bad value is a usage error. Runs src/cli.ts in a child process.
+// on the CPU, and a bad value is a usage error; repair and eval run on int8/int4 weights (the model
+// loaded without an fp32 copy, the engine reading Ŵ) and their patches apply across formats. Runs
+// src/cli.ts in a child process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canonicalWeights, isIgnoredTensor, loadConfig, readWeightFolder } from '../../src/model';
 import { quantiseModel, quantisedModelBytes } from '../../src/runtime/quantised-weights';
@@ -47,4 +51,24 @@ test('complete runs on int4 weights; a bad --weights is a usage error', () => {
   const bad = run(['info', qwen, '--weights', 'int3']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--weights must be one of auto, fp32, int8, int4/);
+});
+
+test('repair and eval run on int8 and int4 weights; a patch made on int4 evaluates on fp32', () => {
+  const llama = join(root, 'test', 'fixtures', 'models', 'llama');
+  const dir = mkdtempSync(join(tmpdir(), 'star-cli-weights-'));
+  const failures = join(dir, 'f.jsonl');
+  writeFileSync(failures, '{"prompt":"def f(n):\\n    return","desired":" n + 1"}\n');
+  for (const w of ['int8', 'int4']) {
+    const patch = join(dir, `${w}.json`);
+    const r = run(['repair', llama, '--failures', failures, '--eta', '1', '--out', patch, '--json', '--weights', w]);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.failures, 1, w);
+    assert.ok(s.neurons > 0, `${w}: the repair changed neurons`);
+    const e = run(['eval', llama, '--patch', patch, '--failures', failures, '--json', '--weights', w]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.equal(JSON.parse(e.stdout).effectiveness.total, 1, w);
+  }
+  const cross = run(['eval', llama, '--patch', join(dir, 'int4.json'), '--failures', failures, '--json', '--weights', 'fp32']);
+  assert.equal(cross.code, 0, cross.stderr);
 });
