@@ -12,6 +12,11 @@
 //    garbage collection, the file size and the quantised bytes, as one JSON line and a sentence.
 // --compare also measures, in another fresh child, the way int8/int4 loaded before issue 16's
 // streaming load: loadModelFolder (the whole model in fp32) then quantiseModel.
+// --repair goes on in the same child as the extension would (issue 16: 1.5B in int8 loads,
+// decodes and runs one STAR repair within 8 GB): a ModelRuntime on the loaded weights, a 16-token
+// prompt and 16 greedy tokens, then one STAR repair (dense, batch, η 0.1, up to 10 epochs, stop
+// when the target is the argmax) of a synthetic failure — 8 target tokens after 56 prompt tokens,
+// the targets the tokens the model ranks 5th there — and reports the peak RSS of the whole child.
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +30,13 @@ import { uniformFiller } from '../src/util/random';
 import { loadQuantisedModelFolder, quantiseModel, quantisedModelBytes, type QuantisedModel } from '../src/runtime/quantised-weights';
 import { loadModelFolder } from '../src/model';
 import { collectGarbage, peakRssBytes } from './lib/machine';
+import { ModelRuntime } from '../src/runtime/runtime';
+import { argmax } from '../src/runtime/generate';
+import { RepairModel, wholeTargetRight } from '../src/repair/engine';
+import { quantisedRepairWeights } from '../src/repair/repair-weights';
+import { repairStar } from '../src/repair/star';
+import type { Example } from '../src/repair/teacher';
+import { seededRandom } from '../src/util/random';
 
 const CHUNK_VALUES = 1 << 20;
 
@@ -85,20 +97,67 @@ interface ChildResult {
   loadMs: number;
   dtype: string;
   params: number;
+  repair?: RepairFigures;
 }
 
-function child(dir: string, format: 'int8' | 'int4', old: boolean): void {
+interface RepairFigures {
+  decodeMsPerToken: number;
+  repairMs: number;
+  epochs: number;
+  fixed: boolean;
+  neurons: number;
+  /** Peak RSS of the child from its start to the end of the repair. */
+  peakRss: number;
+}
+
+/** The --repair part: decode and one STAR repair on the loaded weights (see the header). */
+async function decodeAndRepair(cfg: ModelConfig, model: QuantisedModel): Promise<RepairFigures> {
+  const runtime = new ModelRuntime(cfg, model, { provider: 'cpu' });
+  const random = seededRandom(11);
+  const prompt = Array.from({ length: 16 }, () => Math.floor(random() * Math.min(cfg.vocab, 32000)));
+  let r = await runtime.decode(prompt);
+  const steps: number[] = [];
+  for (let i = 0; i < 16; i++) {
+    const t = performance.now();
+    r = await runtime.decode([argmax(r.logits)], r.cache);
+    steps.push(performance.now() - t);
+  }
+  const T = 64;
+  const seq = Array.from({ length: T }, () => Math.floor(random() * Math.min(cfg.vocab, 32000)));
+  const positions = Array.from({ length: 8 }, (_, k) => T - 9 + k);
+  // The desired tokens: what the model ranks 5th at each target position (teacher-forced on seq).
+  const scored = await runtime.score(seq, seq.slice(1).concat(0), seq.map(() => 1));
+  const V = cfg.vocab;
+  const desired = positions.map((p) => {
+    const row = scored.logits.subarray(p * V, (p + 1) * V);
+    const order = Array.from(row.keys()).sort((a, b) => row[b]! - row[a]!);
+    return order[4]!;
+  });
+  const ids = seq.slice();
+  positions.forEach((p, k) => { if (p + 1 < T) ids[p + 1] = desired[k]!; });
+  const ex: Example = { ids, nextTokens: ids.slice(1).concat(0), targetPositions: positions, desired, allowed: positions.map(() => null), alsoRight: positions.map(() => null), truncated: 0 };
+  const repair = new RepairModel(runtime, quantisedRepairWeights(cfg, model));
+  const t0 = performance.now();
+  const o = await repairStar(repair, [ex], { mode: 'batch', select: 'dense', epochs: 10, eta: 0.1, stopWhen: 'target-right' });
+  const repairMs = performance.now() - t0;
+  steps.sort((a, b) => a - b);
+  const neurons = o.acc.toLayers().reduce((n, l) => n + l.rows.length, 0);
+  await runtime.release();
+  return { decodeMsPerToken: steps[8]!, repairMs: Math.round(repairMs), epochs: o.epochs, fixed: wholeTargetRight(o.after[0]!), neurons, peakRss: peakRssBytes() };
+}
+
+async function child(dir: string, format: 'int8' | 'int4', old: boolean, repair: boolean): Promise<void> {
   collectGarbage();
   const baselineRss = process.memoryUsage().rss;
   const t0 = performance.now();
-  let held: { model: QuantisedModel; dtype: string; params: number };
+  let held: { model: QuantisedModel; dtype: string; params: number; config: ModelConfig };
   if (old) {
     // The load before the streaming one: the whole model in fp32, then quantised; the fp32 weights are garbage afterwards.
     const full = loadModelFolder(dir);
-    held = { model: quantiseModel(full.config, full.weights, format), dtype: full.dtype, params: full.params };
+    held = { model: quantiseModel(full.config, full.weights, format), dtype: full.dtype, params: full.params, config: full.config };
   } else {
     const q = loadQuantisedModelFolder(dir, format);
-    held = { model: q.model, dtype: q.folder.dtype, params: q.folder.params };
+    held = { model: q.model, dtype: q.folder.dtype, params: q.folder.params, config: q.folder.config };
   }
   const loadMs = performance.now() - t0;
   const peakRss = peakRssBytes();
@@ -106,6 +165,7 @@ function child(dir: string, format: 'int8' | 'int4', old: boolean): void {
   const result: ChildResult = {
     way: old ? 'fp32 then quantised' : 'streamed', format, baselineRss, peakRss, rssAfter: process.memoryUsage().rss,
     quantisedBytes: quantisedModelBytes(held.model), loadMs: Math.round(loadMs), dtype: held.dtype, params: held.params,
+    ...(repair ? { repair: await decodeAndRepair(held.config, held.model) } : {}),
   };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
@@ -122,11 +182,12 @@ async function main(): Promise<void> {
       child: { type: 'boolean', default: false },
       old: { type: 'boolean', default: false },
       compare: { type: 'boolean', default: false },
+      repair: { type: 'boolean', default: false },
     },
   });
   const format = values.format;
   if (format !== 'int8' && format !== 'int4') throw new Error(`--format must be int8 or int4, not ${format}`);
-  if (values.child) return child(positionals[0]!, format, values.old);
+  if (values.child) return child(positionals[0]!, format, values.old, values.repair);
   if (values.dtype !== 'BF16' && values.dtype !== 'F16') throw new Error(`--dtype must be BF16 or F16, not ${values.dtype}`);
   const configText = readFileSync(resolve(values.config), 'utf8');
   const config = parseConfig(JSON.parse(configText), values.config);
@@ -140,7 +201,7 @@ async function main(): Promise<void> {
     process.stderr.write(`wrote ${(fileBytes / 1e9).toFixed(2)} GB of ${values.dtype} in ${((performance.now() - t0) / 1000).toFixed(1)} s to ${dir}\n`);
     const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
     for (const old of values.compare ? [false, true] : [false]) {
-      const args = ['--expose-gc', ...process.execArgv, __filename, '--child', '--format', format, ...(old ? ['--old'] : []), dir];
+      const args = ['--expose-gc', ...process.execArgv, __filename, '--child', '--format', format, ...(old ? ['--old'] : []), ...(values.repair && !old ? ['--repair'] : []), dir];
       const out = execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
       const r = JSON.parse(out.trim().split('\n').pop()!) as ChildResult;
       const bound = fileBytes + r.quantisedBytes;
@@ -151,6 +212,10 @@ async function main(): Promise<void> {
         `(node and modules ${gb(r.baselineRss)}, the load added ${gb(report.addedByLoad)}) vs file ${gb(fileBytes)} + quantised ${gb(r.quantisedBytes)} = ${gb(bound)}: ` +
         `${report.withinBound ? 'within' : 'OVER'} the bound; RSS after the load ${gb(r.rssAfter)}\n`,
       );
+      if (r.repair) {
+        const x = r.repair;
+        process.stdout.write(`then decode ${x.decodeMsPerToken.toFixed(0)} ms/token and one STAR repair in ${(x.repairMs / 1000).toFixed(1)} s (${x.epochs} epochs, ${x.neurons} neurons, target ${x.fixed ? 'fixed' : 'NOT fixed'}): peak RSS of the whole child ${gb(x.peakRss)} (goal ≤ 8 GB: ${x.peakRss <= 8e9 ? 'PASS' : 'MISS'})\n`);
+      }
     }
   } finally {
     if (!values.dir && !values.keep) rmSync(dir, { recursive: true, force: true });

@@ -19,7 +19,10 @@
 //          --out DIR (JSON, default bench/out), --report FILE (default BENCHMARKS.md; a smoke run
 //          points both elsewhere), --resume (go on with a time-boxed run: the tuning, the speed
 //          figures and every result of the last run's JSON in --out are kept, and only the runs it
-//          did not reach are measured; refused when that run was for another model or tuning).
+//          did not reach are measured; refused when that run was for another model or tuning),
+//          --weights fp32|int8|int4 (the format the model runs in, default fp32; a quantised run
+//          never tunes — it measures the fp32-tuned defaults of star-repair.json — and reports
+//          between its own markers, bench:repair:<provider>-<format>, and into repair-<provider>-<format>.json).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -36,6 +39,7 @@ import { repairStar } from '../src/repair/star';
 import type { Example } from '../src/repair/teacher';
 import { openModel } from '../src/runtime/open';
 import type { ProviderName } from '../src/runtime/providers';
+import { WEIGHT_FORMATS, type WeightFormat } from '../src/runtime/weight-formats';
 import { ModelRuntime } from '../src/runtime/runtime';
 import { seededRandom } from '../src/util/random';
 import { machineInfo } from './lib/machine';
@@ -51,6 +55,7 @@ const { values } = parseArgs({
     regression: { type: 'string', default: '20' },
     preserve: { type: 'string', default: '8' },
     'skip-tuning': { type: 'boolean', default: false },
+    weights: { type: 'string', default: 'fp32' },
     'skip-speed': { type: 'boolean', default: false },
     'only-speed': { type: 'boolean', default: false },
     resume: { type: 'boolean', default: false },
@@ -185,8 +190,12 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     return;
   }
-  const { folder, runtime } = openModel(values.model, { provider: values.ep as ProviderName, threads });
-  const model = new RepairModel(runtime, folder.weights);
+  if (!WEIGHT_FORMATS.includes(values.weights as WeightFormat)) throw new Error(`--weights takes ${WEIGHT_FORMATS.join(', ')}; got "${values.weights}"`);
+  const format = values.weights as WeightFormat;
+  const { folder, runtime, repairWeights } = openModel(values.model, { provider: values.ep as ProviderName, threads, weights: format });
+  const model = new RepairModel(runtime, repairWeights);
+  /** What names this run's JSON and report block: the provider, and the format when not fp32. */
+  const runName = format === 'fp32' ? runtime.provider : `${runtime.provider}-${format}`;
   const data = loadBenchData(values.data!);
   // The data must replay the prompt the extension builds for this model (FIM when it has the tokens).
   const modelFim = resolveFim(folder.tokenizer);
@@ -211,9 +220,9 @@ async function main(): Promise<void> {
 
   // 1. Tuning on the validation split (or, with --resume, the last run's).
   let tuned = methodDefaults(folder.dir);
-  const previous = values.resume ? resumeFrom(join(OUT, `repair-${runtime.provider}.json`), folder.dir, folder.fingerprint, tuned) : null;
+  const previous = values.resume ? resumeFrom(join(OUT, `repair-${runName}.json`), folder.dir, folder.fingerprint, tuned) : null;
   const sweep: { method: string; setting: string; result: MethodResult }[] = previous?.sweep ?? [];
-  if (!values['skip-tuning'] && !previous) {
+  if (!values['skip-tuning'] && !previous && format === 'fp32') {
     let bestStar: { r: MethodResult; req: RepairRequest } | null = null;
     for (const select of STAR_SELECTS) for (const eta of STAR_ETAS) {
       const req = star({ eta, select, preserveRows: 0 });
@@ -292,9 +301,9 @@ async function main(): Promise<void> {
       : '(skipped)';
     const stats = existsSync(join(values.data!, 'stats.json')) ? (JSON.parse(readFileSync(join(values.data!, 'stats.json'), 'utf8')) as { groupedFailures: number; groups: number; correctSamples?: number; completionTeacherDisagreements?: number }) : null;
     const section = [
-      `## Repair (${runtime.provider.toUpperCase()})`,
+      `## Repair (${runtime.provider.toUpperCase()}${format === 'fp32' ? '' : `, ${format} weights`})`,
       '',
-      `Measured by \`npm run bench:repair -- --ep ${values.ep}\` on ${started.toISOString().slice(0, 10)}: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: ${resolve(values.data!) === join(ROOT, 'bench', 'data') ? 'bench/data' : values.data}${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctSamples} correct samples; completion and teacher-forced target disagreed on ${stats.completionTeacherDisagreements ?? '?'} samples)` : ''}. "Fixed" = the completion the extension shows at that place (${fimText}, token healing, line stop rule, 32-token budget) equals the desired line; specificity is measured on ${regressionSamples} correct samples, and specificity-preserving STAR keeps ${preserveSamples} other ones. Single failures: the first failure of each of the ${values.groups} largest test groups, each repaired on its own from the unpatched model; generalisation on the other failures of the group. Tuned on the validation split (first failure of the ${values['val-groups']} largest groups), 10-epoch budget.`,
+      `Measured by \`npm run bench:repair -- --ep ${values.ep}${format === 'fp32' ? '' : ` --weights ${format}`}\` on ${started.toISOString().slice(0, 10)}: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, onnxruntime-node ${machine.onnxruntime}, execution provider ${runtime.provider}. Model: ${folder.name} (${folder.fingerprint.slice(0, 12)}…). Data: ${resolve(values.data!) === join(ROOT, 'bench', 'data') ? 'bench/data' : values.data}${stats ? ` (${stats.groupedFailures} failures in ${stats.groups} groups, ${stats.correctSamples} correct samples; completion and teacher-forced target disagreed on ${stats.completionTeacherDisagreements ?? '?'} samples)` : ''}. "Fixed" = the completion the extension shows at that place (${fimText}, token healing, line stop rule, 32-token budget) equals the desired line; specificity is measured on ${regressionSamples} correct samples, and specificity-preserving STAR keeps ${preserveSamples} other ones. Single failures: the first failure of each of the ${values.groups} largest test groups, each repaired on its own from the unpatched model; generalisation on the other failures of the group. Tuned on the validation split (first failure of the ${values['val-groups']} largest groups), 10-epoch budget.`,
       '',
       '### STAR vs MINT vs SGD (test split, single failures, tuned)',
       '',
@@ -321,10 +330,10 @@ async function main(): Promise<void> {
       sweep.length === 0 ? '' : `### Tuning sweep (validation split)\n\n${sweepTable}\n\nChosen: ${JSON.stringify(tuned)} (written to \`${join('models', folder.name, 'star-repair.json')}\`).`,
     ].join('\n');
     mkdirSync(OUT, { recursive: true });
-    writeFileSync(join(OUT, `repair-${runtime.provider}.json`), JSON.stringify({ started, model: folder.fingerprint, tuned, sweep, main, variants, ablation, batches, largest, speed: speedResult }, null, 2));
+    writeFileSync(join(OUT, `repair-${runName}.json`), JSON.stringify({ started, model: folder.fingerprint, tuned, sweep, main, variants, ablation, batches, largest, speed: speedResult }, null, 2));
     const file = values.report!;
-    const start = `<!-- bench:repair:${runtime.provider}:start -->`;
-    const end = `<!-- bench:repair:${runtime.provider}:end -->`;
+    const start = `<!-- bench:repair:${runName}:start -->`;
+    const end = `<!-- bench:repair:${runName}:end -->`;
     let md = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
     const block = `${start}\n${section}\n${end}`;
     md = md.includes(start) ? md.slice(0, md.indexOf(start)) + block + md.slice(md.indexOf(end) + end.length) : `${md.trimEnd()}\n\n${block}\n`;

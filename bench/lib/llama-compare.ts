@@ -14,13 +14,13 @@ import { randomCanonicalWeights } from '../../src/model/synthetic';
 import { argmax } from '../../src/runtime/generate';
 import { quantiseModel } from '../../src/runtime/quantised-weights';
 import { ModelRuntime } from '../../src/runtime/runtime';
-import { DECODE_ACCURACY_LEVEL, QUANT_BLOCK_SIZE, WEIGHT_SETTINGS } from '../../src/runtime/weight-formats';
+import { DECODE_ACCURACY_LEVEL, QUANT_BLOCK_SIZES, WEIGHT_SETTINGS } from '../../src/runtime/weight-formats';
 import { uniformFiller } from '../../src/util/random';
 import { BenchArgsError } from './args';
 import type { GgmlTypeName } from './gguf';
 import { ggufUnsupported, ggufVocab, writeModelGguf, type GgufVocab } from './gguf-model';
 import { probeLlamaCpp, type LlamaSequenceLike } from './llama-cpp';
-import { collectGarbage, cpuSnapshot, loadAverage1m, othersCpuShare, peakRssBytes } from './machine';
+import { settleGarbage, cpuSnapshot, loadAverage1m, othersCpuShare, peakRssBytes } from './machine';
 import { median } from './stats';
 import { fmtGB, fmtMs, fmtRatio, markdownTable } from './table';
 
@@ -112,7 +112,7 @@ export function ourFormats(): { formats: OurFormat[]; note: string } {
   const quantised = formats.filter((f) => f !== 'fp32');
   return {
     formats,
-    note: quantised.length > 0 ? `${formats.join(', ')} (${quantised.join(' and ')}: MatMulNBits, block ${QUANT_BLOCK_SIZE}, decode accuracy_level ${DECODE_ACCURACY_LEVEL})` : 'fp32 only',
+    note: quantised.length > 0 ? `${formats.join(', ')} (${quantised.join(' and ')}: MatMulNBits, blocks ${Object.entries(QUANT_BLOCK_SIZES).map(([f, b]) => `${f} ${b}`).join(', ')}, decode accuracy_level ${DECODE_ACCURACY_LEVEL})` : 'fp32 only',
   };
 }
 
@@ -183,8 +183,8 @@ export async function runChild(spec: ChildSpec): Promise<ChildResult> {
   const prefillMs: number[] = [];
   const tokens: number[] = [];
   /** After loading: drop garbage, note the load's peak, and start a fresh peak for the run. */
-  const loadDone = (): number => {
-    collectGarbage();
+  const loadDone = async (): Promise<number> => {
+    await settleGarbage();
     const peak = ownPeakRss();
     resetPeakRss();
     before = cpuSnapshot();
@@ -201,7 +201,7 @@ export async function runChild(spec: ChildSpec): Promise<ChildResult> {
     if (rt.weightFormat !== spec.format) throw new Error(`asked for ${spec.format} weights, the runtime runs ${rt.weightFormat}`);
     await rt.warm(['decode']);
     const loadMs = performance.now() - t0;
-    const peakLoad = loadDone();
+    const peakLoad = await loadDone();
     await rt.decode(seqIds); // warm-up
     for (let i = 0; i < spec.prefillRepeats; i++) {
       const t = performance.now();
@@ -230,7 +230,7 @@ export async function runChild(spec: ChildSpec): Promise<ChildResult> {
   const ctx = await model.createContext({ contextSize: ctxSize, batchSize: ctxSize, threads: spec.threads, sequences: 1 });
   const seq: LlamaSequenceLike = ctx.getSequence();
   const loadMs = performance.now() - t0;
-  const peakLoad = loadDone();
+  const peakLoad = await loadDone();
   await seq.evaluateWithoutGeneratingNewTokens(seqIds); // warm-up
   for (let i = 0; i < spec.prefillRepeats; i++) {
     await seq.clearHistory();

@@ -61,6 +61,23 @@ export function collectGarbage(): void {
   if (gc) gc();
 }
 
+/**
+ * collectGarbage, then waits until the freed memory has left the process: V8 frees the backing
+ * stores of dead ArrayBuffers on a background thread after the collection, so the resident size
+ * right after gc() still holds them (a 2 GB fp32 model quantised and dropped was still counted).
+ * Repeats until the resident size stops falling (at most `rounds` times, 50 ms apart).
+ */
+export async function settleGarbage(rounds = 8): Promise<void> {
+  let last = Infinity;
+  for (let i = 0; i < rounds; i++) {
+    collectGarbage();
+    await new Promise((r) => setTimeout(r, 50));
+    const now = process.memoryUsage().rss;
+    if (now >= last * 0.99) return;
+    last = now;
+  }
+}
+
 export interface CpuSnapshot {
   /** Busy jiffies of the whole machine (/proc/stat), or null where there is no /proc. */
   busyTicks: number | null;

@@ -7,7 +7,7 @@
 
 import { FAILURE_STATUSES, type FailureStatus } from '../failures/status';
 import { bool, fail, field, finite, intIn, list, nullable, numIn, oneOf, optional, ReadError, record, text, type Reader } from '../util/read';
-import { WEIGHT_SETTINGS, type WeightFormat } from '../runtime/weight-formats';
+import { WEIGHT_FORMATS, type WeightFormat } from '../runtime/weight-formats';
 import type { RepairProgressEvent } from '../worker/protocol';
 
 // ---------------------------------------------------------------------------------------
@@ -234,8 +234,6 @@ function uniqueIds<T>(items: T[], key: (t: T) => string, path: string): void {
   });
 }
 
-/** The weight settings less 'auto' (the worker resolves it), as the worker protocol reads them (worker/protocol.ts WEIGHT_FORMATS). */
-const WEIGHT_FORMATS: readonly WeightFormat[] = WEIGHT_SETTINGS.filter((s): s is WeightFormat => s !== 'auto');
 
 const readWeights: Reader<WeightsSummary> = (v, path) => {
   const o = record(v, path);

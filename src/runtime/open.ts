@@ -6,7 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadModelFolder, type ModelFolder, type ModelFolderInfo } from '../model';
+import { loadConfig, loadModelFolder, type ModelFolder, type ModelFolderInfo } from '../model';
 import { canonicalRepairWeights, quantisedRepairWeights, type RepairWeights } from '../repair/repair-weights';
 import type { RuntimeOptions } from './providers';
 import { loadQuantisedModelFolder, type QuantisedFolder } from './quantised-weights';
@@ -56,8 +56,9 @@ export function openModel(dir: string | undefined, options?: OpenOptions & { wei
 export function openModel(dir: string | undefined, options?: OpenOptions): OpenModel;
 export function openModel(dir: string | undefined, options: OpenOptions = {}): OpenModel {
   const { weights: setting, weightCacheDir, ...runtimeOptions } = options;
-  const format = resolveWeightFormat(setting ?? 'fp32', options.provider ?? 'cpu');
-  const loaded = loadFolderAs(resolveModelDir(dir), format, weightCacheDir);
+  const root = resolveModelDir(dir);
+  const format = resolveWeightFormat(setting ?? 'fp32', options.provider ?? 'cpu', loadConfig(root));
+  const loaded = loadFolderAs(root, format, weightCacheDir);
   if ('fp32' in loaded) {
     const folder = loaded.fp32;
     return { folder, runtime: new ModelRuntime(folder.config, folder.weights, runtimeOptions), weights: format, repairWeights: canonicalRepairWeights(folder.config, folder.weights) };

@@ -10,7 +10,7 @@ import { canonicalFinalNorm, layerMatrices, layerVectors, type CanonicalWeights,
 import { dequantiseMatrix, emptyQuantised, quantisedBytes, quantiseMatrix, quantiseRow, type QuantisedMatrix, type QuantSpec } from '../model/quantise';
 import { floatWeightInputs } from '../graph/architectures/decoder';
 import { lmHeadName, quantisedWeightSpecs, type QuantisedWeightSpec } from '../graph/quantised';
-import { QUANT_BLOCK_SIZE, formatBits, type WeightFormat } from './weight-formats';
+import { quantBlockSize, formatBits, type WeightFormat } from './weight-formats';
 import { weightArrays } from './runtime';
 import { readQuantCache, writeQuantCache } from './quant-cache';
 
@@ -23,12 +23,12 @@ export interface QuantisedModel {
   floats: Map<string, Float32Array>;
 }
 
-export function quantSpecOf(format: Exclude<WeightFormat, 'fp32'>, blockSize = QUANT_BLOCK_SIZE): QuantSpec {
+export function quantSpecOf(format: Exclude<WeightFormat, 'fp32'>, blockSize = quantBlockSize(format)): QuantSpec {
   return { bits: formatBits(format)!, blockSize };
 }
 
 /** Quantises canonical weights (every matrix of quantisedWeightSpecs; floats are shared, not copied). */
-export function quantiseModel(cfg: ModelConfig, weights: CanonicalWeights, format: Exclude<WeightFormat, 'fp32'>, blockSize = QUANT_BLOCK_SIZE): QuantisedModel {
+export function quantiseModel(cfg: ModelConfig, weights: CanonicalWeights, format: Exclude<WeightFormat, 'fp32'>, blockSize = quantBlockSize(format)): QuantisedModel {
   const spec = quantSpecOf(format, blockSize);
   const arrays = weightArrays(cfg, weights);
   const matrices = new Map<string, QuantisedMatrix>();
@@ -99,7 +99,7 @@ export interface CachedQuantisation {
  * damaged or mismatched one is replaced by quantising again. A cache that cannot be written is
  * reported in `reason`, never an error: the weights are still there.
  */
-export function quantiseModelCached(cfg: ModelConfig, weights: CanonicalWeights, format: Exclude<WeightFormat, 'fp32'>, cache: { dir: string; fingerprint: string }, blockSize = QUANT_BLOCK_SIZE): CachedQuantisation {
+export function quantiseModelCached(cfg: ModelConfig, weights: CanonicalWeights, format: Exclude<WeightFormat, 'fp32'>, cache: { dir: string; fingerprint: string }, blockSize = quantBlockSize(format)): CachedQuantisation {
   const spec = quantSpecOf(format, blockSize);
   const read = readFittingCache(cfg, spec, format, cache);
   if ('matrices' in read) {

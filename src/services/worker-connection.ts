@@ -14,6 +14,7 @@ import type { CompleteParams, CompleteResult, Method, ModelInfo, ParamsOf, Resul
 import { ProviderGuard, type ProviderCrashNotice } from '../worker/provider-guard';
 import { PROVIDER_MEMORY_FILE } from '../worker/provider-memory';
 import type { ReadSettings } from './config';
+import { describeWeights } from '../panel/messages';
 
 export type ModelPhase = 'idle' | 'loading' | 'ready' | 'error';
 /** Forgets that a provider crashed the worker for the loaded model and restarts it (argument: the provider). */
@@ -199,7 +200,7 @@ export class WorkerConnection implements vscode.Disposable {
       await this.options.afterLoad(info, call);
       this.phase = 'ready';
       this.lastNotifiedError = null;
-      this.log(`[model] ${info.name} ready on ${info.executionProvider}${info.fallbacks.length ? ` (not used: ${info.fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ')})` : ''}`);
+      this.log(`[model] ${info.name} ready on ${info.executionProvider}${info.weights ? ` (${describeWeights({ format: info.weights, bytes: info.weightBytes })})` : ''}${info.fallbacks.length ? ` (not used: ${info.fallbacks.map((f) => `${f.provider}: ${f.reason}`).join('; ')})` : ''}`);
       this.changed.fire();
       this.loaded.fire(info);
     } catch (e) {

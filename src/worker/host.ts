@@ -12,7 +12,7 @@
 // export reads the checkpoint again to fold the patch into the original weights.
 
 import { dirname, join } from 'node:path';
-import type { ModelFolderInfo } from '../model';
+import { loadConfig, type ModelFolderInfo } from '../model';
 import { caseStates, evaluatePatch, type Case, type Evaluation } from '../eval/evaluate';
 import { assess, RepairModel, type RepairControl } from '../repair/engine';
 import { exportPatchedModel } from '../repair/export';
@@ -160,7 +160,7 @@ export class ModelHost implements WorkerHandlers {
     // share the codes as they share fp32 arrays, and the repair engine reads the same Ŵ
     // (docs/quantised.md). The quantised-weight cache lives next to the provider memory, in the
     // extension's global storage.
-    const format = resolveWeightFormat(p.weights ?? 'fp32', p.provider);
+    const format = resolveWeightFormat(p.weights ?? 'fp32', p.provider, loadConfig(dir));
     const cacheDir = p.guard?.memoryFile ? join(dirname(p.guard.memoryFile), 'quantised-weights') : undefined;
     const loadedAs = loadFolderAs(dir, format, cacheDir);
     let folder: ModelFolderInfo;

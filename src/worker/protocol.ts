@@ -8,7 +8,7 @@ import type { RepairProgress } from '../repair/engine';
 import { SELECT_SETTINGS } from '../repair/locate';
 import { REPAIR_METHODS, REPAIR_MODES, type PatchJson, type PatchScores, type RepairChoice, type RepairMethod, type RepairMode } from '../repair/patch';
 import { PROVIDERS, type ProviderName } from '../runtime/provider-names';
-import { WEIGHT_SETTINGS, type WeightFormat, type WeightSetting } from '../runtime/weight-formats';
+import { WEIGHT_FORMATS, WEIGHT_SETTINGS, type WeightFormat, type WeightSetting } from '../runtime/weight-formats';
 import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
 import { readFimChoice, readIndent, readReplay, type CompletionReplay } from '../runtime/replay';
 import type { IndentStyle } from '../runtime/clean';
@@ -60,8 +60,6 @@ export type ModelWeights =
   | { weights: WeightFormat; weightBytes: number }
   | { weights?: undefined; weightBytes?: undefined };
 
-/** The formats a loaded model can be in: the weight settings less 'auto', which the worker resolves. */
-const WEIGHT_FORMATS: readonly WeightFormat[] = WEIGHT_SETTINGS.filter((s): s is WeightFormat => s !== 'auto');
 
 /** A failure as the worker needs it: the text before the completion, what should follow, and how the editor completed there. */
 export interface Sample {
