@@ -6,8 +6,7 @@
 // that broadcasting ops know which axes to sum over in their backward rule; everything that depends
 // on a run-time size reads it with Shape at run time.
 // Graphs are emitted at ONNX opset OPSET (18); a graph that uses an op of a later opset (blocked
-// DequantizeLinear, opset 21, for quantised weights) is emitted at that opset instead, so every
-// other graph (fp32, WebGPU, CUDA) is unchanged.
+// DequantizeLinear, opset 21) is emitted at that opset instead, so every other graph is unchanged.
 
 import { encodeModel, MS_DOMAIN, MS_OPSET, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto';
 
@@ -143,11 +142,11 @@ export class Graph {
     return output;
   }
 
-  /** x · Wᵀ (Gemm, transB) whose rule computes dL/dx with `rebuild()`, a fresh copy of W made in the backward pass. */
-  gemmRebuilt(x: Value, w: Value, rebuild: (g: Graph) => Value): Value {
+  /** x · Wᵀ (Gemm, transB) whose rule computes dL/dx with `rebuild(g, gy)`, a fresh copy of W made in the backward pass. */
+  gemmRebuilt(x: Value, w: Value, rebuild: (g: Graph, gy: Value) => Value): Value {
     if (x.shape.length !== 2 || w.shape.length !== 2) throw new GraphError('gemm needs 2-D operands');
     return this.op1('Gemm', [x, w], x.dtype, [x.shape[0], w.shape[0]], { transB: { kind: 'int', value: 1 } }, (g, _op, [gy], needs) => [
-      needs[0] ? g.gemm(gy!, rebuild(g), undefined, false) : undefined,
+      needs[0] ? g.gemm(gy!, rebuild(g, gy!), undefined, false) : undefined,
       undefined,
     ]);
   }
@@ -315,6 +314,11 @@ export class Graph {
   reshape(x: Value, dims: readonly number[], shape?: readonly Dim[]): Value {
     const recorded = shape ?? dims.map((d, i) => (d === 0 ? x.shape[i] : d === -1 ? this.fresh('?') : d));
     return this.op1('Reshape', [x, this.ints(dims)], x.dtype, recorded, {}, (g, op, [gy]) => [g.reshapeLike(gy!, op.inputs[0])]);
+  }
+
+  /** Reshape `x` to the dims held by the int64 value `dims` (computed at run time); `shape` is the static shape to record. */
+  reshapeTo(x: Value, dims: Value, shape: readonly Dim[]): Value {
+    return this.op1('Reshape', [x, dims], x.dtype, shape, {}, (g, op, [gy]) => [g.reshapeLike(gy!, op.inputs[0])]);
   }
 
   /** Reshape `x` to the run-time shape of `like`. */
@@ -498,14 +502,19 @@ export class Graph {
   }
 
   /**
-   * Blocked DequantizeLinear (opset 21): y = (x − zeroPoint) · scale in float32, where scale and
-   * zeroPoint [.., ⌈n/blockSize⌉, ..] hold one value per block of `blockSize` entries along `axis`.
-   * Not differentiable (codes and scales are constants of the model). Raises the graph's opset to 21.
+   * DequantizeLinear: y = (x − zeroPoint) · scale in float32. blockSize 0: per-axis (opset 13),
+   * scale and zeroPoint 1-D with one value per index of `axis`. blockSize > 0: blocked (opset 21,
+   * which this raises the graph to), scale and zeroPoint [.., ⌈n/blockSize⌉, ..] with one value
+   * per block of `blockSize` entries along `axis`. Not differentiable (the model's constants).
    */
-  dequantizeLinear(x: Value, scale: Value, zeroPoint: Value, axis: number, blockSize: number): Value {
+  dequantizeLinear(x: Value, scale: Value, zeroPoint: Value, axis: number, blockSize = 0): Value {
     if (scale.dtype !== 'float32' || zeroPoint.dtype !== x.dtype) throw new GraphError(`DequantizeLinear: float32 scales and zero points of the codes' type (${x.dtype}), not ${scale.dtype}, ${zeroPoint.dtype}`);
-    this.opsetNeeded = Math.max(this.opsetNeeded, BLOCKED_DEQUANTIZE_OPSET);
-    return this.op1('DequantizeLinear', [x, scale, zeroPoint], 'float32', x.shape, { axis: { kind: 'int', value: axis }, block_size: { kind: 'int', value: blockSize } });
+    const attributes: Record<string, AttributeValue> = { axis: { kind: 'int', value: axis } };
+    if (blockSize > 0) {
+      this.opsetNeeded = Math.max(this.opsetNeeded, BLOCKED_DEQUANTIZE_OPSET);
+      attributes.block_size = { kind: 'int', value: blockSize };
+    }
+    return this.op1('DequantizeLinear', [x, scale, zeroPoint], 'float32', x.shape, attributes);
   }
 
   /** Indices of the non-zero entries of a 1-D tensor, as a 1-D int64 tensor. */

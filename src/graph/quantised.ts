@@ -6,12 +6,13 @@
 //                     float Ŵ is over a chunk budget (DEQUANT_CHUNK_BYTES: the LM head) is
 //                     multiplied in row chunks, one Ŵ chunk at a time. Its vector-Jacobian rule is
 //                     gy · Ŵ (per chunk) with Ŵ rebuilt in the backward pass, so the backward is exact
-//                     for Ŵ and the forward pass never keeps Ŵ alive;
-//   dequantise        Ŵ (rows of it) from codes, scales and zero points with one blocked
-//                     DequantizeLinear (opset 21; 4-bit codes and zero points unpacked to uint8
-//                     first), s·(q − z) in float32 exactly as MatMulNBits dequantises;
+//                     for Ŵ and the forward pass never keeps Ŵ alive; each Ŵ is made only once the
+//                     product's other operand exists (dimsAfter), so none is made early;
+//   dequantise        Ŵ (rows of it) from codes, scales and zero points with one DequantizeLinear
+//                     per axis over the rows of blocks (4-bit codes and zero points unpacked to
+//                     uint8 first), s·(q − z) in float32 exactly as MatMulNBits dequantises;
 //   quantisedRows     rows of an 8-bit table (the embedding), gathered and dequantised
-//                     (Cast, Sub, Mul on the gathered rows only: the decode graph stays opset 18).
+//                     (Cast, Sub, Mul on the gathered rows only).
 
 import { Graph, type FloatType, type Value } from './builder';
 import type { ModelConfig } from '../model/config';
@@ -144,16 +145,35 @@ function zeroPointRows(g: Graph, q: QuantisedValue, r: RowRange, copy: Copy): Va
 }
 
 /**
- * Rows `r` of Ŵ, [count, K]: one blocked DequantizeLinear of the codes [count, kBlocks·blockSize]
- * with scales and zero points [count, kBlocks] (s·(q − z) in float32, bit for bit what
- * dequantiseMatrix and MatMulNBits compute), the padding of a partial last block sliced off, then
- * cast to `floatType`.
+ * The constant `dims` as a value computed after `after` (0 · its first dimension + dims). A
+ * dequantisation whose codes are reshaped by it cannot run before `after` exists: onnxruntime's
+ * execution order otherwise ran every layer's forward dequantisation at the start of the run
+ * (they read graph inputs only), holding all of them at once (1.2 GB more at Qwen2.5-Coder-0.5B).
  */
-export function dequantiseRows(g: Graph, q: QuantisedValue, r: RowRange, floatType: FloatType = 'float32', copy: Copy = 'forward'): Value {
+function dimsAfter(g: Graph, dims: readonly number[], after: Value): Value {
+  const first = g.gather(g.shapeOf(after), g.ints([0]), 0);
+  return g.add(g.mul(first, g.scalar(0, 'int64')), g.ints(dims));
+}
+
+/**
+ * Rows `r` of Ŵ, [count, K]: one DequantizeLinear, per axis over the rows of blocks — codes as
+ * [count·kBlocks, blockSize] with one scale and zero point per row — (q − z)·s in float32, bit for
+ * bit what dequantiseMatrix and MatMulNBits compute; the padding of a partial last block sliced
+ * off; cast to `floatType`. Per axis (opset 13), not the blocked form of opset 21 (axis 1,
+ * block_size): the same numbers, but onnxruntime 1.30's blocked kernel took twice as long
+ * (docs/quantised.md). With `after` (the product's other operand), it runs only once that exists.
+ */
+export function dequantiseRows(g: Graph, q: QuantisedValue, r: RowRange, floatType: FloatType = 'float32', copy: Copy = 'forward', after?: Value): Value {
   const { w } = q;
-  const padded = kBlocksOf(w) * w.spec.blockSize;
-  const scales = rowsOf(g, q.scales, w, kBlocksOf(w), r, copy);
-  const values = g.dequantizeLinear(codeRows(g, q, r, copy), scales, zeroPointRows(g, q, r, copy), 1, w.spec.blockSize);
+  const kBlocks = kBlocksOf(w);
+  const padded = kBlocks * w.spec.blockSize;
+  const blocks = r.count * kBlocks;
+  const blockDims = [blocks, w.spec.blockSize];
+  const unpacked = codeRows(g, q, r, copy);
+  const codes = after ? g.reshapeTo(unpacked, dimsAfter(g, blockDims, after), blockDims) : g.reshape(unpacked, blockDims, blockDims);
+  const scales = g.reshape(rowsOf(g, q.scales, w, kBlocks, r, copy), [blocks], [blocks]);
+  const zeroPoints = g.reshape(zeroPointRows(g, q, r, copy), [blocks], [blocks]);
+  const values = g.reshape(g.dequantizeLinear(codes, scales, zeroPoints, 0), [r.count, padded], [r.count, padded]);
   const out = padded === w.k ? values : g.slice(values, 1, 0, w.k, [r.count, w.k]);
   return floatType === 'float32' ? out : g.cast(out, floatType);
 }
@@ -217,7 +237,7 @@ export function rowChunks(w: { n: number; k: number }, bytes: number, chunkBytes
  */
 function dequantisedProduct(g: Graph, x: Value, q: QuantisedValue, ft: FloatType, chunkBytes: number): Value {
   const parts = rowChunks(q.w, ft === 'float64' ? 8 : 4, chunkBytes).map((r) =>
-    g.gemmRebuilt(x, dequantiseRows(g, q, r, ft, 'forward'), (gg) => dequantiseRows(gg, q, r, ft, 'backward')),
+    g.gemmRebuilt(x, dequantiseRows(g, q, r, ft, 'forward', x), (gg, gy) => dequantiseRows(gg, q, r, ft, 'backward', gy)),
   );
   return parts.length === 1 ? parts[0] : g.concat(parts, 1);
 }
@@ -247,7 +267,7 @@ export function quantisedProduct(g: Graph, x: Value, q: QuantisedValue, accuracy
     accuracy_level: { kind: 'int' as const, value: accuracyLevel },
   };
   return g.contribOp('MatMulNBits', [x, q.codes, q.scales, q.zeroPoints], { dtype: x.dtype, shape: [x.shape[0], w.n] }, attributes, (gg, _op, [gy], needs) => [
-    needs[0] ? gg.gemm(gy!, dequantise(gg, q, 'float32', 'backward'), undefined, false) : undefined,
+    needs[0] ? gg.gemm(gy!, dequantiseRows(gg, q, { start: 0, count: w.n }, 'float32', 'backward', gy), undefined, false) : undefined,
     undefined,
     undefined,
     undefined,

@@ -1,8 +1,8 @@
 // The probe's dequantised products (src/graph/quantised.ts) on the fixture checkpoints' matrices,
 // int8 and int4 at block sizes 16 and 32, run by onnxruntime:
-//  - Ŵ from the blocked DequantizeLinear (the forward and the backward copy, whole and in row
-//    chunks) equals model/quantise.ts dequantiseMatrix bit for bit; such graphs are opset 21,
-//    the others stay at OPSET;
+//  - Ŵ from DequantizeLinear (the forward and the backward copy, whole and in row chunks) equals
+//    model/quantise.ts dequantiseMatrix bit for bit, and so does the blocked form, which alone
+//    raises a graph to opset 21;
 //  - a product cut into row chunks (a tiny chunk budget) gives what the unchunked one gives, and
 //    both equal x · Ŵᵀ and their gradient gy · Ŵ computed here in float64;
 //  - onnxruntime's optimiser keeps the backward pass's copies of Ŵ, and the uint8 slices and
@@ -82,15 +82,31 @@ function rng(seed: number): () => number {
   };
 }
 
-test('graphs with a DequantizeLinear are emitted at opset 21, all others at OPSET (18)', () => {
+test('a blocked DequantizeLinear raises a graph to opset 21 and equals the per-axis form the probe uses; other graphs stay at OPSET (18)', async () => {
   const plain = new Graph('float32');
   plain.output(plain.add(plain.input('x', 'float32', [2]), plain.scalar(1)), 'y');
   assert.equal(plain.opset, OPSET);
   assert.equal(OPSET, 18);
-  const q = quantiseMatrix(Float32Array.from({ length: 64 }, (_, i) => i / 64 - 0.5), 2, 32, { bits: 8, blockSize: 32 });
-  const g = new Graph('float32');
-  g.output(dequantise(g, quantInputs(g, 'w', q).qv), 'w_hat');
-  assert.equal(g.opset, 21);
+  const k = 40;
+  const q = quantiseMatrix(Float32Array.from({ length: 3 * k }, (_, i) => Math.sin(i) / 4), 3, k, { bits: 8, blockSize: 16 });
+  const perAxis = new Graph('float32');
+  const a = quantInputs(perAxis, 'w', q);
+  perAxis.output(dequantise(perAxis, a.qv), 'w_hat');
+  assert.equal(perAxis.opset, OPSET, 'the probe graphs stay at opset 18');
+  const blocked = new Graph('float32');
+  const b = quantInputs(blocked, 'w', q);
+  const codes = blocked.reshape(b.qv.codes, [3, 48], [3, 48]);
+  blocked.output(blocked.dequantizeLinear(codes, blocked.reshape(b.qv.scales, [3, 3], [3, 3]), blocked.reshape(b.qv.zeroPoints, [3, 3], [3, 3]), 1, 16), 'w_hat');
+  assert.equal(blocked.opset, 21);
+  const ref = dequantiseMatrix(q);
+  const x = (await run(perAxis, a.feeds)).w_hat.data as Float32Array;
+  const y = (await run(blocked, b.feeds)).w_hat.data as Float32Array;
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < k; c++) {
+      assert.ok(Object.is(x[r * k + c], ref[r * k + c]), `per axis [${r}, ${c}]`);
+      assert.ok(Object.is(y[r * 48 + c], ref[r * k + c]), `blocked [${r}, ${c}]`);
+    }
+  }
 });
 
 for (const name of CASES) {
@@ -116,7 +132,6 @@ for (const name of CASES) {
           });
         }
       }
-      assert.equal(g.opset, 21);
       const out = await run(g, feeds);
       for (const [key, ref] of expected) {
         const got = out[key].data as Float32Array;

@@ -8,7 +8,7 @@
 // A weight matrix above a provider's tensor limit (WebGPU's buffer binding limit) is split into
 // row blocks in the graph (weightBlocks; docs/gpu.md).
 // With `quant` (graph/quantised.ts), every linear map and the LM head multiplies by quantised
-// codes — MatMulNBits in the decode graph, Gemm on Ŵ from a blocked DequantizeLinear (row chunks
+// codes — MatMulNBits in the decode graph, Gemm on Ŵ from one DequantizeLinear (row chunks
 // for a matrix over quant.chunkBytes, i.e. the LM head) in the probe and score graphs — and the
 // embedding is an 8-bit table; norms, biases, learned positions and the patch stay float inputs,
 // so `W_down z + deltas^T z[rows]` stays exact on top of Ŵ_down.
