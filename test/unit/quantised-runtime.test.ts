@@ -3,9 +3,9 @@
 // fixture checkpoints, int8 and int4:
 //  - decode (codes as initializers, accuracy_level 0) and its KV cache give the reference's logits;
 //  - the probe (codes as inputs; Gemm on Ŵ from DequantizeLinear, backward through a fresh in-graph
-//    Ŵ) gives its loss, z and dL/dh — also with a chunk budget so small that every product is cut
-//    into row chunks — and a float64 central finite difference of the loss in a patch delta agrees
-//    with the gradient the float32 probe implies;
+//    Ŵ) gives its loss, z and dL/dh — also with a chunk budget so small that the LM head and the
+//    MLP products are cut into row chunks — and a float64 central finite difference of the loss
+//    in a patch delta agrees with the gradient the float32 probe implies;
 //  - a patch (fp32, on top of Ŵ_down) moves logits exactly as it moves the reference's;
 //  - at accuracy_level 4 (int8 activations, the default decode) logits stay within 6 %.
 import { test } from 'node:test';
@@ -57,8 +57,8 @@ for (const name of CASES) {
       const r = reference(name);
       const exact = new ModelRuntime(cfg, q, { accuracyLevel: 0 });
       const base = new ModelRuntime(ref.config, ref.weights, { floatType: 'float64' });
-      // 512 bytes of float Ŵ per chunk: every matrix of these models is multiplied in row chunks.
-      const chunked = new ModelRuntime(cfg, q, { accuracyLevel: 0, dequantChunkBytes: 512 });
+      // 4 KiB of float Ŵ per chunk: the LM head (9 chunks) and the MLP matrices are multiplied in row chunks.
+      const chunked = new ModelRuntime(cfg, q, { accuracyLevel: 0, dequantChunkBytes: 4096 });
       assert.equal(exact.weightFormat, format);
       assert.equal(exact.weightBytes, quantisedModelBytes(q));
 
