@@ -8,7 +8,7 @@
 // Graphs are emitted at ONNX opset OPSET (18); a graph that uses an op of a later opset (blocked
 // DequantizeLinear, opset 21) is emitted at that opset instead, so every other graph is unchanged.
 
-import { encodeModel, MS_DOMAIN, MS_OPSET, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto';
+import { ELEM_CODE, encodeModel, MS_DOMAIN, MS_OPSET, type AttributeValue, type ElemType, type NodeData, type TensorData, type ValueInfoData } from './onnx-proto';
 
 export type { ElemType } from './onnx-proto';
 export type Dim = number | string;
@@ -133,6 +133,18 @@ export class Graph {
   }
 
   /**
+   * One forward-only node with any number of outputs, in the ONNX domain or onnxruntime's
+   * com.microsoft (`contrib`): the fused kernels of the decode graph (architectures/decode-layer.ts),
+   * which is never differentiated. An output spec named '' is an omitted optional output.
+   */
+  node(opType: string, inputs: readonly Value[], outs: readonly { dtype: ElemType; shape: readonly Dim[]; name?: string }[], attributes: Record<string, AttributeValue> = {}, contrib = false): Value[] {
+    if (!contrib) return this.op(opType, inputs, outs, attributes);
+    const outputs = outs.map((o) => ({ name: o.name ?? this.fresh('t'), dtype: o.dtype, shape: o.shape }));
+    this.ops.push({ opType, domain: MS_DOMAIN, inputs, outputs, attributes });
+    return outputs;
+  }
+
+  /**
    * One node of onnxruntime's com.microsoft domain (MatMulNBits, say), with its vector-Jacobian
    * rule when it is differentiable; graph/quantised.ts uses it.
    */
@@ -252,7 +264,7 @@ export class Graph {
   }
 
   cast(x: Value, to: ElemType): Value {
-    const code = { float32: 1, uint8: 2, int64: 7, bool: 9, float64: 11 }[to];
+    const code = ELEM_CODE[to];
     const vjp: Vjp | undefined = isFloat(x.dtype) && isFloat(to) ? (g, op, [gy]) => [g.cast(gy!, op.inputs[0].dtype)] : undefined;
     return this.op1('Cast', [x], to, x.shape, { to: { kind: 'int', value: code } }, vjp);
   }

@@ -4,9 +4,9 @@
 // for quantised weights) name it, and the model imports that domain's opset. The IR version is
 // the one the opset needs (irVersionFor).
 
-export type ElemType = 'float32' | 'float64' | 'int64' | 'bool' | 'uint8';
+export type ElemType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'uint8';
 
-export const ELEM_CODE: Record<ElemType, number> = { float32: 1, uint8: 2, int64: 7, bool: 9, float64: 11 };
+export const ELEM_CODE: Record<ElemType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 /** onnxruntime's contrib-op domain and the opset version its ops are registered under. */
 export const MS_DOMAIN = 'com.microsoft';

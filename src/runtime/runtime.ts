@@ -248,9 +248,10 @@ export class ModelRuntime {
     return { ...q.spec, accuracyLevel: 0, mode: weights, product: 'dequantised', ...(this.options.dequantChunkBytes !== undefined ? { chunkBytes: this.options.dequantChunkBytes } : {}) };
   }
 
-  private build(kind: SessionKind, weights: WeightMode, maxTensorBytes: number | null): Uint8Array {
+  private build(kind: SessionKind, weights: WeightMode, maxTensorBytes: number | null, provider: string): Uint8Array {
     const quant = this.quantFor(kind, weights);
-    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes, quant });
+    // The fused decode layers (decode-layer.ts) on the CPU only: CUDA's GroupQueryAttention is fp16/bf16, and WebGPU's speed is unmeasured.
+    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes, quant, fused: provider === 'cpu' });
     if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights, maxTensorBytes, quant });
     const fromLayer = kind === 'probe' ? 0 : Number(kind.slice('probe@'.length));
     return buildProbeGraph(this.config, { backward: true, fromLayer, floatType: this.floatType, weights, maxTensorBytes, quant });
@@ -297,10 +298,10 @@ export class ModelRuntime {
         modes.set(p, { mode, limit });
         const quant = this.quantFor(kind, mode);
         const quantData = quant?.mode === 'initializers' ? this.quantTensors.map(({ name, data }) => ({ path: weightFile(name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })) : [];
-        if (mode === 'inputs') return { model: this.build(kind, mode, limit), ...(quantData.length > 0 ? { options: { externalData: quantData } } : {}) };
+        if (mode === 'inputs') return { model: this.build(kind, mode, limit, p), ...(quantData.length > 0 ? { options: { externalData: quantData } } : {}) };
         const externalData = [...this.weightTensors(limit).map(({ name, data }) => ({ path: weightFile(name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })), ...quantData];
         const device = kind === 'decode' && keepsDataOnDevice(p) ? { preferredOutputLocation: decodeOutputLocations(this.config.layers) } : {};
-        return { model: this.build(kind, mode, limit), options: { externalData, ...device } };
+        return { model: this.build(kind, mode, limit, p), options: { externalData, ...device } };
       },
       { ...this.options, provider },
       extra,

@@ -21,8 +21,8 @@
 // reads them. float32 only (the contrib kernels are). Written for the CPU provider; a 3-token
 // prompt on WebGPU (lavapipe) gave the CPU's logits too, but nothing else was checked there.
 
-import { Graph, type Dim, type ElemType, type Op, type Value } from '../builder';
-import type { AttributeValue } from '../onnx-proto';
+import { Graph, type Dim, type ElemType, type Value } from '../builder';
+import { MS_DOMAIN, type AttributeValue } from '../onnx-proto';
 import type { ModelConfig } from '../../model/config';
 import { quantisedProduct, type QuantisedValue } from '../quantised';
 
@@ -61,26 +61,10 @@ export function fusedDecodeReason(cfg: ModelConfig, floatType: string): string |
 
 // ---- nodes the builder has no method for -------------------------------------------------------
 
-/** onnxruntime's int32, which ElemType lacks: only between nodes here, never a graph input or output. */
-const INT32 = 'int32' as unknown as ElemType;
-const ONNX_INT32 = 6;
-const MS_DOMAIN = 'com.microsoft';
 
-const nodeCounts = new WeakMap<Graph, number>();
-
-/**
- * One node with any number of outputs, in the ONNX domain or com.microsoft. Graph.contribOp records
- * one output and Graph's own op() is private to builder.ts, so this appends the same record to the
- * graph's op list (forward only: no vector-Jacobian rule). An output spec named '' is an omitted
- * optional output.
- */
+/** One forward-only node with any number of outputs, in the ONNX domain or com.microsoft (Graph.node). */
 function node(g: Graph, opType: string, domain: string | undefined, inputs: readonly Value[], outs: readonly { dtype: ElemType; shape: readonly Dim[]; name?: string }[], attributes: Record<string, AttributeValue> = {}): Value[] {
-  const n = nodeCounts.get(g) ?? 0;
-  nodeCounts.set(g, n + outs.length);
-  const outputs = outs.map((o, i) => ({ name: o.name ?? `fused${n + i}`, dtype: o.dtype, shape: o.shape }));
-  const op: Op = { opType, ...(domain ? { domain } : {}), inputs, outputs, attributes };
-  (g as unknown as { ops: Op[] }).ops.push(op);
-  return outputs;
+  return g.node(opType, inputs, outs, attributes, domain === MS_DOMAIN);
 }
 
 const int = (value: number): AttributeValue => ({ kind: 'int', value });
@@ -89,7 +73,7 @@ const float = (value: number): AttributeValue => ({ kind: 'float', value });
 const none = (dtype: ElemType) => ({ dtype, shape: [], name: '' });
 
 function toInt32(g: Graph, x: Value): Value {
-  return node(g, 'Cast', undefined, [x], [{ dtype: INT32, shape: x.shape }], { to: int(ONNX_INT32) })[0];
+  return g.cast(x, 'int32');
 }
 
 // ---- norms ----------------------------------------------------------------------------------------
