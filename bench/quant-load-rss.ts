@@ -14,8 +14,9 @@
 // streaming load: loadModelFolder (the whole model in fp32) then quantiseModel.
 // --repair goes on in the same child as the extension would (issue 16: 1.5B in int8 loads,
 // decodes and runs one STAR repair within 8 GB): a ModelRuntime on the loaded weights, a 16-token
-// prompt and 16 greedy tokens, then one STAR repair (dense, batch, η 0.1, up to 10 epochs, stop
-// when the target is the argmax) of a synthetic failure — 8 target tokens after 56 prompt tokens,
+// prompt and 16 greedy tokens, then one STAR repair (batch, η 0.1, up to 10 epochs, stop when the
+// target is the argmax; --select dense, the default, changes every neuron of every layer, layer
+// the top quarter of the layers) of a synthetic failure — 8 target tokens after 56 prompt tokens,
 // the targets the tokens the model ranks 5th there — and reports the peak RSS of the whole child.
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
@@ -97,7 +98,7 @@ interface ChildResult {
   loadMs: number;
   dtype: string;
   params: number;
-  repair?: RepairFigures;
+  repair?: RepairFigures & { select: 'dense' | 'layer' };
 }
 
 interface RepairFigures {
@@ -111,7 +112,7 @@ interface RepairFigures {
 }
 
 /** The --repair part: decode and one STAR repair on the loaded weights (see the header). */
-async function decodeAndRepair(cfg: ModelConfig, model: QuantisedModel): Promise<RepairFigures> {
+async function decodeAndRepair(cfg: ModelConfig, model: QuantisedModel, select: 'dense' | 'layer'): Promise<RepairFigures> {
   const runtime = new ModelRuntime(cfg, model, { provider: 'cpu' });
   const random = seededRandom(11);
   const prompt = Array.from({ length: 16 }, () => Math.floor(random() * Math.min(cfg.vocab, 32000)));
@@ -138,7 +139,7 @@ async function decodeAndRepair(cfg: ModelConfig, model: QuantisedModel): Promise
   const ex: Example = { ids, nextTokens: ids.slice(1).concat(0), targetPositions: positions, desired, allowed: positions.map(() => null), alsoRight: positions.map(() => null), truncated: 0 };
   const repair = new RepairModel(runtime, quantisedRepairWeights(cfg, model));
   const t0 = performance.now();
-  const o = await repairStar(repair, [ex], { mode: 'batch', select: 'dense', epochs: 10, eta: 0.1, stopWhen: 'target-right' });
+  const o = await repairStar(repair, [ex], { mode: 'batch', select, epochs: 10, eta: 0.1, stopWhen: 'target-right' });
   const repairMs = performance.now() - t0;
   steps.sort((a, b) => a - b);
   const neurons = o.acc.toLayers().reduce((n, l) => n + l.rows.length, 0);
@@ -146,7 +147,7 @@ async function decodeAndRepair(cfg: ModelConfig, model: QuantisedModel): Promise
   return { decodeMsPerToken: steps[8]!, repairMs: Math.round(repairMs), epochs: o.epochs, fixed: wholeTargetRight(o.after[0]!), neurons, peakRss: peakRssBytes() };
 }
 
-async function child(dir: string, format: 'int8' | 'int4', old: boolean, repair: boolean): Promise<void> {
+async function child(dir: string, format: 'int8' | 'int4', old: boolean, repair: 'dense' | 'layer' | null): Promise<void> {
   collectGarbage();
   const baselineRss = process.memoryUsage().rss;
   const t0 = performance.now();
@@ -165,7 +166,7 @@ async function child(dir: string, format: 'int8' | 'int4', old: boolean, repair:
   const result: ChildResult = {
     way: old ? 'fp32 then quantised' : 'streamed', format, baselineRss, peakRss, rssAfter: process.memoryUsage().rss,
     quantisedBytes: quantisedModelBytes(held.model), loadMs: Math.round(loadMs), dtype: held.dtype, params: held.params,
-    ...(repair ? { repair: await decodeAndRepair(held.config, held.model) } : {}),
+    ...(repair ? { repair: { select: repair, ...(await decodeAndRepair(held.config, held.model, repair)) } } : {}),
   };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
@@ -183,11 +184,13 @@ async function main(): Promise<void> {
       old: { type: 'boolean', default: false },
       compare: { type: 'boolean', default: false },
       repair: { type: 'boolean', default: false },
+      select: { type: 'string', default: 'dense' },
     },
   });
   const format = values.format;
   if (format !== 'int8' && format !== 'int4') throw new Error(`--format must be int8 or int4, not ${format}`);
-  if (values.child) return child(positionals[0]!, format, values.old, values.repair);
+  if (values.select !== 'dense' && values.select !== 'layer') throw new Error(`--select must be dense or layer, not ${values.select}`);
+  if (values.child) return child(positionals[0]!, format, values.old, values.repair ? values.select : null);
   if (values.dtype !== 'BF16' && values.dtype !== 'F16') throw new Error(`--dtype must be BF16 or F16, not ${values.dtype}`);
   const configText = readFileSync(resolve(values.config), 'utf8');
   const config = parseConfig(JSON.parse(configText), values.config);
@@ -201,7 +204,7 @@ async function main(): Promise<void> {
     process.stderr.write(`wrote ${(fileBytes / 1e9).toFixed(2)} GB of ${values.dtype} in ${((performance.now() - t0) / 1000).toFixed(1)} s to ${dir}\n`);
     const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
     for (const old of values.compare ? [false, true] : [false]) {
-      const args = ['--expose-gc', ...process.execArgv, __filename, '--child', '--format', format, ...(old ? ['--old'] : []), ...(values.repair && !old ? ['--repair'] : []), dir];
+      const args = ['--expose-gc', ...process.execArgv, __filename, '--child', '--format', format, ...(old ? ['--old'] : []), ...(values.repair && !old ? ['--repair', '--select', values.select] : []), dir];
       const out = execFileSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
       const r = JSON.parse(out.trim().split('\n').pop()!) as ChildResult;
       const bound = fileBytes + r.quantisedBytes;
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
       );
       if (r.repair) {
         const x = r.repair;
-        process.stdout.write(`then decode ${x.decodeMsPerToken.toFixed(0)} ms/token and one STAR repair in ${(x.repairMs / 1000).toFixed(1)} s (${x.epochs} epochs, ${x.neurons} neurons, target ${x.fixed ? 'fixed' : 'NOT fixed'}): peak RSS of the whole child ${gb(x.peakRss)} (goal ≤ 8 GB: ${x.peakRss <= 8e9 ? 'PASS' : 'MISS'})\n`);
+        process.stdout.write(`then decode ${x.decodeMsPerToken.toFixed(0)} ms/token and one STAR repair (${x.select}) in ${(x.repairMs / 1000).toFixed(1)} s (${x.epochs} epochs, ${x.neurons} neurons, target ${x.fixed ? 'fixed' : 'NOT fixed'}): peak RSS of the whole child ${gb(x.peakRss)} (goal ≤ 8 GB: ${x.peakRss <= 8e9 ? 'PASS' : 'MISS'})\n`);
       }
     }
   } finally {

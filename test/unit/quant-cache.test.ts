@@ -3,6 +3,7 @@
 // bit; a truncated, corrupted (checksum), foreign-fingerprint or garbage file is not used — the
 // model is quantised again, the reason is given, and the file is rewritten valid.
 import { test } from 'node:test';
+import { quantBlockSize } from '../../src/runtime/weight-formats';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, truncateSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,13 +40,13 @@ for (const format of ['int8', 'int4'] as const) {
     const first = quantiseModelCached(config, weights, format, { dir, fingerprint: FP });
     assert.equal(first.source, 'quantised');
     assert.match(first.reason ?? '', /no cached weights yet/);
-    assert.deepEqual(readdirSync(dir), [`${FP}-${format}-b32.qweights`], 'one file, no temp file left');
+    assert.deepEqual(readdirSync(dir), [`${FP}-${format}-b${quantBlockSize(format)}.qweights`], 'one file, no temp file left');
     const second = quantiseModelCached(config, weights, format, { dir, fingerprint: FP });
     assert.equal(second.source, 'cache');
     sameMatrices(fresh, second.model);
     assert.deepEqual([...second.model.floats.keys()], [...fresh.floats.keys()]);
 
-    const file = quantCacheFile(dir, FP, format, 32);
+    const file = quantCacheFile(dir, FP, format, quantBlockSize(format));
     const good = readFileSync(file);
     const damage: [string, () => void, RegExp][] = [
       ['truncated', () => truncateSync(file, statSync(file).size - 5), /truncated/],
@@ -60,12 +61,12 @@ for (const format of ['int8', 'int4'] as const) {
       assert.equal(r.source, 'quantised', what);
       assert.match(r.reason ?? '', reason, what);
       sameMatrices(fresh, r.model);
-      assert.ok('matrices' in readQuantCache(dir, FP, format, { bits: format === 'int8' ? 8 : 4, blockSize: 32 }), `${what}: the file is rewritten valid`);
+      assert.ok('matrices' in readQuantCache(dir, FP, format, { bits: format === 'int8' ? 8 : 4, blockSize: quantBlockSize(format) }), `${what}: the file is rewritten valid`);
     }
     // Another model's file under this name is not used.
     const other = 'cd'.repeat(32);
-    writeFileSync(quantCacheFile(dir, other, format, 32), good);
-    assert.match(('reason' in readQuantCache(dir, other, format, { bits: 8, blockSize: 32 }) ? (readQuantCache(dir, other, format, { bits: 8, blockSize: 32 }) as { reason: string }).reason : ''), /another model/);
+    writeFileSync(quantCacheFile(dir, other, format, quantBlockSize(format)), good);
+    assert.match(('reason' in readQuantCache(dir, other, format, { bits: 8, blockSize: quantBlockSize(format) }) ? (readQuantCache(dir, other, format, { bits: 8, blockSize: quantBlockSize(format) }) as { reason: string }).reason : ''), /another model/);
   });
 }
 
