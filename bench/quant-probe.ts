@@ -16,14 +16,14 @@
 // run and a markdown table of medians.
 // Not bench:runtime (see its header).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseConfig } from '../src/model/config';
 import type { CanonicalWeights } from '../src/model/weights';
 import { randomCanonicalWeights } from '../src/model/synthetic';
 import { ModelRuntime, type ProbeMemory } from '../src/runtime/runtime';
 import { quantiseModel, type QuantisedModel } from '../src/runtime/quantised-weights';
 import { argmax } from '../src/runtime/generate';
-import { othersCpuShare, cpuSnapshot, peakRssBytes } from './lib/machine';
+import { othersCpuShare, cpuSnapshot, ownPeakRss, procStatusBytes, resetPeakRss } from './lib/machine';
 
 interface Child {
   config: string; format: 'fp32' | 'int8' | 'int4'; block: number; acc: number; steps: number; prefill: number; threads: number; probe: boolean; probes: number;
@@ -37,27 +37,6 @@ interface Result extends Child {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function procStatus(field: 'VmHWM' | 'VmRSS'): number | null {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Peak RSS since the last reset (VmHWM); the whole life's peak where there is no /proc. */
-const ownPeakRss = (): number => procStatus('VmHWM') ?? peakRssBytes();
-
-/** Resets the peak RSS to the current RSS (Linux: clear_refs 5); false where that is not possible. */
-function resetPeakRss(): boolean {
-  try {
-    writeFileSync('/proc/self/clear_refs', '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Full garbage collections with a turn of the event loop between them (array buffers are freed after the sweep). */
 async function collect(): Promise<void> {
@@ -83,7 +62,7 @@ async function child(spec: Child): Promise<Result> {
   const cfg = parseConfig(JSON.parse(readFileSync(spec.config, 'utf8')));
   const { model, quantiseMs } = makeModel(spec);
   await collect();
-  const rssBase = procStatus('VmRSS') ?? 0;
+  const rssBase = procStatusBytes('VmRSS') ?? 0;
   const peakReset = resetPeakRss();
   const rt = new ModelRuntime(cfg, model, {
     threads: spec.threads, accuracyLevel: spec.acc, provider: 'cpu',

@@ -6,7 +6,7 @@
 // prefill of `seq` tokens, peak RSS, its greedy tokens and the other processes' share of the
 // cores while it ran. Owns: the --llama-* / --weights options, the child protocol, the report.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type ModelConfig } from '../../src/model/config';
@@ -20,7 +20,7 @@ import { BenchArgsError } from './args';
 import type { GgmlTypeName } from './gguf';
 import { ggufUnsupported, ggufVocab, writeModelGguf, type GgufVocab } from './gguf-model';
 import { probeLlamaCpp, type LlamaSequenceLike } from './llama-cpp';
-import { settleGarbage, cpuSnapshot, loadAverage1m, othersCpuShare, peakRssBytes } from './machine';
+import { settleGarbage, cpuSnapshot, loadAverage1m, othersCpuShare, ownPeakRss, resetPeakRss } from './machine';
 import { median } from './stats';
 import { fmtGB, fmtMs, fmtRatio, markdownTable } from './table';
 
@@ -116,26 +116,6 @@ export function ourFormats(): { formats: OurFormat[]; note: string } {
   };
 }
 
-/** Peak resident set of this process's address space (VmHWM; unlike getrusage it is not inherited from the parent), bytes. */
-export function ownPeakRss(): number {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) * 1024;
-  } catch {
-    // no /proc
-  }
-  return peakRssBytes();
-}
-
-/** Resets the peak resident set (Linux: clear_refs 5); false where that is not possible. */
-function resetPeakRss(): boolean {
-  try {
-    writeFileSync('/proc/self/clear_refs', '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Children

@@ -2,7 +2,7 @@
 // onnxruntime-node versions, load average, the process's peak resident set size, and how much
 // CPU other processes took while a benchmark ran (a shared machine's timings need that caveat).
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, availableParallelism } from 'node:os';
 
 export interface MachineInfo {
@@ -49,6 +49,31 @@ export function machineInfo(): MachineInfo {
 /** Peak resident set size of this process so far, in bytes (maxRSS is reported in KiB). */
 export function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/** A field of /proc/self/status in bytes (VmHWM, VmRSS), or null where there is no /proc. */
+export function procStatusBytes(field: 'VmHWM' | 'VmRSS'): number | null {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Peak resident set of this process since the last resetPeakRss (VmHWM; unlike getrusage not inherited from the parent); the whole life's peak without /proc. */
+export function ownPeakRss(): number {
+  return procStatusBytes('VmHWM') ?? peakRssBytes();
+}
+
+/** Resets the peak resident set to the current one (Linux: clear_refs 5); false where that is not possible. */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function loadAverage1m(): number {

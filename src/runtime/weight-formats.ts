@@ -3,6 +3,8 @@
 // and accuracy_level chosen by the benchmark live here too (docs/quantised.md says why).
 // No Node and no onnxruntime here, so the extension can import it.
 
+import type { ModelConfig } from '../model/config';
+
 export const WEIGHT_SETTINGS = ['auto', 'fp32', 'int8', 'int4'] as const;
 export type WeightSetting = (typeof WEIGHT_SETTINGS)[number];
 export type WeightFormat = Exclude<WeightSetting, 'auto'>;
@@ -39,18 +41,8 @@ const QUANTISED_PROVIDERS: readonly string[] = ['cpu', 'webgpu', 'auto'];
  */
 export const AUTO_INT8_MIN_FP32_BYTES = 100e6;
 
-/** The shapes resolveWeightFormat needs (model/config.ts ModelConfig has them). */
-export interface WeightShapes {
-  family: string;
-  layers: number;
-  hidden: number;
-  intermediate: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  vocab: number;
-  tiedEmbeddings: boolean;
-}
+/** The shapes resolveWeightFormat needs (a type-only import: nothing of model/ is loaded). */
+export type WeightShapes = Pick<ModelConfig, 'family' | 'layers' | 'hidden' | 'intermediate' | 'heads' | 'kvHeads' | 'headDim' | 'vocab' | 'tiedEmbeddings'>;
 
 /** Bytes of a model's matrices in fp32 (embedding, every linear map, an untied head; norms and biases left out). */
 export function fp32MatrixBytes(c: WeightShapes): number {

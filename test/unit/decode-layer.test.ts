@@ -10,8 +10,9 @@
 // fused graph on WebGPU gives the plain CPU graph's logits and caches on the fp32 fixtures.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fixtureWeights, relErr } from '../helpers/fixture-weights';
 import { join } from 'node:path';
-import { canonicalWeights, isIgnoredTensor, loadConfig, readWeightFolder } from '../../src/model';
+import { loadConfig } from '../../src/model';
 import type { ModelConfig } from '../../src/model/config';
 import type { CanonicalWeights } from '../../src/model/weights';
 import { randomCanonicalWeights } from '../../src/model/synthetic';
@@ -26,22 +27,9 @@ const CASES = ['llama', 'qwen2', 'mistral', 'gpt2', 'gpt-bigcode', 'llama-tied-h
 const PROMPT = [5, 17, 42, 3, 99, 7];
 
 function fixture(name: string): { config: ModelConfig; weights: CanonicalWeights } {
-  const config = loadConfig(join(FIXTURES, name));
-  const folder = readWeightFolder(join(FIXTURES, name), { skip: (n) => isIgnoredTensor(config, n) });
-  return { config, weights: canonicalWeights(config, folder.tensors, { consume: true }) };
+  return fixtureWeights(join(FIXTURES, name));
 }
 
-/** Largest absolute difference over the largest magnitude of `b`. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let scale = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    m = Math.max(m, Math.abs(a[i] - b[i]));
-  }
-  return m / Math.max(scale, 1e-30);
-}
 
 function somePatch(cfg: ModelConfig): Map<number, LayerPatch> {
   const rows = [1, Math.floor(cfg.intermediate / 2)];

@@ -10,11 +10,11 @@
 //    would otherwise keep them alive from the forward to the backward pass).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fixtureWeights } from '../helpers/fixture-weights';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { canonicalWeights, isIgnoredTensor, loadConfig, readWeightFolder } from '../../src/model';
 import { dequantiseMatrix, quantiseMatrix, type QuantisedMatrix, type QuantSpec } from '../../src/model/quantise';
 import { Graph, OPSET, type FloatType } from '../../src/graph/builder';
 import { dequantise, dequantiseRows, quantisedProduct, quantisedTensorShapes, rowChunks, type QuantisedValue, type QuantisedWeightSpec } from '../../src/graph/quantised';
@@ -31,15 +31,10 @@ const SPECS: QuantSpec[] = [
   { bits: 4, blockSize: 16 },
 ];
 
-function loadModelFolder(dir: string) {
-  const config = loadConfig(dir);
-  const folder = readWeightFolder(dir, { skip: (n) => isIgnoredTensor(config, n) });
-  return { config, weights: canonicalWeights(config, folder.tensors, { consume: true }) };
-}
 
 /** Every linear map and the LM head of a fixture, [out, in]. */
 function matrices(name: string): { name: string; w: Float32Array; n: number; k: number }[] {
-  const model = loadModelFolder(join(FIXTURES, name));
+  const model = fixtureWeights(join(FIXTURES, name));
   const cfg = model.config;
   const arrays = weightArrays(cfg, model.weights);
   const out: { name: string; w: Float32Array; n: number; k: number }[] = [];
@@ -211,7 +206,7 @@ function countOps(model: Uint8Array, opType: string): number {
 
 for (const format of ['int8', 'int4'] as const) {
   test(`probe graph ${format}: onnxruntime's optimiser keeps every backward copy of Ŵ (and of the codes it reads) apart from the forward one`, async () => {
-    const model = loadModelFolder(join(FIXTURES, 'qwen2'));
+    const model = fixtureWeights(join(FIXTURES, 'qwen2'));
     const cfg = model.config;
     const qm = quantiseModel(cfg, model.weights, format);
     // A chunk budget of 4 KiB: the LM head and the MLP matrices are multiplied in chunks.

@@ -35,12 +35,14 @@
 //    effect (patched − unpatched logits) within twice the logits' error.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { errors, fixtureWeights } from '../helpers/fixture-weights';
+import { argmax } from '../../src/runtime/generate';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Graph } from '../../src/graph/builder';
-import { canonicalWeights, isIgnoredTensor, loadConfig, readWeightFolder, type CanonicalWeights } from '../../src/model';
+import type { CanonicalWeights } from '../../src/model';
 import { parseConfig, type ModelConfig } from '../../src/model/config';
 import { randomCanonicalWeights } from '../../src/model/synthetic';
 import { compareArrays } from '../../src/runtime/provider-check';
@@ -72,10 +74,8 @@ interface Case {
 /** A fixture's config and canonical weights (no tokenizer, as quantised-runtime.test.ts loads them) and its reference tokens. */
 function fixture(name: string): Case {
   const dir = join(FIXTURES, name);
-  const config = loadConfig(dir);
-  const folder = readWeightFolder(dir, { skip: (n) => isIgnoredTensor(config, n) });
   const r = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { ids: number[]; targets: number[]; mask: number[] };
-  return { config, weights: canonicalWeights(config, folder.tensors, { consume: true }), ids: r.ids, targets: r.targets, mask: r.mask };
+  return { ...fixtureWeights(dir), ids: r.ids, targets: r.targets, mask: r.mask };
 }
 
 /**
@@ -113,17 +113,7 @@ function somePatch(d: number, m: number, layers: readonly number[]): Map<number,
   return new Map(layers.map((l) => [l, { rows, deltas }]));
 }
 
-function errors(a: ArrayLike<number>, b: ArrayLike<number>): { abs: number; rel: number } {
-  assert.equal(a.length, b.length, 'GPU and CPU results differ in size');
-  const { abs, scale } = compareArrays(a, b);
-  return { abs, rel: abs / Math.max(scale, 1e-30) };
-}
 
-function argmax(x: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
 
 /** The gap between the largest and the second largest entry. */
 function topMargin(x: ArrayLike<number>): number {

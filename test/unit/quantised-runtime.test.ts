@@ -10,32 +10,16 @@
 //  - at accuracy_level 4 (int8 activations, the default decode) logits stay within 6 %.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fixtureWeights, relErr } from '../helpers/fixture-weights';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalWeights, isIgnoredTensor, loadConfig, readWeightFolder } from '../../src/model';
 
-/** Config and canonical weights of a fixture (no tokenizer: its timing check is not under test here). */
-function loadModelFolder(dir: string) {
-  const config = loadConfig(dir);
-  const folder = readWeightFolder(dir, { skip: (n) => isIgnoredTensor(config, n) });
-  return { config, weights: canonicalWeights(config, folder.tensors, { consume: true }) };
-}
 import { ModelRuntime, type LayerPatch } from '../../src/runtime/runtime';
 import { dequantiseModel, quantiseModel, quantisedModelBytes } from '../../src/runtime/quantised-weights';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'models');
 const CASES = ['llama', 'qwen2', 'mistral', 'gpt2', 'gpt-bigcode', 'llama-tied-hd'];
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let scale = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    m = Math.max(m, Math.abs(a[i] - b[i]));
-  }
-  return m / Math.max(scale, 1e-30);
-}
 
 function reference(name: string): { ids: number[]; targets: number[]; mask: number[] } {
   return JSON.parse(readFileSync(join(FIXTURES, name, 'reference.json'), 'utf8'));
@@ -50,7 +34,7 @@ function somePatch(d: number, m: number, layer: number): Map<number, LayerPatch>
 for (const name of CASES) {
   for (const format of ['int8', 'int4'] as const) {
     test(`quantised ${name} ${format}: decode, cache, probe and patches equal the float64 model on Ŵ`, async () => {
-      const model = loadModelFolder(join(FIXTURES, name));
+      const model = fixtureWeights(join(FIXTURES, name));
       const cfg = model.config;
       const q = quantiseModel(cfg, model.weights, format);
       const ref = dequantiseModel(cfg, q);

@@ -9,8 +9,9 @@
 // largest logit; dL/dh ≤ 1e-3 of the largest entry per layer; KV cache ≤ 1e-4 of its largest entry.
 import { test } from 'node:test';
 import { protoFields, protoText } from '../helpers/onnx-fields';
-import { compareArrays } from '../../src/runtime/provider-check';
 import assert from 'node:assert/strict';
+import { errors } from '../helpers/fixture-weights';
+import { argmax } from '../../src/runtime/generate';
 import { join } from 'node:path';
 import { buildDecodeGraph, buildProbeGraph, patchDeltasName, weightBlocks } from '../../src/graph/architectures/decoder';
 import { loadModelFolder, type ModelFolder } from '../../src/model';
@@ -28,17 +29,7 @@ const LOGITS_REL = 1e-4;
 const DH_REL = 1e-3;
 const CACHE_REL = 1e-4;
 
-function errors(a: ArrayLike<number>, b: ArrayLike<number>): { abs: number; rel: number } {
-  assert.equal(a.length, b.length, 'GPU and CPU results differ in size');
-  const { abs, scale } = compareArrays(a, b);
-  return { abs, rel: abs / Math.max(scale, 1e-30) };
-}
 
-function argmax(x: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
 
 interface Pair {
   folder: ModelFolder;
