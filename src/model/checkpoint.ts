@@ -12,7 +12,7 @@ import {
   SUPPORTED_DTYPES, asModelError, openWeightFile, readHeaderFd, readIndex, readTensorRange, unsupportedDtype, weightFiles,
   type Dtype, type SafetensorsHeader,
 } from './safetensors';
-import { checkNoExtraLayers, checkPlan, checkpointPlan, isIgnoredTensor, type CheckpointPlan, type TensorNeed } from './weights';
+import { checkLayerCount, checkPlan, checkpointPlan, isIgnoredTensor, type CheckpointPlan, type TensorNeed } from './weights';
 
 export interface Checkpoint {
   readonly plan: CheckpointPlan;
@@ -77,7 +77,7 @@ export function openCheckpoint(dir: string, config: ModelConfig, options: Checkp
         }
       }
     }
-    checkNoExtraLayers(config, where.keys());
+    checkLayerCount(config, where.keys());
     const plan = checkpointPlan(config, (n) => where.has(n));
     checkPlan(config, plan, (n) => where.get(n)?.header.tensors.get(n)?.shape);
     const locate = (need: TensorNeed): Located => {

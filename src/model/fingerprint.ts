@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { readConfigBytes, type ModelConfig } from './config';
 import { ModelError, errorText } from './errors';
 import { openWeightFile, readSafetensorsHeader, weightFiles, type SafetensorsHeader } from './safetensors';
-import { downProjectionNames } from './weights';
+import { checkLayerCount, downProjectionNames } from './weights';
 
 /** Blocks sampled from each tensor that is not hashed whole. */
 export const SAMPLE_BLOCKS = 16;
@@ -103,6 +103,7 @@ export function fingerprint(dir: string, config: ModelConfig): string {
 
   const files = weightFiles(dir).map((file) => ({ file, header: readSafetensorsHeader(file) }));
   const names = new Set(files.flatMap(({ header }) => [...header.tensors.keys()]));
+  checkLayerCount(config, names); // before a name per layer is made: config.json may claim 1e9 layers
   const down = downProjectionNames(config, names);
   for (const name of down) {
     if (!names.has(name)) {

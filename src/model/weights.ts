@@ -214,14 +214,31 @@ export function checkPlan(config: ModelConfig, plan: CheckpointPlan, shapeOf: (n
   }
 }
 
-/** Refuses tensors of layers the config does not have (a config for a smaller model). */
-export function checkNoExtraLayers(config: ModelConfig, names: Iterable<string>): void {
+/**
+ * Checks the layer count against the tensor names before a plan is built: refuses tensors of layers
+ * the config does not have (a config for a smaller model), and names the first tensor of the first
+ * layer the checkpoint has nothing for (a config for a larger model, or a hostile layer count —
+ * planning 1e9 layers first would never answer). Costs one pass over the names.
+ */
+export function checkLayerCount(config: ModelConfig, names: Iterable<string>): void {
+  const present = new Set<number>();
+  const all: string[] = [];
   for (const name of names) {
+    all.push(name);
     const m = /(?:^|\.)(?:layers|h)\.(\d+)\./.exec(name);
-    if (m && Number(m[1]) >= config.layers) {
+    if (!m) continue;
+    if (Number(m[1]) >= config.layers) {
       throw new ModelError('shape-mismatch', `the checkpoint has tensor "${name}" for layer ${m[1]}, but config.json says the model has ${config.layers} layers; config.json and the weights do not belong together`);
     }
+    present.add(Number(m[1]));
   }
+  if (present.size === config.layers) return;
+  let missing = 0;
+  while (present.has(missing)) missing++;
+  const has = new Set(all);
+  const layer = config.family === 'llama' ? llamaLayerPlan(config, missing) : gpt2LayerPlan(config, gpt2Prefix((n) => has.has(n)), missing);
+  const first = [...layer.values()][0]!;
+  throw new ModelError('tensor-missing', `the checkpoint has no tensor "${first.name}" (expected shape ${fmt(first.shape)} from ${describeConfig(config)}): it has no tensors for layer ${missing}; the weights are incomplete or belong to another architecture`);
 }
 
 /** Reads one tensor of a plan (already checked against the checkpoint) as float32, in its checkpoint layout. */
@@ -346,7 +363,7 @@ export function planParams(plan: CheckpointPlan): number {
  * can be garbage-collected at once instead of the whole model briefly existing twice.
  */
 export function canonicalWeights(config: ModelConfig, tensors: Map<string, HostTensor>, options: { consume?: boolean } = {}): CanonicalWeights {
-  checkNoExtraLayers(config, tensors.keys());
+  checkLayerCount(config, tensors.keys());
   const plan = checkpointPlan(config, (n) => tensors.has(n));
   checkPlan(config, plan, (n) => tensors.get(n)?.shape);
   const consume = options.consume ?? false;

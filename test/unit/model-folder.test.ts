@@ -135,6 +135,12 @@ describe('loadModelFolder', () => {
     writeFileSync(join(moreLayers, 'config.json'), JSON.stringify({ ...qwenJson, num_hidden_layers: 3 }));
     expectError(() => loadModelFolder(moreLayers), 'tensor-missing', /model\.layers\.2\./);
 
+    // A hostile layer count fails on the first missing layer without planning every layer
+    // (the fuzz's num_hidden_layers 1e9 used to allocate a plan per layer and never answer).
+    const hugeLayers = makeFolder(qwenJson).dir;
+    writeFileSync(join(hugeLayers, 'config.json'), JSON.stringify({ ...qwenJson, num_hidden_layers: 1e9 }));
+    expectError(() => loadModelFolder(hugeLayers), 'tensor-missing', /model\.layers\.2\./, /layers 1000000000/);
+
     const noWeights = makeFolder(qwenJson).dir;
     unlinkSync(join(noWeights, 'model.safetensors'));
     expectError(() => loadModelFolder(noWeights), 'weights-missing', /safetensors/);
@@ -200,6 +206,15 @@ describe('fingerprint', () => {
     renamed.set('transformer.h.0.ln_1.weight2', renamed.get('transformer.h.0.ln_1.weight')!);
     const { dir: renamedDir } = makeFolder(gpt2Json, { tensors: renamed, shards: 2 });
     assert.notEqual(fingerprint(renamedDir, c), fp);
+  });
+
+  test('a hostile layer count in config.json is a tensor-missing error before a name per layer is made', () => {
+    const c = parseConfig({ ...qwenJson, num_hidden_layers: 1e9 });
+    const dir = fresh();
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(qwenJson));
+    writeSafetensors(join(dir, 'model.safetensors'), randomCheckpointTensors(parseConfig(qwenJson), 5));
+    expectError(() => fingerprint(dir, c), 'tensor-missing', /model\.layers\.2\./, /layers 1000000000/);
   });
 
   test('a missing down projection is a tensor-missing error', () => {

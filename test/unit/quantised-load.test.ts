@@ -121,6 +121,7 @@ test('a broken folder gets the same ModelError from the streamed load as from lo
     })],
     ['an extra layer', variant('llama', (t) => t.set(`model.layers.${config.layers}.input_layernorm.weight`, { shape: [config.hidden], data: new Float32Array(config.hidden) }))],
     ['a NaN in a BF16 down projection', variant('llama', (t) => { t.get('model.layers.1.mlp.down_proj.weight')!.data[77] = NaN; }, { dtype: 'BF16' })],
+    ['a hostile layer count (1e9)', variant('llama', () => {}, { config: (c) => { c.num_hidden_layers = 1e9; } })],
     ['an infinity in the embedding', variant('llama', (t) => { t.get('model.embed_tokens.weight')!.data[5 * config.hidden + 3] = Infinity; })],
   ];
   for (const [what, dir] of broken) {
