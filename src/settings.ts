@@ -172,8 +172,8 @@ export const SETTINGS: readonly SettingDefinition[] = [
   {
     key: 'repair.select', type: 'enum', default: 'model', enum: SELECT_SETTINGS,
     enumDescriptions: [
-      'The selection tuned for the model by the repair benchmark (star-repair.json in the model folder), else dense.',
-      'Every neuron of every layer (reference setting, large patches).',
+      'The selection tuned for the model by the repair benchmark (star-repair.json in the model folder), else the first of dense, layer, global whose patch fits the patch bound (dense on the embedded model, global on a real one).',
+      'Every neuron of every layer (the authors\' default; on a real model the patch is too large to keep and the repair says so).',
       'The top neurons by attribution over all layers.',
       'The quarter of layers whose MLP matters most to the failure (skipping it raises the loss most), all their neurons.',
       'The most responsible layer, then its top neurons.',

@@ -4,8 +4,8 @@
 
 import { benchMethod, BenchContext, loadBenchData, type MethodResult } from '../eval/bench';
 import { RepairModel } from '../repair/engine';
-import type { RepairMethod } from '../repair/patch';
-import { methodDefaults, type RepairRequest } from '../repair/run';
+import { MAX_PATCH_PARAMS, type RepairMethod } from '../repair/patch';
+import { methodDefaults, plannedPatch, type RepairRequest } from '../repair/run';
 import { openModel } from '../runtime/open';
 import { intFlag, print, UsageError, type Command } from './common';
 
@@ -36,13 +36,22 @@ export const benchCommand: Command = {
       onFailure: flags.json ? undefined : (i, n, name) => process.stderr.write(`\r${name}: ${i + 1}/${n}   `),
     });
     const base: RepairRequest = { method: 'star', mode: 'batch', select: defaults.star.select ?? 'global' };
+    // A method whose patch could not be sent or stored on this model (SGD or dense STAR on a real
+    // model) is left out, saying why, instead of failing the run.
+    const skipped: { name: string; reason: string }[] = [];
+    const run = async (name: string, request: RepairRequest, into: MethodResult[]) => {
+      const { values } = plannedPatch(folder.config, request, defaults);
+      if (values <= MAX_PATCH_PARAMS) into.push(await benchMethod(ctx, name, request, defaults));
+      else skipped.push({ name, reason: `its patch would hold up to ${values.toLocaleString('en-US')} values, more than the ${MAX_PATCH_PARAMS.toLocaleString('en-US')} one patch may hold` });
+    };
     const results: MethodResult[] = [];
-    for (const m of methods) results.push(await benchMethod(ctx, m, { ...base, method: m }, defaults));
+    for (const m of methods) await run(m, { ...base, method: m }, results);
     const ablation: MethodResult[] = [];
     if (methods.includes('star') && !flags['no-ablation']) {
-      for (const select of ['dense', 'global', 'layer'] as const) ablation.push(await benchMethod(ctx, `star ${select}`, { ...base, select }, defaults));
+      for (const select of ['dense', 'global', 'layer'] as const) await run(`star ${select}`, { ...base, select }, ablation);
     }
-    const out = { model: folder.name, executionProvider: runtime.provider, split, methods: results, ablation };
+    for (const s of skipped) process.stderr.write(`\nskipped ${s.name}: ${s.reason}\n`);
+    const out = { model: folder.name, executionProvider: runtime.provider, split, methods: results, ablation, skipped };
     print(flags, out, () => `\n${formatResults(results)}\n\nSTAR selection modes:\n${formatResults(ablation)}`);
     await runtime.release();
     return out;

@@ -11,7 +11,7 @@ import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
 import { canonicalRepairWeights, headRowSource, type RepairWeights } from './repair-weights';
 import type { LayerPatch, ModelRuntime } from '../runtime/runtime';
-import { combinePatches, packLayers, type PatchLayer } from './patch';
+import { combinePatches, type PatchLayer } from './patch';
 import { matrix } from './linalg';
 import type { DownProjection } from './locate';
 import { semanticBasis, type SemanticBasis } from './semantic';
@@ -36,43 +36,147 @@ export function checkCancelled(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new RepairError('cancelled', 'the repair was cancelled; the model is unchanged');
 }
 
-/** The accumulating patch of one repair: (layer, row) → delta vector, in float64 (the steps add up here; combinePatches sums it with the active patches). */
+/** One layer of an accumulator: row → slot; the slots' deltas back to back in `data` (capacity ≥ rows). */
+interface LayerSlots {
+  slot: Map<number, number>;
+  rows: number[];
+  data: Float32Array;
+  /** A runtime holds views of `data`: the next write copies it first. */
+  lent: boolean;
+}
+
+/**
+ * The accumulating patch of one repair: (layer, row) → delta vector, float32 (the format of a
+ * Patch), each layer's rows in one buffer — a dense repair of a 1.5B model is 250,880 rows, and a
+ * Map of per-row float64 arrays held it twice over. `lend()` hands the layers to a runtime as views
+ * without a copy; while lent, a write copies the layer first, so the runtime's patch never changes
+ * under it; `reclaim()` (the runtime has let go) makes writes in place again. RepairModel.apply
+ * does both.
+ */
 export class PatchAccumulator {
-  private readonly rows = new Map<number, Map<number, Float64Array>>();
+  private readonly layers = new Map<number, LayerSlots>();
   constructor(readonly d: number) {}
 
-  add(layer: number, row: number, delta: ArrayLike<number>, scale = 1): void {
-    let layerRows = this.rows.get(layer);
-    if (!layerRows) this.rows.set(layer, (layerRows = new Map()));
-    let acc = layerRows.get(row);
-    if (!acc) layerRows.set(row, (acc = new Float64Array(this.d)));
-    for (let j = 0; j < this.d; j++) acc[j] += scale * delta[j];
+  /** Slots for `rows` of `layer` (new rows appended, zero); a lent or full buffer is replaced by a copy. */
+  private slotsFor(layer: number, rows: readonly number[]): LayerSlots {
+    const d = this.d;
+    let s = this.layers.get(layer);
+    if (!s) this.layers.set(layer, (s = { slot: new Map(), rows: [], data: new Float32Array(0), lent: false }));
+    let fresh = 0;
+    for (const r of rows) if (!s.slot.has(r)) fresh++;
+    const need = (s.rows.length + fresh) * d;
+    if (s.lent || need > s.data.length) {
+      // A single row grows the buffer geometrically (MINT adds one at a time); a batch exactly (a dense STAR step).
+      const size = need > s.data.length && rows.length === 1 ? Math.max(need, 2 * s.data.length) : need;
+      const data = new Float32Array(size);
+      data.set(s.data.subarray(0, s.rows.length * d));
+      s.data = data;
+      s.lent = false;
+    }
+    for (const r of rows) {
+      if (s.slot.has(r)) continue;
+      s.slot.set(r, s.rows.length);
+      s.rows.push(r);
+    }
+    return s;
   }
 
-  /** The current delta of one row (zeros if untouched). */
+  add(layer: number, row: number, delta: ArrayLike<number>, scale = 1): void {
+    const s = this.slotsFor(layer, [row]);
+    const o = s.slot.get(row)! * this.d;
+    for (let j = 0; j < this.d; j++) s.data[o + j]! += scale * delta[j]!;
+  }
+
+  /** Adds `scale` × deltas ([rows.length, d], row-major) to `rows` of `layer`. */
+  addRows(layer: number, rows: readonly number[], deltas: ArrayLike<number>, scale = 1): void {
+    const d = this.d;
+    if (deltas.length !== rows.length * d) throw new RangeError(`addRows: ${deltas.length} delta values for ${rows.length} rows of ${d}`);
+    const s = this.slotsFor(layer, rows);
+    rows.forEach((r, i) => {
+      const o = s.slot.get(r)! * d;
+      const from = i * d;
+      for (let j = 0; j < d; j++) s.data[o + j]! += scale * deltas[from + j]!;
+    });
+  }
+
+  /** The current delta of one row (zeros if untouched), as a copy. */
   get(layer: number, row: number): Float64Array {
-    return this.rows.get(layer)?.get(row) ?? new Float64Array(this.d);
+    const s = this.layers.get(layer);
+    const i = s?.slot.get(row);
+    return i === undefined ? new Float64Array(this.d) : Float64Array.from(s!.data.subarray(i * this.d, (i + 1) * this.d));
   }
 
   remove(layer: number, row: number): void {
-    this.rows.get(layer)?.delete(row);
+    const s = this.layers.get(layer);
+    const i = s?.slot.get(row);
+    if (s === undefined || i === undefined) return;
+    if (s.lent) {
+      s.data = s.data.slice(0, s.rows.length * this.d);
+      s.lent = false;
+    }
+    // The last slot moves into the gap.
+    const last = s.rows.length - 1;
+    const moved = s.rows[last]!;
+    s.data.copyWithin(i * this.d, last * this.d, (last + 1) * this.d);
+    s.rows[i] = moved;
+    s.slot.set(moved, i);
+    s.rows.pop();
+    s.slot.delete(row);
   }
 
   clone(): PatchAccumulator {
     const c = new PatchAccumulator(this.d);
-    for (const [l, rows] of this.rows) for (const [r, v] of rows) c.add(l, r, v);
+    for (const [l, s] of this.layers) c.layers.set(l, { slot: new Map(s.slot), rows: [...s.rows], data: s.data.slice(0, s.rows.length * this.d), lent: false });
     return c;
   }
 
   get neurons(): number {
     let n = 0;
-    for (const rows of this.rows.values()) n += rows.size;
+    for (const s of this.layers.values()) n += s.rows.length;
     return n;
   }
 
-  /** This repair's change alone, in the Patch format. */
+  /** Sorts each layer's slots by row (in place, or into a fresh buffer while lent). */
+  private sortRows(): void {
+    const d = this.d;
+    for (const s of this.layers.values()) {
+      if (s.rows.every((r, i) => i === 0 || s.rows[i - 1]! < r)) continue;
+      const rows = [...s.rows].sort((a, b) => a - b);
+      const data = new Float32Array(rows.length * d);
+      rows.forEach((r, i) => data.set(s.data.subarray(s.slot.get(r)! * d, (s.slot.get(r)! + 1) * d), i * d));
+      s.rows = rows;
+      s.data = data;
+      s.slot = new Map(rows.map((r, i) => [r, i]));
+      s.lent = false;
+    }
+  }
+
+  /** The layers as views (rows ascending, empty layers left out): valid until reclaim(); writes meanwhile copy first. */
+  lend(): Map<number, LayerPatch> {
+    this.sortRows();
+    const out = new Map<number, LayerPatch>();
+    for (const l of [...this.layers.keys()].sort((a, b) => a - b)) {
+      const s = this.layers.get(l)!;
+      s.lent = true;
+      if (s.rows.length) out.set(l, { rows: s.rows.slice(), deltas: s.data.subarray(0, s.rows.length * this.d) });
+    }
+    return out;
+  }
+
+  /** Whoever borrowed the views has let go of them: writes go in place again. */
+  reclaim(): void {
+    for (const s of this.layers.values()) s.lent = false;
+  }
+
+  /** This repair's change alone, in the Patch format (a copy). */
   toLayers(): PatchLayer[] {
-    return packLayers(this.rows, this.d);
+    this.sortRows();
+    const out: PatchLayer[] = [];
+    for (const l of [...this.layers.keys()].sort((a, b) => a - b)) {
+      const s = this.layers.get(l)!;
+      if (s.rows.length) out.push({ layer: l, rows: s.rows.slice(), deltas: s.data.slice(0, s.rows.length * this.d) });
+    }
+    return out;
   }
 }
 
@@ -96,9 +200,27 @@ export class RepairModel {
     runtime.setPatch(base);
   }
 
-  /** Makes the runtime compute with base + `acc`. */
+  /** The accumulator whose views the runtime computes with (lent by apply). */
+  private lentTo: PatchAccumulator | null = null;
+
+  /**
+   * Makes the runtime compute with base + `acc`: over an empty base the runtime borrows `acc`'s
+   * layers without a copy (a dense patch of a large model is GBs). apply(null) lets go of them, so
+   * a step can then write into `acc` in place.
+   */
   apply(acc: PatchAccumulator | null): void {
-    this.runtime.setPatch(combinePatches([this.base, acc && { layers: acc.toLayers() }], this.config.hidden));
+    const before = this.lentTo;
+    this.lentTo = null;
+    if (acc === null) this.runtime.setPatch(this.base);
+    else if (this.base.size === 0) {
+      this.runtime.setPatch(acc.lend());
+      this.lentTo = acc;
+    } else {
+      const views = acc.lend();
+      this.runtime.setPatch(combinePatches([this.base, views], this.config.hidden));
+      acc.reclaim();
+    }
+    if (before && before !== this.lentTo) before.reclaim();
   }
 
   /** Value vectors of layer l as they are now: base weights plus the base patch plus `acc`. */

@@ -13,7 +13,7 @@ import type { Matrix } from './linalg';
  */
 export type SelectMode = 'dense' | 'global' | 'layer' | 'one-layer';
 export const SELECT_MODES: readonly SelectMode[] = ['dense', 'global', 'layer', 'one-layer'];
-/** What a setting or a repair request may ask for: a mode, or 'model' — the model's tuned selection (star-repair.json), else dense. */
+/** What a setting or a repair request may ask for: a mode, or 'model' — the model's tuned selection (star-repair.json), else the first that fits (fittingSelect). */
 export type SelectSetting = 'model' | SelectMode;
 export const SELECT_SETTINGS: readonly SelectSetting[] = ['model', ...SELECT_MODES];
 
@@ -221,6 +221,43 @@ export function selectNeurons(
       throw new LinalgError('invalid-argument', `unknown selection mode ${String(never)}; use dense, global, layer or one-layer`);
     }
   }
+}
+
+/** What sizes a selection before any probe: the model's shape and the repair's options. */
+export interface SelectionSizing {
+  layers: number;
+  /** Neurons per layer (m). */
+  intermediate: number;
+  topK: number;
+  fraction: number;
+  layerShare: number;
+}
+
+/**
+ * The most rows one located set of `mode` can hold, from the shape alone (selectNeurons's counts:
+ * dense L·m, layer ⌈share·L⌉·m, global topK, one-layer ⌈ρ·m⌉). A repair's patch is rows × d values.
+ */
+export function selectionRows(mode: SelectMode, s: SelectionSizing): number {
+  switch (mode) {
+    case 'dense': return s.layers * s.intermediate;
+    case 'layer': return Math.max(1, Math.ceil(s.layerShare * s.layers - 1e-9)) * s.intermediate;
+    case 'global': return Math.min(s.topK, s.layers * s.intermediate);
+    case 'one-layer': return Math.min(s.intermediate, Math.max(1, Math.ceil(s.fraction * s.intermediate - 1e-9)));
+    default: {
+      const never: never = mode;
+      throw new LinalgError('invalid-argument', `unknown selection mode ${String(never)}`);
+    }
+  }
+}
+
+/**
+ * The selection a repair takes when nothing asks for one: the first of dense (the authors'
+ * default), layer, global whose rows × d fit `maxValues` — dense on the embedded model, global on
+ * a real model (Qwen2.5-Coder-0.5B dense is 104.6 M values, its layer selection 26.1 M).
+ */
+export function fittingSelect(s: SelectionSizing, d: number, maxValues: number): SelectMode {
+  for (const mode of ['dense', 'layer', 'global'] as const) if (selectionRows(mode, s) * d <= maxValues) return mode;
+  return 'global';
 }
 
 /** The layer whose zero-ablation gives the highest loss (index into the runtime's ablated losses). */

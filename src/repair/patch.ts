@@ -97,6 +97,20 @@ export interface PatchTarget {
   intermediateSize?: number;
 }
 
+/**
+ * The most delta values one patch may hold: 2^23 float32, 32 MiB (45 MB as base64 JSON). A patch
+ * travels whole in one worker message and is one record of the model's patch file (read as one
+ * string, src/store/patch-file.ts), so a dense patch of a real model cannot be kept: Qwen2.5-Coder
+ * 0.5B dense is 104.6 M values (418 MB), 1.5B 385 M (1.54 GB). Dense STAR on the embedded model is
+ * 786,432. A repair checks its selection against this before any work (src/repair/run.ts).
+ */
+export const MAX_PATCH_PARAMS = 2 ** 23;
+
+/** Characters of base64 that `values` float32 values encode to. */
+export function base64Chars(values: number): number {
+  return 4 * Math.ceil((4 * values) / 3);
+}
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Encodes float32 values as base64 of their little-endian bytes. */
@@ -202,7 +216,13 @@ function patchProblems(p: Record<string, unknown>, layers: { layer: unknown; row
     const layerD = checkDeltas(l.deltas, l.rows.length, d, where, problems);
     if (layerD !== undefined && d === undefined) d = layerD;
   });
+  const values = layers.reduce((n, l) => n + (l.deltas?.length ?? 0), 0);
+  if (values > MAX_PATCH_PARAMS) problems.push(tooLarge(values));
   return problems;
+}
+
+function tooLarge(values: number): string {
+  return `the patch holds ${values.toLocaleString('en-US')} delta values, more than the ${MAX_PATCH_PARAMS.toLocaleString('en-US')} one patch may hold: repair fewer neurons (select global or one-layer)`;
 }
 
 /** Validates an in-memory patch; throws InvalidPatchError. `hiddenSize` pins d when known. */
@@ -251,6 +271,9 @@ export function patchFromJson(json: unknown, hiddenSize?: number): Patch {
   }
   if (!isRecord(json)) throw new InvalidPatchError(['a patch must be a JSON object']);
   if (!Array.isArray(json.layers)) throw new InvalidPatchError(['"layers" must be an array']);
+  // Refused before decoding: a hostile file's deltas are not expanded.
+  const chars = json.layers.reduce((n: number, l: unknown) => n + (isRecord(l) && typeof l.deltas === 'string' ? l.deltas.length : 0), 0);
+  if (chars > base64Chars(MAX_PATCH_PARAMS)) throw new InvalidPatchError([tooLarge(Math.floor((3 * chars) / 16))]);
   const decodeProblems: string[] = [];
   const layers = json.layers.map((l: unknown, i: number) => {
     const r = isRecord(l) ? l : {};

@@ -5,12 +5,13 @@
 // running the completion the editor would show (runtime/completion.ts), never by a score alone.
 
 import type { Failure } from '../failures/failure';
+import type { ModelConfig } from '../model/config';
 import type { TextTokenizer } from '../model/tokenizer';
 import { DEFAULT_REPLAY, showsDesired, type CompletionReplay } from '../runtime/completion';
 import { assess, type RepairControl, type RepairModel } from './engine';
-import type { SelectMode } from './locate';
+import { fittingSelect, selectionRows, type SelectionSizing, type SelectMode } from './locate';
 import { PAPER_DEFAULTS, type MethodDefaults } from './model-defaults';
-import { newPatchId, patchSize, type JsonValue, type Patch, type RepairMethod, type RepairMode } from './patch';
+import { MAX_PATCH_PARAMS, newPatchId, patchSize, type JsonValue, type Patch, type RepairMethod, type RepairMode } from './patch';
 import { repairMint, repairSgd } from './baselines';
 import { repairStar, type RepairOutcome, type RightPositions, type StopWhen } from './star';
 import { makeExample, RepairError, type Example } from './teacher';
@@ -21,7 +22,7 @@ export interface RepairRequest {
   method: RepairMethod;
   /** undefined = the model's tuned mode, else batch. */
   mode?: RepairMode;
-  /** undefined = the model's tuned selection, else dense. */
+  /** undefined = the model's tuned selection, else the first of dense, layer, global whose patch fits (MAX_PATCH_PARAMS). */
   select?: SelectMode;
   epochs?: number;
   /** STAR's η or SGD's learning rate; undefined = the model's tuned default. */
@@ -75,6 +76,32 @@ export function prepareFailures(tokenizer: TextTokenizer, failures: readonly Rep
   return { prepared, skipped };
 }
 
+/** MINT edits at most this many neurons per repair. */
+const MINT_MAX_NEURONS = 10;
+
+/**
+ * What a request will locate, from the model's shape alone (before any work): STAR's selection
+ * (the request's, else the model's tuned one, else the first that fits, locate.ts fittingSelect)
+ * and the most delta values its patch can hold (SGD changes every neuron; MINT at most 10).
+ */
+export function plannedPatch(config: Pick<ModelConfig, 'layers' | 'hidden' | 'intermediate'>, request: RepairRequest, defaults: MethodDefaults = PAPER_DEFAULTS): { select: SelectMode; sizing: SelectionSizing; values: number } {
+  const { hidden: d, layers, intermediate } = config;
+  const tuned = defaults.star;
+  const sizing: SelectionSizing = {
+    layers, intermediate,
+    topK: request.topK ?? tuned.topK ?? 64,
+    fraction: request.fraction ?? tuned.fraction ?? 0.05,
+    layerShare: request.layerShare ?? 0.25,
+  };
+  const select = request.select ?? tuned.select ?? fittingSelect(sizing, d, MAX_PATCH_PARAMS);
+  const rows = request.method === 'sgd' ? layers * intermediate : request.method === 'mint' ? Math.min(MINT_MAX_NEURONS, layers * intermediate) : selectionRows(select, sizing);
+  return { select, sizing, values: rows * d };
+}
+
+function tooLarge(values: number, why: string): RepairError {
+  return new RepairError('patch-too-large', `${why}: a patch of ${values.toLocaleString('en-US')} values, more than the ${MAX_PATCH_PARAMS.toLocaleString('en-US')} one patch may hold (it is sent and stored whole); repair with select global or one-layer (or fewer top-K neurons)`);
+}
+
 /** What runRepair returns inside the worker (the wire's RepairResult, worker/protocol.ts, is built from it). */
 export interface RepairRunResult {
   patch: Patch;
@@ -102,6 +129,10 @@ export async function runRepair(
   defaults: MethodDefaults = PAPER_DEFAULTS, control: RepairControl = {}, extras: RepairExtras = {},
 ): Promise<RepairRunResult> {
   const start = performance.now();
+  const tunedStar = defaults.star;
+  const { select, sizing, values } = plannedPatch(model.config, request, defaults);
+  // Before any work: a patch too large to send and store is refused, not computed.
+  if (values > MAX_PATCH_PARAMS) throw tooLarge(values, request.method === 'sgd' ? 'SGD changes every neuron' : `the ${select} selection changes up to ${(values / model.config.hidden).toLocaleString('en-US')} neurons`);
   model.apply(null);
   const skipped: Skipped[] = [];
   const todo: Prepared[] = [];
@@ -121,7 +152,6 @@ export async function runRepair(
   const examples = todo.map((t) => t.example);
   const epochs = request.epochs ?? 10;
   const options: Record<string, JsonValue> = { epochs };
-  const tunedStar = defaults.star;
   // A near tie needs a lead, not just the argmax, to survive the decoding graph's rounding.
   const margin = Math.max(request.margin ?? tunedStar.margin ?? 0, nearTie ? 0.05 : 0);
   let outcome: RepairOutcome;
@@ -129,15 +159,15 @@ export async function runRepair(
   if (method === 'star') {
     const o = {
       mode: request.mode ?? tunedStar.mode ?? 'batch',
-      select: request.select ?? tunedStar.select ?? 'dense',
+      select,
       epochs,
       eta: request.eta ?? tunedStar.eta,
       stopWhen: request.stopWhen ?? tunedStar.stopWhen ?? 'target-right',
       margin,
       rightPositions: request.rightPositions ?? 'zero-steer',
-      topK: request.topK ?? tunedStar.topK ?? 64,
-      fraction: request.fraction ?? tunedStar.fraction ?? 0.05,
-      layerShare: request.layerShare ?? 0.25,
+      topK: sizing.topK,
+      fraction: sizing.fraction,
+      layerShare: sizing.layerShare,
       lineSearch: request.lineSearch ?? tunedStar.lineSearch ?? false,
       preserveRows: extras.preserve?.length ? (request.preserveRows ?? tunedStar.preserveRows ?? 0) : 0,
     };
@@ -148,15 +178,17 @@ export async function runRepair(
     Object.assign(options, o);
     outcome = await repairSgd(model, examples, o, control);
   } else {
-    const o = { f: request.f ?? defaults.mint.f, candidates: 10, maxNeurons: 10, style: request.mintStyle ?? 'authors' };
+    const o = { f: request.f ?? defaults.mint.f, candidates: 10, maxNeurons: MINT_MAX_NEURONS, style: request.mintStyle ?? 'authors' };
     Object.assign(options, o);
     outcome = await repairMint(model, examples, o, control);
   }
   // The runtime now computes with base + this repair's patch: what the editor shows once it is committed.
   const shown = await shownFixed(model, tokenizer, todo);
   const fixed = todo.filter((_, i) => shown[i]).map((t) => t.failure.id);
-  const layers = outcome.acc.toLayers();
-  const size = patchSize({ layers });
+  const patchLayers = outcome.acc.toLayers();
+  const size = patchSize({ layers: patchLayers });
+  // Steps that located different rows add up: the union is checked too.
+  if (size.params > MAX_PATCH_PARAMS) throw tooLarge(size.params, `its steps changed ${size.neurons.toLocaleString('en-US')} neurons`);
   const patch: Patch = {
     id: newPatchId(),
     modelFingerprint: fingerprint,
@@ -165,7 +197,7 @@ export async function runRepair(
     options,
     failureIds: todo.map((t) => t.failure.id),
     createdAt: new Date().toISOString(),
-    layers,
+    layers: patchLayers,
     scores: { effectiveness: fixed.length / todo.length, generalisation: null, specificity: null },
     stats: { ms: Math.round(performance.now() - start), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024), neurons: size.neurons, params: size.params },
   };

@@ -176,9 +176,46 @@ async function activationsAt(model: RepairModel, e: Example, rows: readonly Row[
   return { z, probe };
 }
 
+/**
+ * The exact gradient of the loss w.r.t. the located rows of one layer, Σ_e w_e·gradientRows(z_e, dh_e),
+ * kept as its terms (each probe's activations and output gradient, T·(m + d) values) while they
+ * are smaller than the [k, d] sum, which is formed once they are not. A dense step of a 1.5B model
+ * so holds a few probes instead of 28 float64 sums of [8960, 1536] (3.1 GB); the sum is the same,
+ * added in the same order.
+ */
+class RowGradient {
+  private terms: { z: Float32Array; dh: Float32Array; T: number; w: number }[] = [];
+  private held = 0;
+  private sum: Float64Array | null = null;
+  constructor(private readonly rows: number[], private readonly m: number, private readonly d: number) {}
+
+  add(z: Float32Array, dh: Float32Array, T: number, w: number): void {
+    if (this.sum) return this.addTo(this.sum, z, dh, T, w);
+    this.terms.push({ z, dh, T, w });
+    this.held += z.length + dh.length;
+    if (this.held > this.rows.length * this.d) {
+      this.sum = this.value();
+      this.terms = [];
+    }
+  }
+
+  private addTo(G: Float64Array, z: Float32Array, dh: Float32Array, T: number, w: number): void {
+    const g = gradientRows(z, dh, this.rows, T, this.m, this.d);
+    for (let i = 0; i < g.length; i++) G[i] += w * g[i];
+  }
+
+  value(): Float64Array {
+    if (this.sum) return this.sum;
+    const G = new Float64Array(this.rows.length * this.d);
+    for (const t of this.terms) this.addTo(G, t.z, t.dh, t.T, t.w);
+    return G;
+  }
+}
+
 interface Step {
-  update: PatchAccumulator;
   loss: number;
+  /** Layer l's aligned Δ ([rows, d], the located rows' order), solved when asked: one layer's Δ in memory at a time. */
+  solve(l: number): Float64Array;
 }
 
 /**
@@ -191,10 +228,10 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
   const fromLayer = Math.min(...located.keys());
   const N = system.length;
   const Z = new Map<number, Matrix>();
-  const grads = new Map<number, Float64Array>();
+  const grads = new Map<number, RowGradient>();
   for (const [l, rows] of located) {
     Z.set(l, matrix(N, rows.length));
-    grads.set(l, new Float64Array(rows.length * d));
+    grads.set(l, new RowGradient(rows, m, d));
   }
   const S = matrix(N, d);
   system.forEach((s, n) => s.steer && S.data.set(s.steer, n * d));
@@ -217,11 +254,7 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
   };
   /** Adds `w` times one probe's exact gradient of the located rows. */
   const addGradient = (probe: { z: Float32Array[]; dh: Float32Array[] }, T: number, w: number) => {
-    for (const [l, rows] of located) {
-      const g = gradientRows(probe.z[l], probe.dh[l], rows, T, m, d);
-      const G = grads.get(l)!;
-      for (let i = 0; i < g.length; i++) G[i] += w * g[i];
-    }
+    for (const l of located.keys()) grads.get(l)!.add(probe.z[l], probe.dh[l], T, w);
   };
   const repairIdx = rowsBySet('repair');
   for (const ex of new Set([...lossBy.keys(), ...repairIdx.keys()])) {
@@ -250,17 +283,11 @@ async function starStep(model: RepairModel, examples: readonly Example[], preser
     loss += w * probe.loss;
     addGradient(probe, e.ids.length, w);
   }
-  const update = new PatchAccumulator(d);
-  for (const [l, rows] of located) {
-    const delta = minNormLeastSquares(Z.get(l)!, S);
-    const aligned = signAlign(delta.data, grads.get(l)!);
-    rows.forEach((r, i) => update.add(l, r, aligned.subarray(i * d, (i + 1) * d)));
-  }
-  return { update, loss };
+  return { loss, solve: (l) => signAlign(minNormLeastSquares(Z.get(l)!, S).data, grads.get(l)!.value()) };
 }
 
 function addInto(acc: PatchAccumulator, update: PatchAccumulator, scale: number): void {
-  for (const layer of update.toLayers()) layer.rows.forEach((r, i) => acc.add(layer.layer, r, layer.deltas.subarray(i * acc.d, (i + 1) * acc.d), scale));
+  for (const layer of update.toLayers()) acc.addRows(layer.layer, layer.rows, layer.deltas, scale);
 }
 
 function addScaled(acc: PatchAccumulator, update: PatchAccumulator, scale: number): PatchAccumulator {
@@ -334,14 +361,23 @@ async function repairBatch(model: RepairModel, examples: readonly Example[], pre
       ? failingAtStart.map((row) => ({ row, steer: fixedSteers.get(row)!, set: 'repair' as const }))
       : all.map((row) => ({ row, steer: states[row.ex].correct[row.k] ? null : steer(basis, row.y, states[row.ex].argmax[row.k]), set: 'repair' as const }));
     const withKept = [...system, ...kept.map((row) => ({ row, steer: null, set: 'preserve' as const }))];
-    const { update, loss } = await starStep(model, examples, preserve, withKept, lossRows, located);
-    run.losses.push(loss);
-    const eta = opts.lineSearch ? await searchStep(model, examples, run.acc, update, opts.eta, opts.margin) : opts.eta;
-    addInto(run.acc, update, eta);
+    const step = await starStep(model, examples, preserve, withKept, lossRows, located);
+    run.losses.push(step.loss);
+    if (opts.lineSearch) {
+      const update = new PatchAccumulator(model.config.hidden);
+      for (const [l, rows] of located) update.addRows(l, rows, step.solve(l));
+      const eta = await searchStep(model, examples, run.acc, update, opts.eta, opts.margin);
+      model.apply(null);
+      addInto(run.acc, update, eta);
+    } else {
+      // The runtime lets go of the accumulator's rows first, so each layer's step is added in place.
+      model.apply(null);
+      for (const [l, rows] of located) run.acc.addRows(l, rows, step.solve(l), opts.eta);
+    }
     model.apply(run.acc);
     states = await assessAll(model, examples);
     run.epochMs.push(performance.now() - t0);
-    control.onProgress?.({ method: 'star', phase: 'step', epoch, epochs: opts.epochs, loss, positionsFixed: rowsRight(states, all), positionsTotal: all.length });
+    control.onProgress?.({ method: 'star', phase: 'step', epoch, epochs: opts.epochs, loss: step.loss, positionsFixed: rowsRight(states, all), positionsTotal: all.length });
   }
   return epoch;
 }

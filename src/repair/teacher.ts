@@ -18,7 +18,7 @@ import { healingCandidates, tokenTexts } from '../runtime/generate';
 import { preparePrompt, type PreparedPrompt } from '../runtime/prompt';
 import { completionEnd, cursorLineIndent, finishCompletion, trimShownEnd, type StopRule } from '../runtime/stop-rules';
 
-export type RepairErrorCode = 'empty-prompt' | 'empty-desired' | 'boundary' | 'too-long' | 'multi-line' | 'already-correct' | 'cancelled' | 'invalid-option';
+export type RepairErrorCode = 'empty-prompt' | 'empty-desired' | 'boundary' | 'too-long' | 'multi-line' | 'already-correct' | 'cancelled' | 'invalid-option' | 'patch-too-large';
 
 /** A problem with a failure or a repair request that the user can fix. */
 export class RepairError extends Error {

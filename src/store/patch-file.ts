@@ -3,13 +3,14 @@
 // large to hold as JSON text, empty, not JSON, not a valid patch — becomes a PatchFileError that
 // names the file and says what to do, instead of a bare "Unexpected end of JSON input".
 import * as fs from 'node:fs';
-import { InvalidPatchError, patchFromJson, type Patch } from '../repair/patch';
+import { InvalidPatchError, MAX_PATCH_PARAMS, patchFromJson, type Patch } from '../repair/patch';
 
 /**
- * Largest patch file read: about the longest string V8 can hold (2^29 characters). A dense patch
- * of a large model is bigger; make a smaller one (select global or layer) to move it as a file.
+ * Largest patch file read: a patch holds at most MAX_PATCH_PARAMS delta values (45 MB of base64)
+ * and as many row indices (≤ 8 digits each), so a bigger file is not a patch; 128 MiB leaves room
+ * for pretty-printing. Refused unread.
  */
-export const MAX_PATCH_FILE_BYTES = 512 * 1024 * 1024;
+export const MAX_PATCH_FILE_BYTES = 128 * 1024 * 1024;
 
 export type PatchFileProblem = 'missing' | 'unreadable' | 'not-a-file' | 'too-large' | 'empty' | 'not-json' | 'invalid';
 
@@ -51,7 +52,7 @@ function readText(file: string): string {
     if (st.isDirectory()) throw new PatchFileError(file, 'not-a-file', 'is not a regular file but a directory: give the path of a patch .json file');
     if (!st.isFile()) throw new PatchFileError(file, 'not-a-file', `is not a regular file (a FIFO, socket or device): ${WRITTEN_BY}`);
     if (st.size > MAX_PATCH_FILE_BYTES) {
-      throw new PatchFileError(file, 'too-large', `is ${Math.round(st.size / 2 ** 20)} MiB; patch files over ${MAX_PATCH_FILE_BYTES / 2 ** 20} MiB cannot be read as JSON: make a smaller patch (repair with --select global or layer)`);
+      throw new PatchFileError(file, 'too-large', `is ${Math.round(st.size / 2 ** 20)} MiB; patch files over ${MAX_PATCH_FILE_BYTES / 2 ** 20} MiB cannot hold a valid patch (one patch changes at most ${MAX_PATCH_PARAMS.toLocaleString('en-US')} values): make a smaller patch (repair with --select global or one-layer)`);
     }
     return fs.readFileSync(fd, 'utf8');
   } catch (err) {

@@ -6,7 +6,7 @@
 
 import type { RepairProgress } from '../repair/engine';
 import { SELECT_SETTINGS } from '../repair/locate';
-import { REPAIR_METHODS, REPAIR_MODES, type PatchJson, type PatchScores, type RepairChoice, type RepairMethod, type RepairMode } from '../repair/patch';
+import { MAX_PATCH_PARAMS, REPAIR_METHODS, REPAIR_MODES, base64Chars, type PatchJson, type PatchScores, type RepairChoice, type RepairMethod, type RepairMode } from '../repair/patch';
 import { PROVIDERS, type ProviderName } from '../runtime/provider-names';
 import { WEIGHT_FORMATS, WEIGHT_SETTINGS, type WeightFormat, type WeightSetting } from '../runtime/weight-formats';
 import { STOP_RULES, type StopRule } from '../runtime/stop-rules';
@@ -362,7 +362,7 @@ const patchJson: Reader<PatchJson> = object((o, path) => {
   field(o, 'layers', list(object((l, lp) => {
     field(l, 'layer', count, lp);
     field(l, 'rows', list(count, 10_000_000), lp);
-    field(l, 'deltas', text(MAX_TEXT), lp);
+    field(l, 'deltas', text(base64Chars(MAX_PATCH_PARAMS)), lp);
     return l;
   }), MAX_ITEMS), path);
   return structuredClone(o) as unknown as PatchJson;

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import {
   combinePatches, negatePatch, patchFromJson, patchToJson, stringifyPatch, validatePatch, checkPatchForModel,
   encodeFloat32Base64, decodeFloat32Base64, patchSize, InvalidPatchError, PatchMismatchError, type Patch,
+  MAX_PATCH_PARAMS, base64Chars,
 } from '../../src/repair/patch';
 
 const FP = '0123456789abcdef'.repeat(4);
@@ -88,6 +89,18 @@ test('patchFromJson reports malformed JSON and bad deltas', () => {
   assert.match(problems(() => patchFromJson({ ...json, layers: [{ layer: 0, rows: [1], deltas: [1, 2] }] })), /"deltas" must be a base64 string/);
   assert.match(problems(() => patchFromJson({ ...json, layers: [{ layer: 0, rows: [1], deltas: 'AAA=' }] })), /not a whole number of float32/);
   assert.match(problems(() => patchFromJson({ ...json, layers: 'x' })), /"layers" must be an array/);
+});
+
+test('a patch holds at most MAX_PATCH_PARAMS values: more is refused, and from JSON before decoding', () => {
+  const d = 64;
+  const sized = (rows: number): Patch => ({ ...makePatch([]), layers: [{ layer: 3, rows: Array.from({ length: rows }, (_, i) => i), deltas: new Float32Array(rows * d) }] });
+  assert.doesNotThrow(() => validatePatch(sized(MAX_PATCH_PARAMS / d), d));
+  assert.match(problems(() => validatePatch(sized(MAX_PATCH_PARAMS / d + 1), d)), /holds 8,388,672 delta values, more than the 8,388,608 one patch may hold/);
+  assert.equal(base64Chars(3), encodeFloat32Base64(new Float32Array(3)).length);
+  const json = patchToJson(makePatch([{ layer: 0, rows: [1], values: [1, 2] }]));
+  // Not base64 at all: refused on its length, so it was never decoded.
+  const huge = { ...json, layers: [{ layer: 0, rows: [1], deltas: '!'.repeat(base64Chars(MAX_PATCH_PARAMS) + 8) }] };
+  assert.match(problems(() => patchFromJson(huge)), /more than the 8,388,608 one patch may hold/);
 });
 
 test('a patch for another model is refused with the message the user needs', () => {

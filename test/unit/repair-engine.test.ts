@@ -116,7 +116,53 @@ test('PatchAccumulator adds deltas per (layer, row) and exports sorted rows', ()
   assert.deepEqual([...stacked.get(1)!.deltas], [0, 2, 10, 11]);
 });
 
-test('runRepair: a request without a selection takes the model\'s tuned one, else dense (the authors\' default)', async () => {
+test('PatchAccumulator: lent views never change under later writes; reclaimed, writes go in place; remove and clone keep the rest', () => {
+  const acc = new PatchAccumulator(2);
+  acc.addRows(0, [4, 1], [1, 1, 2, 2]);
+  const lent = acc.lend();
+  assert.deepEqual(lent.get(0)!.rows, [1, 4], 'lent rows are ascending');
+  assert.deepEqual([...lent.get(0)!.deltas], [2, 2, 1, 1]);
+  acc.addRows(0, [1, 7], [10, 10, 5, 5]);
+  acc.add(0, 4, [1, 0], 3);
+  assert.deepEqual([...lent.get(0)!.deltas], [2, 2, 1, 1], 'a write while lent copied the layer first');
+  assert.deepEqual(acc.toLayers(), [{ layer: 0, rows: [1, 4, 7], deltas: Float32Array.from([12, 12, 4, 1, 5, 5]) }]);
+  const again = acc.lend();
+  acc.reclaim();
+  acc.add(0, 7, [1, 1]);
+  assert.deepEqual([...again.get(0)!.deltas], [12, 12, 4, 1, 6, 6], 'reclaimed: the write went into the same buffer');
+  const copy = acc.clone();
+  acc.remove(0, 1);
+  assert.deepEqual(acc.toLayers(), [{ layer: 0, rows: [4, 7], deltas: Float32Array.from([4, 1, 6, 6]) }]);
+  assert.deepEqual([...acc.get(0, 7)], [6, 6]);
+  assert.deepEqual([...acc.get(0, 1)], [0, 0]);
+  assert.equal(copy.neurons, 3);
+  assert.throws(() => acc.addRows(0, [1], [1]), RangeError);
+});
+
+test('RepairModel.apply lends the accumulator over an empty base and lets go on apply(null); over a base it computes with a sum', async () => {
+  const model = fresh();
+  const acc = new PatchAccumulator(folder.config.hidden);
+  acc.add(1, 3, new Float64Array(folder.config.hidden).fill(0.5));
+  const probe = async () => (await model.runtime.decode([5, 6, 7])).logits.slice();
+  const plain = await probe();
+  model.apply(acc);
+  const patched = await probe();
+  assert.notDeepEqual(patched, plain);
+  acc.add(1, 3, new Float64Array(folder.config.hidden).fill(0.5)); // while lent: the runtime keeps its patch
+  assert.deepEqual(await probe(), patched);
+  model.apply(null);
+  assert.deepEqual(await probe(), plain);
+  acc.add(1, 3, new Float64Array(folder.config.hidden).fill(-0.5)); // in place again: back to 0.5
+  model.apply(acc);
+  assert.deepEqual(await probe(), patched);
+  const based = new RepairModel(model.runtime, folder.weights, new Map([[1, { rows: [3], deltas: new Float32Array(folder.config.hidden).fill(0.25) }]]));
+  const half = new PatchAccumulator(folder.config.hidden);
+  half.add(1, 3, new Float64Array(folder.config.hidden).fill(0.25));
+  based.apply(half);
+  assert.deepEqual(await probe(), patched, 'base 0.25 + repair 0.25 = the 0.5 patch');
+});
+
+test('runRepair: a request without a selection takes the model\'s tuned one, else the first that fits (dense here, the authors\' default)', async () => {
   const { prepared } = prepareFailures(folder.tokenizer, [{ id: 'f', prompt: 'def f(n):\n    return', desired: ' n + 1' }], folder.config.maxPositions);
   const tuned: MethodDefaults = { ...PAPER_DEFAULTS, star: { eta: 1, select: 'global' } };
   const global = await runRepair(fresh(), folder.tokenizer, 'fp', prepared, { method: 'star', mode: 'batch' }, tuned);
@@ -125,6 +171,27 @@ test('runRepair: a request without a selection takes the model\'s tuned one, els
   assert.equal(dense.patch.options['select'], 'dense');
   const asked = await runRepair(fresh(), folder.tokenizer, 'fp', prepared, { method: 'star', mode: 'batch', select: 'layer' }, tuned);
   assert.equal(asked.patch.options['select'], 'layer');
+});
+
+test('runRepair refuses a patch too large to send and store before any work, and defaults a real model to global', async () => {
+  const { prepared } = prepareFailures(folder.tokenizer, [{ id: 'f', prompt: 'def f(n):\n    return', desired: ' n + 1' }], folder.config.maxPositions);
+  // Qwen2.5-Coder-1.5B's shape over the fixture's runtime: the check reads the shape only, so a
+  // refused request never reaches the runtime (which would fail on the fixture's smaller arrays).
+  const model = fresh();
+  const big = { ...folder.config, layers: 28, hidden: 1536, intermediate: 8960 };
+  let touched = 0;
+  const shaped = new Proxy(model, {
+    get: (t, k) => (k === 'config' ? big : k === 'apply' || k === 'runtime' ? (touched++, Reflect.get(t, k)) : Reflect.get(t, k)),
+  });
+  const tooLarge = (e: unknown) => e instanceof RepairError && e.code === 'patch-too-large' && /more than the 8,388,608 one patch may hold/.test(e.message);
+  await assert.rejects(runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'star', select: 'dense' }), tooLarge);
+  await assert.rejects(runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'star', select: 'layer' }), tooLarge);
+  await assert.rejects(runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'sgd' }), tooLarge);
+  await assert.rejects(runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'star', select: 'global', topK: 6000 }), tooLarge);
+  assert.equal(touched, 0, 'nothing ran');
+  // The same shape without a selection: global (top 64), which fits — it gets past the check to the runtime.
+  const outcome: unknown = await runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'star' }).then(() => null, (e: unknown) => e);
+  assert.ok(!tooLarge(outcome) && touched > 0, String(outcome));
 });
 
 test('specificity-preserving STAR: preserved samples join the system and the loss, and stay right', async () => {

@@ -2,12 +2,16 @@
 // §5 row gradient and sign alignment): a hand-computed attribution, the row
 // gradient against an explicit double loop and finite differences of a toy loss.
 
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LinalgError } from '../../src/repair/linalg';
 import {
-  attributionScores, fromLinear, fromRowsMajor, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, topLayers, topNeurons,
+  attributionScores, fittingSelect, fromLinear, fromRowsMajor, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, selectionRows, signAlign,
+  topLayers, topNeurons, SELECT_MODES,
 } from '../../src/repair/locate';
+import { loadConfig, parseConfig } from '../../src/model/config';
+import { MAX_PATCH_PARAMS } from '../../src/repair/patch';
 import { seededRandom } from '../../src/util/random';
 
 /** Uniform on [-0.5, 0.5), seeded. */
@@ -145,4 +149,30 @@ test('layer selection (the authors\' layer-wise sparsity): the top quarter of la
   assert.throws(() => topLayers([1, NaN], 0), LinalgError);
   assert.throws(() => selectNeurons(scores, 'layer', { layers: [] }), isCode('invalid-argument'));
   assert.throws(() => selectNeurons(scores, 'layer', { layers: [8] }), isCode('invalid-argument'));
+});
+
+test('selectionRows bounds what each selection locates, from the shape alone', () => {
+  const rand = seededRandom(5);
+  for (const [L, m] of [[4, 30], [7, 12], [1, 5], [9, 40]] as const) {
+    const scores = Array.from({ length: L }, () => Float64Array.from({ length: m }, () => rand()));
+    const loss = Array.from({ length: L }, () => rand());
+    const sizing = { layers: L, intermediate: m, topK: 17, fraction: 0.13, layerShare: 0.25 };
+    const located = (mode: (typeof SELECT_MODES)[number]) => {
+      const opts = mode === 'layer' ? { layers: topLayers(loss, 0, sizing.layerShare) } : mode === 'one-layer' ? { layer: L - 1, fraction: sizing.fraction } : { topK: sizing.topK };
+      return [...selectNeurons(scores, mode, opts).values()].reduce((n, rows) => n + rows.length, 0);
+    };
+    for (const mode of SELECT_MODES) assert.equal(selectionRows(mode, sizing), located(mode), `${mode} on ${L}×${m}`);
+  }
+});
+
+test('without a tuned selection a repair takes the first of dense, layer, global whose patch fits: dense on the embedded model, global on Qwen2.5-Coder', () => {
+  const pick = (c: { layers: number; intermediate: number; hidden: number }) =>
+    fittingSelect({ layers: c.layers, intermediate: c.intermediate, topK: 64, fraction: 0.05, layerShare: 0.25 }, c.hidden, MAX_PATCH_PARAMS);
+  assert.equal(pick(loadConfig('models/tiny-coder')), 'dense');
+  const qwen = (file: string) => parseConfig(JSON.parse(readFileSync(file, 'utf8')));
+  assert.equal(pick(qwen('bench/configs/qwen2.5-coder-0.5b.json')), 'global');
+  assert.equal(pick(qwen('bench/configs/qwen2.5-coder-1.5b.json')), 'global');
+  // 9 layers of 2048 × 512: dense (9.4 M values) is over, the top 3 layers (3.1 M) fit; 8 layers' dense is exactly the bound.
+  assert.equal(pick({ layers: 9, intermediate: 2048, hidden: 512 }), 'layer');
+  assert.equal(pick({ layers: 8, intermediate: 2048, hidden: 512 }), 'dense');
 });

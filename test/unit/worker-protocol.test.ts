@@ -7,6 +7,7 @@ import {
 } from '../../src/worker/protocol';
 import { completionEnd, cursorLineIndent, finishCompletion } from '../../src/runtime/stop-rules';
 import { RepairError } from '../../src/repair/teacher';
+import { MAX_PATCH_PARAMS, base64Chars } from '../../src/repair/patch';
 
 const throwsAt = (f: () => unknown, path: RegExp) => assert.throws(f, (e: unknown) => e instanceof ProtocolError && path.test(e.message));
 
@@ -75,6 +76,14 @@ test('the load reply says which weights the model runs on: a format in use and i
   // One without the other is a broken reply, not an older one.
   throwsAt(() => parseResult('load', { ...info, weights: 'int8' }), /^load\.result\.weightBytes: expected the bytes of the weights beside weights, got nothing$/);
   throwsAt(() => parseResult('load', { ...info, weightBytes: 570_000_000 }), /^load\.result\.weights: expected the weight format beside weightBytes, got nothing$/);
+});
+
+test('a patch travels whole up to MAX_PATCH_PARAMS values in one layer, and no further', () => {
+  // One dense layer of Qwen2.5-Coder-0.5B (4864 × 896 values, 5.8 M base64 characters) was refused at 4 M.
+  const patch = (chars: number) => ({ id: 'p', modelFingerprint: 'f', layers: [{ layer: 0, rows: [0], deltas: 'A'.repeat(chars) }] });
+  assert.equal(parseParams('setPatches', { patches: [patch(base64Chars(4864 * 896))] }).patches[0]!.layers[0]!.deltas.length, base64Chars(4864 * 896));
+  assert.doesNotThrow(() => parseParams('setPatches', { patches: [patch(base64Chars(MAX_PATCH_PARAMS))] }));
+  throwsAt(() => parseParams('setPatches', { patches: [patch(base64Chars(MAX_PATCH_PARAMS) + 4)] }), /patches\[0\]\.layers\[0\]\.deltas/);
 });
 
 test('errors keep their typed code across the process boundary', () => {
