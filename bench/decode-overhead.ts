@@ -3,6 +3,7 @@
 //   tiny  Qwen2.5-Coder-0.5B's 24 layers with tiny matrices (hidden 128, intermediate 128, vocab
 //         1024, 2 heads, 1 KV head): almost nothing but per-node cost;
 //   int8  Qwen2.5-Coder-0.5B shapes, random weights quantised to int8 (block 128, accuracy_level 4);
+//   int4  the same in int4 (the runtime's int4 block size, accuracy_level 4);
 //   fp32  the same random weights in fp32.
 // Each measurement: a 16-token prompt, then the median of --steps single-token steps (greedy).
 //   node --expose-gc --import tsx bench/decode-overhead.ts [--models tiny,int8,fp32] [--rounds 3]
@@ -14,6 +15,7 @@ import { parseConfig, type ModelConfig } from '../src/model/config';
 import type { CanonicalWeights } from '../src/model/weights';
 import { randomCanonicalWeights } from '../src/model/synthetic';
 import { quantiseModel, type QuantisedModel } from '../src/runtime/quantised-weights';
+import { quantBlockSize } from '../src/runtime/weight-formats';
 import { argmax } from '../src/runtime/generate';
 import { openDecodeSession, type DecodeSession } from './lib/decode-session';
 import { cpuSnapshot, othersCpuShare } from './lib/machine';
@@ -39,9 +41,9 @@ function tinyConfig(): ModelConfig {
   return parseConfig({ ...raw, hidden_size: 128, intermediate_size: 128, vocab_size: 1024, num_attention_heads: 2, num_key_value_heads: 1 });
 }
 
-/** Random int8 weights (block 128); the fp32 arrays they came from are garbage once this returns. */
-function int8Weights(cfg: ModelConfig): QuantisedModel {
-  return quantiseModel(cfg, randomCanonicalWeights(cfg, 1), 'int8', 128);
+/** Random quantised weights at the runtime's block size; the fp32 arrays they came from are garbage once this returns. */
+function quantisedWeights(cfg: ModelConfig, format: 'int8' | 'int4'): QuantisedModel {
+  return quantiseModel(cfg, randomCanonicalWeights(cfg, 1), format, quantBlockSize(format));
 }
 
 async function collect(): Promise<void> {
@@ -119,13 +121,13 @@ async function main(): Promise<void> {
     if (m === 'tiny') {
       const cfg = tinyConfig();
       await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), rounds, steps, threads, profile);
-    } else if (m === 'int8') {
+    } else if (m === 'int8' || m === 'int4') {
       const cfg = baseConfig();
-      await benchModel(m, cfg, int8Weights(cfg), rounds, steps, threads, profile);
+      await benchModel(m, cfg, quantisedWeights(cfg, m), rounds, steps, threads, profile);
     } else if (m === 'fp32') {
       const cfg = baseConfig();
       await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), rounds, steps, threads, profile);
-    } else throw new Error(`unknown model ${m} (tiny, int8, fp32)`);
+    } else throw new Error(`unknown model ${m} (tiny, int8, int4, fp32)`);
     await collect();
   }
 }

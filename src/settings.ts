@@ -211,7 +211,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
       'int8 on the CPU and WebGPU for models over 100 MB of weights (every real code model); fp32 for smaller ones and on other GPU providers.',
       'Full precision (32-bit floats): the most memory, the slowest decoding on a CPU.',
       '8-bit weights in blocks of 128 with a scale and zero point each: about 2.7× faster decoding than fp32 on a CPU and a quarter of the memory, completions almost always as with fp32; loaded without a full-precision copy, and the quantised form is cached for the next start.',
-      '4-bit weights in blocks of 32: the fastest decoding, with a visible loss of quality on small models.',
+      '4-bit weights in blocks of 128: the fastest decoding, with a visible loss of quality on small models.',
     ],
     description: 'Format of the weights the model runs on. Repairs are computed on the same weights, patches stay in full precision and apply to every format; exporting a patched model writes full-precision weights. Not synced between machines.',
   },
