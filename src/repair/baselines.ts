@@ -8,7 +8,7 @@
 // The first variants (SGD's loss over the positions failing at the start; MINT's per-token history,
 // no rescaling, a fixed wrong token) stay available for comparison.
 
-import { attributionScores, gradientRows } from './locate';
+import { attributionFromGradient, gradientRows } from './locate';
 import { mintCandidates, mintUpdate, orthogonalise, rescaleTo, traction } from './mint-math';
 import { LinalgError } from './linalg';
 import { assess, checkCancelled, PatchAccumulator, RepairModel, softmaxRow, wholeTargetRight, type Assessment, type RepairControl } from './engine';
@@ -144,9 +144,10 @@ export async function repairMint(model: RepairModel, examples: Example[], option
       const y = e.desired[k];
       let a = now.argmax[k];
       // Candidates: top neurons by attribution (gradient × activation of P(y)) in the upper layers.
-      const probe = await model.runtime.probe(e.ids, e.nextTokens, maskFor(e, [position]));
+      model.apply(acc);
+      const probe = await model.runtime.attribution(e.ids, e.nextTokens, maskFor(e, [position]));
       const p = softmaxRow(probe.logits, 0, V)[y];
-      const scores = Array.from({ length: L }, (_, l) => attributionScores(probe.z[l], probe.dh[l].map((g) => -p * g), model.downProjection(l, acc), e.ids.length));
+      const scores = Array.from({ length: L }, (_, l) => attributionFromGradient(probe.z[l], probe.dz[l], e.ids.length, model.config.intermediate, p));
       const candidates = mintCandidates(scores, opts.candidates);
       const used = authors ? history : new Map<number, Float64Array[]>();
       const checkpoint = acc.clone();

@@ -6,7 +6,7 @@
 // the patch must leave alone (specificity-preserving STAR); `iter` walks the target token by token.
 
 import { matrix, minNormLeastSquares, type Matrix } from './linalg';
-import { attributionScores, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, topLayers, type SelectMode } from './locate';
+import { attributionFromGradient, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, signAlign, topLayers, type SelectMode } from './locate';
 import { steer } from './semantic';
 import { assess, checkCancelled, PatchAccumulator, RepairModel, softmaxRow, wholeTargetRight, type Assessment, type RepairControl } from './engine';
 import { maskFor, RepairError, type Example } from './teacher';
@@ -112,8 +112,8 @@ async function locate(model: RepairModel, examples: readonly Example[], failing:
   const { layers: L, intermediate: m } = model.config;
   const zeros = () => Array.from({ length: L }, () => new Float64Array(m));
   if (opts.select === 'dense') return selectNeurons(zeros(), 'dense', {});
-  const downs = Array.from({ length: L }, (_, l) => model.downProjection(l, acc));
   if (opts.select === 'layer' || opts.select === 'one-layer') {
+    const downs = Array.from({ length: L }, (_, l) => model.downProjection(l, acc));
     // Skipping layer l's MLP = adding minus each of its value vectors (as they are now); bias aside.
     const intact = await rowsLoss(model, examples, lossRows);
     const skipped: number[] = [];
@@ -127,24 +127,28 @@ async function locate(model: RepairModel, examples: readonly Example[], failing:
     if (opts.select === 'layer') return selectNeurons(zeros(), 'layer', { layers: topLayers(skipped, intact, opts.layerShare) });
     const layer = mostHarmfulLayer(skipped);
     const scores = zeros();
-    await attribute(model, examples, failing, downs, scores, layer);
+    await attribute(model, examples, failing, scores, layer);
     return selectNeurons(scores, 'one-layer', { layer, fraction: opts.fraction });
   }
   const scores = zeros();
-  await attribute(model, examples, failing, downs, scores, 0);
+  model.apply(acc);
+  await attribute(model, examples, failing, scores, 0);
   return selectNeurons(scores, 'global', { topK: Math.min(opts.topK, L * m) });
 }
 
-/** Adds each failing row's attribution, dP(y_k)/dh = −P · dL_k/dh (docs/algorithm.md "Locating neurons"), for layers >= fromLayer. */
-async function attribute(model: RepairModel, examples: readonly Example[], failing: readonly Row[], downs: ReturnType<RepairModel['downProjection']>[], scores: Float64Array[], fromLayer: number): Promise<void> {
-  const { layers: L, vocab: V } = model.config;
+/**
+ * Adds each failing row's attribution (docs/algorithm.md "Locating neurons") for layers >= fromLayer,
+ * from the probe's dL/dz: the runtime computes with base + `acc` here, so its dL/dz is dL/dh times
+ * the value vectors as they are now.
+ */
+async function attribute(model: RepairModel, examples: readonly Example[], failing: readonly Row[], scores: Float64Array[], fromLayer: number): Promise<void> {
+  const { layers: L, vocab: V, intermediate: m } = model.config;
   for (const t of failing) {
     const ex = examples[t.ex];
-    const probe = await model.runtime.probe(ex.ids, ex.nextTokens, maskFor(ex, [t.position]), fromLayer);
+    const probe = await model.runtime.attribution(ex.ids, ex.nextTokens, maskFor(ex, [t.position]), fromLayer);
     const p = softmaxRow(probe.logits, 0, V)[t.y];
     for (let l = fromLayer; l < L; l++) {
-      const dPdh = probe.dh[l].map((g) => -p * g);
-      const s = attributionScores(probe.z[l], dPdh, downs[l], ex.ids.length);
+      const s = attributionFromGradient(probe.z[l], probe.dz[l], ex.ids.length, m, p);
       for (let i = 0; i < s.length; i++) scores[l][i] += s[i];
     }
   }

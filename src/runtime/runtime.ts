@@ -50,6 +50,11 @@ export interface ProbeResult {
   dh: Float32Array[];
 }
 
+/** ModelRuntime.attribution's result: the probe's, with dL/dz_l [T, m] in place of dL/dh_l. */
+export interface AttributionProbe extends Omit<ProbeResult, 'dh'> {
+  dz: Float32Array[];
+}
+
 export interface ScoreResult {
   loss: number;
   logits: Float32Array;
@@ -134,8 +139,11 @@ interface QuantTensor {
   shape: number[];
 }
 
-/** 'probe' backpropagates to layer 0; 'probe@l' stops at layer l (buildProbeGraph's fromLayer). */
-type SessionKind = 'decode' | 'probe' | 'score' | `probe@${number}`;
+/**
+ * 'probe' backpropagates to layer 0; 'probe@l' stops at layer l (buildProbeGraph's fromLayer);
+ * 'attribute@l' is the probe from layer l with dL/dz instead of dL/dh (wrt 'z').
+ */
+type SessionKind = 'decode' | 'probe' | 'score' | `probe@${number}` | `attribute@${number}`;
 
 interface LoadedSession {
   session: ort.InferenceSession;
@@ -253,8 +261,9 @@ export class ModelRuntime {
     // The fused decode layers (decode-layer.ts) on the CPU only: CUDA's GroupQueryAttention is fp16/bf16, and WebGPU's speed is unmeasured.
     if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes, quant, fused: provider === 'cpu' });
     if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights, maxTensorBytes, quant });
-    const fromLayer = kind === 'probe' ? 0 : Number(kind.slice('probe@'.length));
-    return buildProbeGraph(this.config, { backward: true, fromLayer, floatType: this.floatType, weights, maxTensorBytes, quant });
+    const wrt = kind.startsWith('attribute@') ? 'z' : 'h';
+    const fromLayer = kind === 'probe' ? 0 : Number(kind.slice(kind.indexOf('@') + 1));
+    return buildProbeGraph(this.config, { backward: true, fromLayer, wrt, floatType: this.floatType, weights, maxTensorBytes, quant });
   }
 
   private weightModeFor(provider: string): WeightMode {
@@ -464,6 +473,25 @@ export class ModelRuntime {
       dh.push(l < fromLayer ? new Float32Array(0) : (out[`dh.${l}`].data as Float32Array));
     }
     return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])), z, dh };
+  }
+
+  /**
+   * The probe with the gradient of the MLP activations instead: loss, logits, z_l and dL/dz_l
+   * ([T, m], through the down projection and the patch as the runtime has them) for layers ≥
+   * `fromLayer` (below: empty arrays). Attribution reads this (repair/locate.ts
+   * attributionFromGradient): dL/dz_{t,i} is dL/dh_t · W_i, computed by the backward pass.
+   */
+  async attribution(ids: readonly number[], targets: readonly number[], mask: readonly number[], fromLayer = 0): Promise<AttributionProbe> {
+    if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= this.config.layers) throw new Error(`attribution: fromLayer ${fromLayer} is outside 0..${this.config.layers - 1}`);
+    const loaded = await this.session(`attribute@${fromLayer}`);
+    const out = await loaded.session.run(this.sequenceFeeds(loaded, ids, targets, mask));
+    const z: Float32Array[] = [];
+    const dz: Float32Array[] = [];
+    for (let l = 0; l < this.config.layers; l++) {
+      z.push(l < fromLayer ? new Float32Array(0) : (out[`z.${l}`].data as Float32Array));
+      dz.push(l < fromLayer ? new Float32Array(0) : (out[`dz.${l}`].data as Float32Array));
+    }
+    return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])), z, dz };
   }
 
   /** Forward only: loss and logits at the masked positions. */

@@ -3,7 +3,7 @@
 // fixture checkpoints, int8 and int4:
 //  - decode (codes as initializers, accuracy_level 0) and its KV cache give the reference's logits;
 //  - the probe (codes as inputs; Gemm on Ŵ from DequantizeLinear, backward through a fresh in-graph
-//    Ŵ) gives its loss, z and dL/dh — also with a chunk budget so small that the LM head and the
+//    Ŵ) gives its loss, z and dL/dh (and the attribution probe its dL/dz) — also with a chunk budget so small that the LM head and the
 //    MLP products are cut into row chunks — and a float64 central finite difference of the loss
 //    in a patch delta agrees with the gradient the float32 probe implies;
 //  - a patch (fp32, on top of Ŵ_down) moves logits exactly as it moves the reference's;
@@ -68,6 +68,12 @@ for (const name of CASES) {
         }
         const sa = await exact.score(r.ids, r.targets, r.mask);
         assert.ok(Math.abs(sa.loss - pb.loss) <= 1e-5 * Math.abs(pb.loss), 'score loss');
+        // The attribution probe: dL/dz through Ŵ_down (and the patch), from the lowest and a middle layer.
+        for (const from of [0, Math.floor(cfg.layers / 2)]) {
+          const aa = await exact.attribution(r.ids, r.targets, r.mask, from);
+          const ab = await base.attribution(r.ids, r.targets, r.mask, from);
+          for (let l = from; l < cfg.layers; l++) assert.ok(relErr(aa.dz[l], ab.dz[l]) <= 1e-4, `dz.${l} from ${from}: ${relErr(aa.dz[l], ab.dz[l])}`);
+        }
 
         const pc = await chunked.probe(r.ids, r.targets, r.mask);
         assert.ok(Math.abs(pc.loss - pb.loss) <= 1e-5 * Math.abs(pb.loss), `chunked loss ${pc.loss} vs ${pb.loss}`);

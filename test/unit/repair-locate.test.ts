@@ -7,8 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LinalgError } from '../../src/repair/linalg';
 import {
-  attributionScores, fittingSelect, fromLinear, fromRowsMajor, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, selectionRows, signAlign,
+  attributionFromGradient, fittingSelect, fromLinear, fromRowsMajor, gatherActivations, gradientRows, mostHarmfulLayer, selectNeurons, selectionRows, signAlign,
   topLayers, topNeurons, SELECT_MODES,
+  type DownProjection,
 } from '../../src/repair/locate';
 import { loadConfig, parseConfig } from '../../src/model/config';
 import { MAX_PATCH_PARAMS } from '../../src/repair/patch';
@@ -23,18 +24,34 @@ function rng(seed: number): () => number {
 const isCode = (code: string) => (e: unknown): boolean => e instanceof LinalgError && e.code === code;
 const entries = (m: Map<number, number[]>): [number, number[]][] => [...m.entries()];
 
-test('attribution on a hand-built case, same for both weight layouts', () => {
-  // W rows (value vectors): W_0 = (1, 2), W_1 = (0, -1). T = 2, m = 2, d = 2.
+/** Attribution formed through the value vectors, T·m·d: score_i = sqrt(Σ_t (z_{t,i} · dPdh_t · W_i)²). The reference attributionFromGradient is checked against. */
+function attributionThroughRows(z: Float32Array, dPdh: Float32Array, down: DownProjection, T: number): Float64Array {
+  const { m, d } = down;
+  const scores = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    const w = down.row(i);
+    let sumSq = 0;
+    for (let t = 0; t < T; t++) {
+      let g = 0;
+      for (let k = 0; k < d; k++) g += dPdh[t * d + k] * w[k];
+      sumSq += (z[t * m + i] * g) ** 2;
+    }
+    scores[i] = Math.sqrt(sumSq);
+  }
+  return scores;
+}
+
+test('attribution on a hand-built case', () => {
+  // W rows (value vectors): W_0 = (1, 2), W_1 = (0, -1). T = 2, m = 2, d = 2, P = 0.5.
   const z = new Float32Array([1, 2, 3, 0]);
   const dPdh = new Float32Array([0.5, -1, 2, 1]);
-  // neuron 0: t0 1·(0.5 - 2) = -1.5, t1 3·(2 + 2) = 12 -> sqrt(2.25 + 144)
-  // neuron 1: t0 2·(0 + 1) = 2, t1 0 -> 2
+  // dP/dz = dPdh · W_i: t0 (-1.5, 1), t1 (4, -1); dL/dz = −dP/dz / P: t0 (3, -2), t1 (-8, 2).
+  // neuron 0: 1·(-1.5), 3·4 -> sqrt(2.25 + 144); neuron 1: 2·1, 0 -> 2
   const expected = [Math.sqrt(146.25), 2];
-  const rowsMajor = attributionScores(z, dPdh, fromRowsMajor(new Float32Array([1, 2, 0, -1]), 2, 2), 2);
-  const linear = attributionScores(z, dPdh, fromLinear(new Float32Array([1, 0, 2, -1]), 2, 2), 2);
-  assert.deepEqual(Array.from(rowsMajor), expected);
-  assert.deepEqual(Array.from(linear), expected);
-  assert.throws(() => attributionScores(z, dPdh, fromRowsMajor(new Float32Array(6), 3, 2), 2), isCode('shape'));
+  assert.deepEqual(Array.from(attributionFromGradient(z, new Float32Array([3, -2, -8, 2]), 2, 2, 0.5)), expected);
+  assert.deepEqual(Array.from(attributionThroughRows(z, dPdh, fromRowsMajor(new Float32Array([1, 2, 0, -1]), 2, 2), 2)), expected);
+  assert.deepEqual(Array.from(attributionThroughRows(z, dPdh, fromLinear(new Float32Array([1, 0, 2, -1]), 2, 2), 2)), expected);
+  assert.throws(() => attributionFromGradient(z, new Float32Array(4), 2, 3, 0.5), isCode('shape'));
   assert.throws(() => fromLinear(new Float32Array(5), 2, 2), isCode('shape'));
   assert.throws(() => fromRowsMajor(new Float32Array(4), 2, 2).row(2), isCode('invalid-argument'));
 });
@@ -175,4 +192,25 @@ test('without a tuned selection a repair takes the first of dense, layer, global
   // 9 layers of 2048 × 512: dense (9.4 M values) is over, the top 3 layers (3.1 M) fit; 8 layers' dense is exactly the bound.
   assert.equal(pick({ layers: 9, intermediate: 2048, hidden: 512 }), 'layer');
   assert.equal(pick({ layers: 8, intermediate: 2048, hidden: 512 }), 'dense');
+});
+
+test('attribution from the activations\' gradient equals attribution through the value vectors', () => {
+  const rand = seededRandom(9);
+  const [T, m, d] = [7, 13, 5];
+  const z = Float32Array.from({ length: T * m }, () => rand() - 0.5);
+  z[3] = 0; // a neuron that is off at one position
+  const W = Float64Array.from({ length: m * d }, () => rand() - 0.5); // rows = neurons
+  const dh = Float32Array.from({ length: T * d }, () => rand() - 0.5);
+  const P = 0.37;
+  const dLdz = new Float32Array(T * m);
+  for (let t = 0; t < T; t++) for (let i = 0; i < m; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += dh[t * d + k] * W[i * d + k];
+    dLdz[t * m + i] = s;
+  }
+  const viaRows = attributionThroughRows(z, dh.map((g) => -P * g), fromRowsMajor(W, m, d), T);
+  const viaGradient = attributionFromGradient(z, dLdz, T, m, P);
+  for (let i = 0; i < m; i++) assert.ok(Math.abs(viaRows[i] - viaGradient[i]) <= 1e-6 * Math.max(1, viaRows[i]), `neuron ${i}: ${viaRows[i]} vs ${viaGradient[i]}`);
+  assert.throws(() => attributionFromGradient(z, dLdz.subarray(1), T, m, P), isCode('shape'));
+  assert.throws(() => attributionFromGradient(z, dLdz.map((v, i) => (i === 4 ? Number.NaN : v)), T, m, P), isCode('non-finite'));
 });

@@ -71,6 +71,24 @@ function downGradient(model: ModelFolder, z: ArrayLike<number>, dh: ArrayLike<nu
   return out;
 }
 
+/** dL/dz_l [T, m] = dL/dh_l · (W_down + patch)ᵀ in float64: canonical W_down is [d, m], neuron i its column i. */
+function activationGradient(model: ModelFolder, layer: number, dh: ArrayLike<number>, T: number, patch?: LayerPatch): Float64Array {
+  const { intermediate: m, hidden: d } = model.config;
+  const W = model.weights.layers[layer]!.down.weight;
+  const out = new Float64Array(T * m);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < m; i++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += dh[t * d + j] * W[j * m + i];
+      out[t * m + i] = s;
+    }
+    patch?.rows.forEach((i, k) => {
+      for (let j = 0; j < d; j++) out[t * m + i] += dh[t * d + j] * patch.deltas[k * d + j];
+    });
+  }
+  return out;
+}
+
 /** Reference logits at the masked positions, [N, V]. */
 function maskedLogits(r: Reference, V: number): Float64Array {
   const all = ref(r, 'logits');
@@ -120,6 +138,30 @@ for (const name of CASES) {
       }
     }
     await assert.rejects(rt.probe(r.ids, r.targets, r.mask, L), /outside/);
+    await rt.release();
+  });
+
+  test(`golden ${name}: the attribution probe gives PyTorch's z and dL/dh through the down projection as dL/dz, from every lowest layer`, async () => {
+    const dir = join(FIXTURES, name);
+    const model = loadModelFolder(dir);
+    const r = loadReference(dir);
+    const rt = new ModelRuntime(model.config, model.weights, { floatType: 'float64' });
+    const L = model.config.layers;
+    const T = r.ids.length;
+    for (let from = 0; from < L; from++) {
+      const a = await rt.attribution(r.ids, r.targets, r.mask, from);
+      assert.ok(Math.abs(a.loss - r.loss) <= 1e-7 * Math.abs(r.loss));
+      for (let l = 0; l < L; l++) {
+        if (l < from) {
+          assert.equal(a.dz[l].length, 0, `no dL/dz below layer ${from}`);
+          continue;
+        }
+        assert.ok(relErr(a.z[l], ref(r, `z.${l}`)) <= 1e-7, `z.${l} from layer ${from}`);
+        const e = relErr(a.dz[l], activationGradient(model, l, ref(r, `dh.${l}`), T));
+        assert.ok(e <= 1e-7, `dz.${l} from layer ${from}: relative error ${e}`);
+      }
+    }
+    await assert.rejects(rt.attribution(r.ids, r.targets, r.mask, L), /outside/);
     await rt.release();
   });
 
@@ -213,6 +255,27 @@ test('a patch given as inputs equals editing those rows of the down projection',
     const plain = await patched.score(r.ids, r.targets, r.mask);
     assert.ok(maxAbs(plain.logits, maskedLogits(r, model.config.vocab)) <= 1e-4);
     await patched.release();
+  }
+});
+
+test('the attribution probe\'s dL/dz goes through the patch as the runtime has it', async () => {
+  for (const name of ['llama', 'gpt2', 'gpt-bigcode']) {
+    const model = loadModelFolder(join(FIXTURES, name));
+    const r = loadReference(join(FIXTURES, name));
+    const { intermediate: m, hidden: d, layers: L } = model.config;
+    const patch = new Map<number, LayerPatch>([0, L - 1].map((l) => {
+      const rows = [2, 5, m - 1];
+      return [l, { rows, deltas: Float32Array.from({ length: rows.length * d }, (_, i) => Math.cos(i + l) * 0.4) }];
+    }));
+    const rt = new ModelRuntime(model.config, model.weights, { floatType: 'float64' });
+    rt.setPatch(patch);
+    const probe = await rt.probe(r.ids, r.targets, r.mask);
+    const a = await rt.attribution(r.ids, r.targets, r.mask);
+    for (let l = 0; l < L; l++) {
+      const e = relErr(a.dz[l], activationGradient(model, l, probe.dh[l], r.ids.length, patch.get(l)));
+      assert.ok(e <= 1e-9, `${name} dz.${l}: relative error ${e}`);
+    }
+    await rt.release();
   }
 });
 

@@ -455,6 +455,12 @@ export interface ProbeOptions extends LayoutOptions {
    * for layers >= this one, so a repair of the upper layers pays for the upper layers only.
    */
   fromLayer?: number;
+  /**
+   * With backward: what the gradient is taken of — `h` (default): dL/dh_l [T, d], output `dh.{l}`;
+   * `z`: dL/dz_l [T, m], output `dz.{l}`, the MLP activations' gradient through the patched down
+   * projection (what attribution needs: dL/dz_{t,i} = dL/dh_t · (W_i + patch_i)).
+   */
+  wrt?: 'h' | 'z';
   floatType?: FloatType;
   weights?: WeightMode;
 }
@@ -462,7 +468,8 @@ export interface ProbeOptions extends LayoutOptions {
 /**
  * Probe graph: ids, positions, targets [T] and a float loss mask [T] →
  * `loss` = Σ mask·CE / Σ mask, `logits` [N, V] at the N positions where mask ≠ 0, and, with the
- * backward pass, `z.{l}` [T, m] and `dh.{l}` = dL/dh_l [T, d] for every layer.
+ * backward pass, `z.{l}` [T, m] and `dh.{l}` = dL/dh_l [T, d] (or `dz.{l}` = dL/dz_l [T, m], `wrt: 'z'`)
+ * for every layer from `fromLayer` up.
  */
 export function buildProbeGraph(cfg: ModelConfig, options: ProbeOptions = {}): Uint8Array {
   const floatType = options.floatType ?? 'float32';
@@ -485,9 +492,10 @@ export function buildProbeGraph(cfg: ModelConfig, options: ProbeOptions = {}): U
   if (options.backward ?? true) {
     const from = options.fromLayer ?? 0;
     if (!Number.isInteger(from) || from < 0 || from >= cfg.layers) throw new Error(`fromLayer ${from} is outside 0..${cfg.layers - 1}`);
-    const dh = g.grad(loss, body.h.slice(from));
+    const wrt = options.wrt ?? 'h';
+    const grads = g.grad(loss, (wrt === 'z' ? body.z : body.h).slice(from));
     body.z.slice(from).forEach((zl, i) => g.output(zl, `z.${from + i}`));
-    dh.forEach((gl, i) => g.output(gl, `dh.${from + i}`));
+    grads.forEach((gl, i) => g.output(gl, `d${wrt}.${from + i}`));
   }
   return g.toModel(options.backward === false ? 'score' : 'probe');
 }
