@@ -463,16 +463,8 @@ export class ModelRuntime {
    * empty arrays (one session per lowest layer, built on first use).
    */
   async probe(ids: readonly number[], targets: readonly number[], mask: readonly number[], fromLayer = 0): Promise<ProbeResult> {
-    if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= this.config.layers) throw new Error(`probe: fromLayer ${fromLayer} is outside 0..${this.config.layers - 1}`);
-    const loaded = await this.session(fromLayer === 0 ? 'probe' : `probe@${fromLayer}`);
-    const out = await loaded.session.run(this.sequenceFeeds(loaded, ids, targets, mask));
-    const z: Float32Array[] = [];
-    const dh: Float32Array[] = [];
-    for (let l = 0; l < this.config.layers; l++) {
-      z.push(l < fromLayer ? new Float32Array(0) : (out[`z.${l}`].data as Float32Array));
-      dh.push(l < fromLayer ? new Float32Array(0) : (out[`dh.${l}`].data as Float32Array));
-    }
-    return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])), z, dh };
+    const { grads, ...r } = await this.backward('probe', 'dh', ids, targets, mask, fromLayer);
+    return { ...r, dh: grads };
   }
 
   /**
@@ -482,16 +474,24 @@ export class ModelRuntime {
    * attributionFromGradient): dL/dz_{t,i} is dL/dh_t · W_i, computed by the backward pass.
    */
   async attribution(ids: readonly number[], targets: readonly number[], mask: readonly number[], fromLayer = 0): Promise<AttributionProbe> {
-    if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= this.config.layers) throw new Error(`attribution: fromLayer ${fromLayer} is outside 0..${this.config.layers - 1}`);
-    const loaded = await this.session(`attribute@${fromLayer}`);
+    const { grads, ...r } = await this.backward('attribution', 'dz', ids, targets, mask, fromLayer);
+    return { ...r, dz: grads };
+  }
+
+  /** Runs a backward graph (probe or attribution) from `fromLayer`; `grad` names its per-layer gradient outputs. */
+  private async backward(what: 'probe' | 'attribution', grad: 'dh' | 'dz', ids: readonly number[], targets: readonly number[], mask: readonly number[], fromLayer: number) {
+    if (!Number.isInteger(fromLayer) || fromLayer < 0 || fromLayer >= this.config.layers) throw new Error(`${what}: fromLayer ${fromLayer} is outside 0..${this.config.layers - 1}`);
+    const kind: SessionKind = what === 'attribution' ? `attribute@${fromLayer}` : fromLayer === 0 ? 'probe' : `probe@${fromLayer}`;
+    const loaded = await this.session(kind);
     const out = await loaded.session.run(this.sequenceFeeds(loaded, ids, targets, mask));
+    const layer = (name: string, l: number) => (l < fromLayer ? new Float32Array(0) : (out[`${name}.${l}`].data as Float32Array));
     const z: Float32Array[] = [];
-    const dz: Float32Array[] = [];
+    const grads: Float32Array[] = [];
     for (let l = 0; l < this.config.layers; l++) {
-      z.push(l < fromLayer ? new Float32Array(0) : (out[`z.${l}`].data as Float32Array));
-      dz.push(l < fromLayer ? new Float32Array(0) : (out[`dz.${l}`].data as Float32Array));
+      z.push(layer('z', l));
+      grads.push(layer(grad, l));
     }
-    return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])), z, dz };
+    return { loss: Number(out.loss.data[0]), logits: out.logits.data as Float32Array, positions: mask.flatMap((m, i) => (m !== 0 ? [i] : [])), z, grads };
   }
 
   /** Forward only: loss and logits at the masked positions. */

@@ -118,30 +118,7 @@ for (const name of CASES) {
     await rt.release();
   });
 
-  test(`golden ${name}: a probe whose backward pass stops at a layer gives PyTorch's z and dL/dh for the layers above`, async () => {
-    const dir = join(FIXTURES, name);
-    const model = loadModelFolder(dir);
-    const r = loadReference(dir);
-    const rt = new ModelRuntime(model.config, model.weights, { floatType: 'float64' });
-    const L = model.config.layers;
-    for (let from = 1; from < L; from++) {
-      const probe = await rt.probe(r.ids, r.targets, r.mask, from);
-      assert.ok(Math.abs(probe.loss - r.loss) <= 1e-7 * Math.abs(r.loss));
-      for (let l = 0; l < L; l++) {
-        if (l < from) {
-          assert.equal(probe.dh[l].length, 0, `no dL/dh below layer ${from}`);
-          continue;
-        }
-        assert.ok(relErr(probe.z[l], ref(r, `z.${l}`)) <= 1e-7, `z.${l} from layer ${from}`);
-        const e = relErr(probe.dh[l], ref(r, `dh.${l}`));
-        assert.ok(e <= 1e-7, `dh.${l} from layer ${from}: relative error ${e}`);
-      }
-    }
-    await assert.rejects(rt.probe(r.ids, r.targets, r.mask, L), /outside/);
-    await rt.release();
-  });
-
-  test(`golden ${name}: the attribution probe gives PyTorch's z and dL/dh through the down projection as dL/dz, from every lowest layer`, async () => {
+  test(`golden ${name}: probes whose backward pass stops at a layer give PyTorch's z and dL/dh for the layers above, and dL/dz = dL/dh · W_downᵀ`, async () => {
     const dir = join(FIXTURES, name);
     const model = loadModelFolder(dir);
     const r = loadReference(dir);
@@ -149,18 +126,23 @@ for (const name of CASES) {
     const L = model.config.layers;
     const T = r.ids.length;
     for (let from = 0; from < L; from++) {
-      const a = await rt.attribution(r.ids, r.targets, r.mask, from);
-      assert.ok(Math.abs(a.loss - r.loss) <= 1e-7 * Math.abs(r.loss));
-      for (let l = 0; l < L; l++) {
-        if (l < from) {
-          assert.equal(a.dz[l].length, 0, `no dL/dz below layer ${from}`);
-          continue;
+      const probe = await rt.probe(r.ids, r.targets, r.mask, from);
+      const attribution = await rt.attribution(r.ids, r.targets, r.mask, from);
+      for (const [kind, p, grads] of [['dh', probe, probe.dh], ['dz', attribution, attribution.dz]] as const) {
+        assert.ok(Math.abs(p.loss - r.loss) <= 1e-7 * Math.abs(r.loss));
+        for (let l = 0; l < L; l++) {
+          if (l < from) {
+            assert.equal(grads[l].length, 0, `no ${kind} below layer ${from}`);
+            continue;
+          }
+          assert.ok(relErr(p.z[l], ref(r, `z.${l}`)) <= 1e-7, `z.${l} from layer ${from} (${kind})`);
+          const expected = kind === 'dh' ? ref(r, `dh.${l}`) : activationGradient(model, l, ref(r, `dh.${l}`), T);
+          const e = relErr(grads[l], expected);
+          assert.ok(e <= 1e-7, `${kind}.${l} from layer ${from}: relative error ${e}`);
         }
-        assert.ok(relErr(a.z[l], ref(r, `z.${l}`)) <= 1e-7, `z.${l} from layer ${from}`);
-        const e = relErr(a.dz[l], activationGradient(model, l, ref(r, `dh.${l}`), T));
-        assert.ok(e <= 1e-7, `dz.${l} from layer ${from}: relative error ${e}`);
       }
     }
+    await assert.rejects(rt.probe(r.ids, r.targets, r.mask, L), /outside/);
     await assert.rejects(rt.attribution(r.ids, r.targets, r.mask, L), /outside/);
     await rt.release();
   });
