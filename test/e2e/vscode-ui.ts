@@ -102,6 +102,21 @@ export async function lineText(page: Page, lineNumber: number): Promise<string> 
   return (texts[lineNumber - first] ?? '').replace(/\u00a0/g, ' ');
 }
 
+/**
+ * The line's rendered text once it matches `expected`, or as it is after `timeoutMs`: Monaco
+ * renders edits on a later frame, so a read right after a burst of key presses can see an earlier
+ * state of the line (a run read `print(na)` after four Backspaces that did delete `name`).
+ */
+export async function settledLineText(page: Page, lineNumber: number, expected: RegExp | string, timeoutMs = 5_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await lineText(page, lineNumber);
+    if (typeof expected === 'string' ? text === expected : expected.test(text)) return text;
+    if (Date.now() > deadline) return text;
+    await page.waitForTimeout(100);
+  }
+}
+
 /** Right-clicks the middle of `target` and picks the context-menu entry labelled `label`. */
 export async function contextMenu(page: Page, target: Locator, label: string): Promise<void> {
   // The mouse at the element's box rather than locator.click: Monaco's selection overlays are
