@@ -34,7 +34,7 @@ const quickInput = (page: Page): Locator => page.locator('.quick-input-widget');
  * take the focus and close the widget under the fill (Playwright then finds the input inert, then
  * hidden: seen in two of four local e2e runs), so a closed widget is opened again, up to 3 times.
  */
-async function fillQuickInput(page: Page, key: string, text: string): Promise<void> {
+export async function fillQuickInput(page: Page, key: string, text: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     await closeQuickInput(page);
     await page.keyboard.press(key);

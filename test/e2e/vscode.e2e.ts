@@ -22,6 +22,7 @@ import {
   runCommand,
   screenshotter,
   settledLineText,
+  fillQuickInput,
   waitForGhostText,
   waitForWorkbench,
   webviewFrame,
@@ -81,9 +82,12 @@ function storedFailures(userDataDir: string): Record<string, unknown>[] {
 /** Puts the cursor at the end of a 1-based line (Go to Line, then End). */
 async function gotoLineEnd(page: Page, line: number): Promise<void> {
   await activeEditor(page).click();
-  await page.keyboard.press('Control+G');
-  await page.keyboard.type(String(line));
+  // Through fillQuickInput: a toast that closes "Go to Line" would send the digits and Enter into the file.
+  await fillQuickInput(page, 'Control+G', `:${line}`);
   await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
+  // The editor has the focus and the cursor on that line before the keys that follow are sent.
+  await page.locator('.statusbar-item', { hasText: new RegExp(`^\\s*Ln ${line}, Col`) }).first().waitFor({ timeout: 10_000 });
   await page.keyboard.press('End');
 }
 
