@@ -4,7 +4,7 @@
 
 import { benchMethod, BenchContext, loadBenchData, type MethodResult } from '../eval/bench';
 import { RepairModel } from '../repair/engine';
-import { MAX_PATCH_PARAMS, type RepairMethod } from '../repair/patch';
+import { MAX_PATCH_PARAMS, patchTooLarge, type RepairMethod } from '../repair/patch';
 import { methodDefaults, plannedPatch, type RepairRequest } from '../repair/run';
 import { openModel } from '../runtime/open';
 import { intFlag, print, UsageError, type Command } from './common';
@@ -42,7 +42,7 @@ export const benchCommand: Command = {
     const run = async (name: string, request: RepairRequest, into: MethodResult[]) => {
       const { values } = plannedPatch(folder.config, request, defaults);
       if (values <= MAX_PATCH_PARAMS) into.push(await benchMethod(ctx, name, request, defaults));
-      else skipped.push({ name, reason: `its patch would hold up to ${values.toLocaleString('en-US')} values, more than the ${MAX_PATCH_PARAMS.toLocaleString('en-US')} one patch may hold` });
+      else skipped.push({ name, reason: patchTooLarge(values) });
     };
     const results: MethodResult[] = [];
     for (const m of methods) await run(m, { ...base, method: m }, results);

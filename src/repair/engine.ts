@@ -101,9 +101,17 @@ export class PatchAccumulator {
 
   /** The current delta of one row (zeros if untouched), as a copy. */
   get(layer: number, row: number): Float64Array {
+    return this.addTo(layer, row, new Float64Array(this.d));
+  }
+
+  /** Adds the current delta of one row to `out` (length d) and returns it. */
+  addTo(layer: number, row: number, out: Float64Array): Float64Array {
     const s = this.layers.get(layer);
     const i = s?.slot.get(row);
-    return i === undefined ? new Float64Array(this.d) : Float64Array.from(s!.data.subarray(i * this.d, (i + 1) * this.d));
+    if (s === undefined || i === undefined) return out;
+    const o = i * this.d;
+    for (let j = 0; j < this.d; j++) out[j] += s.data[o + j]!;
+    return out;
   }
 
   remove(layer: number, row: number): void {
@@ -237,11 +245,7 @@ export class RepairModel {
         const v = Float64Array.from(plain.row(i));
         const b = patched.get(i);
         if (b) for (let j = 0; j < d; j++) v[j] += b[j];
-        if (acc) {
-          const a = acc.get(layer, i);
-          for (let j = 0; j < d; j++) v[j] += a[j];
-        }
-        return v;
+        return acc ? acc.addTo(layer, i, v) : v;
       },
     };
   }

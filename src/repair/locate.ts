@@ -201,8 +201,7 @@ export function selectNeurons(
         if (opts.topK !== undefined) throw new LinalgError('invalid-argument', "'one-layer' selection takes opts.fraction or opts.topK, not both");
         const rho = opts.fraction;
         if (!(rho > 0 && rho <= 1)) throw new LinalgError('invalid-argument', `opts.fraction must be in (0, 1], got ${rho}`);
-        // The small tolerance stops float noise (0.1·30 = 3.0000000000000004) from adding a row.
-        k = Math.max(1, Math.ceil(rho * m - 1e-9));
+        k = shareCount(rho, m);
       } else if (opts.topK !== undefined) {
         k = opts.topK;
       } else {
@@ -215,6 +214,15 @@ export function selectNeurons(
       throw new LinalgError('invalid-argument', `unknown selection mode ${String(never)}; use dense, global, layer or one-layer`);
     }
   }
+}
+
+/**
+ * How many of `n` a share in (0, 1] takes: ⌈share·n⌉, at least one — the layers of `layer`
+ * (topLayers) and the neurons of `one-layer`. The small tolerance stops float noise
+ * (0.1·30 = 3.0000000000000004) from adding one.
+ */
+function shareCount(share: number, n: number): number {
+  return Math.max(1, Math.ceil(share * n - 1e-9));
 }
 
 /** What sizes a selection before any probe: the model's shape and the repair's options. */
@@ -234,9 +242,9 @@ export interface SelectionSizing {
 export function selectionRows(mode: SelectMode, s: SelectionSizing): number {
   switch (mode) {
     case 'dense': return s.layers * s.intermediate;
-    case 'layer': return Math.max(1, Math.ceil(s.layerShare * s.layers - 1e-9)) * s.intermediate;
+    case 'layer': return shareCount(s.layerShare, s.layers) * s.intermediate;
     case 'global': return Math.min(s.topK, s.layers * s.intermediate);
-    case 'one-layer': return Math.min(s.intermediate, Math.max(1, Math.ceil(s.fraction * s.intermediate - 1e-9)));
+    case 'one-layer': return shareCount(s.fraction, s.intermediate);
     default: {
       const never: never = mode;
       throw new LinalgError('invalid-argument', `unknown selection mode ${String(never)}`);
@@ -273,7 +281,7 @@ export function topLayers(skippedLosses: ArrayLike<number>, intactLoss: number, 
   if (L === 0) throw new LinalgError('invalid-argument', 'topLayers needs at least one layer');
   assertFinite('skipped-MLP losses', skippedLosses);
   if (!(share > 0 && share <= 1)) throw new LinalgError('invalid-argument', `the share of layers must be in (0, 1], got ${share}`);
-  const k = Math.max(1, Math.ceil(share * L - 1e-9));
+  const k = shareCount(share, L);
   const order = Array.from({ length: L }, (_, l) => l).sort((a, b) => (skippedLosses[b] - intactLoss) - (skippedLosses[a] - intactLoss) || a - b);
   return order.slice(0, k).sort((a, b) => a - b);
 }

@@ -217,12 +217,13 @@ function patchProblems(p: Record<string, unknown>, layers: { layer: unknown; row
     if (layerD !== undefined && d === undefined) d = layerD;
   });
   const values = layers.reduce((n, l) => n + (l.deltas?.length ?? 0), 0);
-  if (values > MAX_PATCH_PARAMS) problems.push(tooLarge(values));
+  if (values > MAX_PATCH_PARAMS) problems.push(patchTooLarge(values));
   return problems;
 }
 
-function tooLarge(values: number): string {
-  return `the patch holds ${values.toLocaleString('en-US')} delta values, more than the ${MAX_PATCH_PARAMS.toLocaleString('en-US')} one patch may hold: repair fewer neurons (select global or one-layer)`;
+/** The one wording of the bound, for a patch read or made (run.ts says why before it). */
+export function patchTooLarge(values: number): string {
+  return `a patch of ${values.toLocaleString('en-US')} delta values is more than the ${MAX_PATCH_PARAMS.toLocaleString('en-US')} one patch may hold (it is sent and stored whole): repair fewer neurons (select global or one-layer, or fewer top-K neurons)`;
 }
 
 /** Validates an in-memory patch; throws InvalidPatchError. `hiddenSize` pins d when known. */
@@ -273,7 +274,7 @@ export function patchFromJson(json: unknown, hiddenSize?: number): Patch {
   if (!Array.isArray(json.layers)) throw new InvalidPatchError(['"layers" must be an array']);
   // Refused before decoding: a hostile file's deltas are not expanded.
   const chars = json.layers.reduce((n: number, l: unknown) => n + (isRecord(l) && typeof l.deltas === 'string' ? l.deltas.length : 0), 0);
-  if (chars > base64Chars(MAX_PATCH_PARAMS)) throw new InvalidPatchError([tooLarge(Math.floor((3 * chars) / 16))]);
+  if (chars > base64Chars(MAX_PATCH_PARAMS)) throw new InvalidPatchError([patchTooLarge(Math.floor((3 * chars) / 16))]);
   const decodeProblems: string[] = [];
   const layers = json.layers.map((l: unknown, i: number) => {
     const r = isRecord(l) ? l : {};

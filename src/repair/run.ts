@@ -11,9 +11,9 @@ import { DEFAULT_REPLAY, showsDesired, type CompletionReplay } from '../runtime/
 import { assess, type RepairControl, type RepairModel } from './engine';
 import { fittingSelect, selectionRows, type SelectionSizing, type SelectMode } from './locate';
 import { PAPER_DEFAULTS, type MethodDefaults } from './model-defaults';
-import { MAX_PATCH_PARAMS, newPatchId, patchSize, type JsonValue, type Patch, type RepairMethod, type RepairMode } from './patch';
+import { MAX_PATCH_PARAMS, newPatchId, patchSize, patchTooLarge, type JsonValue, type Patch, type RepairMethod, type RepairMode } from './patch';
 import { repairMint, repairSgd } from './baselines';
-import { repairStar, type RepairOutcome, type RightPositions, type StopWhen } from './star';
+import { repairStar, STAR_DEFAULTS, type RepairOutcome, type RightPositions, type StopWhen } from './star';
 import { makeExample, RepairError, type Example } from './teacher';
 
 export { methodDefaults, PAPER_DEFAULTS, type MethodDefaults } from './model-defaults';
@@ -89,9 +89,9 @@ export function plannedPatch(config: Pick<ModelConfig, 'layers' | 'hidden' | 'in
   const tuned = defaults.star;
   const sizing: SelectionSizing = {
     layers, intermediate,
-    topK: request.topK ?? tuned.topK ?? 64,
-    fraction: request.fraction ?? tuned.fraction ?? 0.05,
-    layerShare: request.layerShare ?? 0.25,
+    topK: request.topK ?? tuned.topK ?? STAR_DEFAULTS.topK,
+    fraction: request.fraction ?? tuned.fraction ?? STAR_DEFAULTS.fraction,
+    layerShare: request.layerShare ?? STAR_DEFAULTS.layerShare,
   };
   const select = request.select ?? tuned.select ?? fittingSelect(sizing, d, MAX_PATCH_PARAMS);
   const rows = request.method === 'sgd' ? layers * intermediate : request.method === 'mint' ? Math.min(MINT_MAX_NEURONS, layers * intermediate) : selectionRows(select, sizing);
@@ -99,7 +99,7 @@ export function plannedPatch(config: Pick<ModelConfig, 'layers' | 'hidden' | 'in
 }
 
 function tooLarge(values: number, why: string): RepairError {
-  return new RepairError('patch-too-large', `${why}: a patch of ${values.toLocaleString('en-US')} values, more than the ${MAX_PATCH_PARAMS.toLocaleString('en-US')} one patch may hold (it is sent and stored whole); repair with select global or one-layer (or fewer top-K neurons)`);
+  return new RepairError('patch-too-large', `${why}: ${patchTooLarge(values)}`);
 }
 
 /** What runRepair returns inside the worker (the wire's RepairResult, worker/protocol.ts, is built from it). */

@@ -95,12 +95,12 @@ test('a patch holds at most MAX_PATCH_PARAMS values: more is refused, and from J
   const d = 64;
   const sized = (rows: number): Patch => ({ ...makePatch([]), layers: [{ layer: 3, rows: Array.from({ length: rows }, (_, i) => i), deltas: new Float32Array(rows * d) }] });
   assert.doesNotThrow(() => validatePatch(sized(MAX_PATCH_PARAMS / d), d));
-  assert.match(problems(() => validatePatch(sized(MAX_PATCH_PARAMS / d + 1), d)), /holds 8,388,672 delta values, more than the 8,388,608 one patch may hold/);
+  assert.match(problems(() => validatePatch(sized(MAX_PATCH_PARAMS / d + 1), d)), /a patch of 8,388,672 delta values is more than the 8,388,608 one patch may hold/);
   assert.equal(base64Chars(3), encodeFloat32Base64(new Float32Array(3)).length);
   const json = patchToJson(makePatch([{ layer: 0, rows: [1], values: [1, 2] }]));
   // Not base64 at all: refused on its length, so it was never decoded.
   const huge = { ...json, layers: [{ layer: 0, rows: [1], deltas: '!'.repeat(base64Chars(MAX_PATCH_PARAMS) + 8) }] };
-  assert.match(problems(() => patchFromJson(huge)), /more than the 8,388,608 one patch may hold/);
+  assert.match(problems(() => patchFromJson(huge)), /is more than the 8,388,608 one patch may hold/);
 });
 
 test('a patch for another model is refused with the message the user needs', () => {

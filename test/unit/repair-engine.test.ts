@@ -183,7 +183,7 @@ test('runRepair refuses a patch too large to send and store before any work, and
   const shaped = new Proxy(model, {
     get: (t, k) => (k === 'config' ? big : k === 'apply' || k === 'runtime' ? (touched++, Reflect.get(t, k)) : Reflect.get(t, k)),
   });
-  const tooLarge = (e: unknown) => e instanceof RepairError && e.code === 'patch-too-large' && /more than the 8,388,608 one patch may hold/.test(e.message);
+  const tooLarge = (e: unknown) => e instanceof RepairError && e.code === 'patch-too-large' && /: a patch of [0-9,]+ delta values is more than the 8,388,608 one patch may hold/.test(e.message);
   await assert.rejects(runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'star', select: 'dense' }), tooLarge);
   await assert.rejects(runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'star', select: 'layer' }), tooLarge);
   await assert.rejects(runRepair(shaped, folder.tokenizer, 'fp', prepared, { method: 'sgd' }), tooLarge);
