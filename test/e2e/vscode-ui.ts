@@ -81,9 +81,12 @@ export function activeEditor(page: Page): Locator {
   return page.locator('.editor-group-container.active .monaco-editor').first();
 }
 
+/** CSS classes of the inline suggestion's text where Monaco renders it (inside a line or below it). */
+const GHOST_TEXT = '.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text';
+
 /** The inline suggestion (ghost text) currently shown in the active editor, or '' when none. */
 export async function ghostText(page: Page): Promise<string> {
-  const parts = await activeEditor(page).locator('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text').allTextContents();
+  const parts = await activeEditor(page).locator(GHOST_TEXT).allTextContents();
   return parts.join('').replace(/\u00a0/g, ' ');
 }
 
@@ -98,15 +101,25 @@ export async function waitForGhostText(page: Page, timeoutMs: number): Promise<s
   }
 }
 
-/** Text of one line of the active editor as rendered (1-based line number). */
+/**
+ * Text of one line of the active editor's document (1-based line number), as rendered without
+ * the ghost text: an inline suggestion inside the line is rendered in the same element (a run
+ * read "print(name)" after the four Backspaces that left "print()", the repaired model already
+ * suggesting "name" there).
+ */
 export async function lineText(page: Page, lineNumber: number): Promise<string> {
   // Monaco positions rendered lines absolutely; the line-numbers gutter gives the order.
   const editor = activeEditor(page);
-  const texts = await editor.locator('.view-lines .view-line').evaluateAll((nodes) =>
+  const texts = await editor.locator('.view-lines .view-line').evaluateAll((nodes, ghost) =>
     nodes
-      .map((n) => ({ top: parseFloat((n as HTMLElement).style.top || '0'), text: n.textContent ?? '' }))
+      .map((n) => {
+        const copy = n.cloneNode(true) as HTMLElement;
+        for (const g of Array.from(copy.querySelectorAll(ghost))) g.remove();
+        return { top: parseFloat((n as HTMLElement).style.top || '0'), text: copy.textContent ?? '' };
+      })
       .sort((a, b) => a.top - b.top)
       .map((x) => x.text),
+    GHOST_TEXT,
   );
   const first = await editor.locator('.margin .line-numbers').evaluateAll((nodes) =>
     Math.min(...nodes.map((n) => Number(n.textContent ?? 'NaN')).filter((x) => Number.isFinite(x))),

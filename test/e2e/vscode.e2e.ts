@@ -88,7 +88,21 @@ async function gotoLineEnd(page: Page, line: number): Promise<void> {
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
   // The editor has the focus and the cursor on that line before the keys that follow are sent.
   await page.locator('.statusbar-item', { hasText: new RegExp(`^\\s*Ln ${line}, Col`) }).first().waitFor({ timeout: 10_000 });
+  // The status bar moves while Go to Line previews; the keys go to the editor once it has the text
+  // focus again (Monaco marks its root \`focused\`), not to the page while the box hands it back.
+  await focusedEditor(page);
   await page.keyboard.press('End');
+}
+
+/** Waits until the active editor has the keyboard focus, clicking into it once if it does not. */
+async function focusedEditor(page: Page): Promise<void> {
+  const focused = page.locator('.editor-group-container.active .monaco-editor.focused').first();
+  try {
+    await focused.waitFor({ state: 'attached', timeout: 5_000 });
+  } catch {
+    await activeEditor(page).locator('.view-lines').click();
+    await focused.waitFor({ state: 'attached', timeout: 5_000 });
+  }
 }
 
 /** The model: the embedded one unless STAR_E2E_MODEL names a Hugging Face folder (for debugging). */
