@@ -1,16 +1,18 @@
 // One decode session (CPU unless asked) on a chosen decode graph (the plain layers of decoder.ts or the fused ones of
 // decode-layer.ts), fed as ModelRuntime feeds its decode session on the CPU: float weights as
 // inputs, quantised codes as external initializers (MatMulNBits prepacks them), the neuron patch
-// as inputs, the KV cache [KV, P, hd] per layer. For bench/decode-overhead.ts and the tests that
+// as inputs, the KV cache per layer as the graph takes it ([KV, P, hd], or the fused graph's
+// buffers written in place: runtime/kv-buffers.ts). For bench/decode-overhead.ts and the tests that
 // compare the two graphs (test/unit/decode-layer.test.ts); ModelRuntime itself picks no variant.
 import * as ort from 'onnxruntime-node';
-import { buildDecodeGraph, floatWeightInputs, pastName, patchDeltasName, patchRowsName, presentName, weightFile } from '../../src/graph/architectures/decoder';
+import { buildDecodeGraph, floatWeightInputs, pastName, usesFusedDecode, patchDeltasName, patchRowsName, presentName, weightFile } from '../../src/graph/architectures/decoder';
 import { codesName, quantisedWeightSpecs, scalesName, zeroPointsName } from '../../src/graph/quantised';
 import type { ModelConfig } from '../../src/model/config';
 import type { CanonicalWeights } from '../../src/model/weights';
 import type { QuantisedModel } from '../../src/runtime/quantised-weights';
 import { weightArrays, type LayerPatch } from '../../src/runtime/runtime';
 import { DECODE_ACCURACY_LEVEL } from '../../src/runtime/weight-formats';
+import { CacheBuffers, compactTensors } from '../../src/runtime/kv-buffers';
 
 export interface DecodeSessionOptions {
   fused: boolean;
@@ -105,6 +107,7 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
   }
   const quant = quantised ? { ...quantised.spec, accuracyLevel: options.accuracyLevel ?? DECODE_ACCURACY_LEVEL, mode: 'initializers' as const, product: 'nbits' as const } : null;
   const model = buildDecodeGraph(cfg, 'float32', 'inputs', { quant, fused: options.fused });
+  const buffers = usesFusedDecode(cfg, 'float32', { fused: options.fused }) ? new CacheBuffers() : null;
   const session = await ort.InferenceSession.create(model, {
     executionProviders: [options.provider ?? 'cpu'],
     graphOptimizationLevel: 'all',
@@ -123,9 +126,21 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
       const feeds: Record<string, ort.Tensor> = { ...weightFeeds, ...patch };
       feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
       feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
+      if (buffers) {
+        // As ModelRuntime.decode: the fused graph writes into the buffers it reads the past from.
+        const b = buffers.forStep(cache, ids.length);
+        const fetches: Record<string, ort.Tensor | null> = { logits: null };
+        for (let l = 0; l < cfg.layers; l++) {
+          feeds[pastName(l, 'key')] = fetches[presentName(l, 'key')] = b.keys[l];
+          feeds[pastName(l, 'value')] = fetches[presentName(l, 'value')] = b.values[l];
+        }
+        const out = await session.run(feeds, fetches);
+        return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys: b.keys, values: b.values } };
+      }
+      const past = compactTensors(cache);
       for (let l = 0; l < cfg.layers; l++) {
-        feeds[pastName(l, 'key')] = cache.keys[l];
-        feeds[pastName(l, 'value')] = cache.values[l];
+        feeds[pastName(l, 'key')] = past.keys[l];
+        feeds[pastName(l, 'value')] = past.values[l];
       }
       const out = await session.run(feeds);
       const keys = Array.from({ length: cfg.layers }, (_, l) => out[presentName(l, 'key')] as ort.Tensor);

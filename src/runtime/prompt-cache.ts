@@ -6,6 +6,7 @@
 
 import * as ort from 'onnxruntime-node';
 import type { KvCache, ModelRuntime } from './runtime';
+import { compactTensor } from './kv-buffers';
 
 type FloatArray = Float32Array | Float64Array;
 
@@ -87,12 +88,7 @@ export class PromptCache {
     this.counts.reusedTokens += len;
     const { kvHeads, headDim } = runtime.config;
     const full = best.ids.length;
-    const slice = (a: FloatArray): ort.Tensor => {
-      if (len === full) return new ort.Tensor(runtime.floatType, a, [kvHeads, len, headDim]);
-      const out = new (a instanceof Float64Array ? Float64Array : Float32Array)(kvHeads * len * headDim);
-      for (let h = 0; h < kvHeads; h++) out.set(a.subarray(h * full * headDim, (h * full + len) * headDim), h * len * headDim);
-      return new ort.Tensor(runtime.floatType, out, [kvHeads, len, headDim]);
-    };
+    const slice = (a: FloatArray): ort.Tensor => compactTensor(new ort.Tensor(runtime.floatType, a, [kvHeads, full, headDim]), len);
     return { cache: { length: len, keys: best.keys.map(slice), values: best.values.map(slice) }, reused: len };
   }
 

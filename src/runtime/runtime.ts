@@ -10,13 +10,14 @@
 
 import * as ort from 'onnxruntime-node';
 import type { FloatType } from '../graph/builder';
-import { buildDecodeGraph, buildProbeGraph, floatWeightInputs, pastName, patchDeltasName, patchRowsName, presentName, weightBlocks, weightFile, type QuantGraphOptions, type WeightMode } from '../graph/architectures/decoder';
+import { buildDecodeGraph, buildProbeGraph, floatWeightInputs, pastName, usesFusedDecode, patchDeltasName, patchRowsName, presentName, weightBlocks, weightFile, type QuantGraphOptions, type WeightMode } from '../graph/architectures/decoder';
 import { codesName, quantisedTensorShapes, quantisedWeightSpecs, scalesName, zeroPointsName } from '../graph/quantised';
 import type { ModelConfig } from '../model/config';
 import type { CanonicalWeights } from '../model/weights';
 import type { QuantisedModel } from './quantised-weights';
 import { DECODE_ACCURACY_LEVEL, type WeightFormat } from './weight-formats';
 import { createSession, tensorByteLimit, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
+import { CacheBuffers, compactCache, compactTensors } from './kv-buffers';
 import { decodeOutputLocations, DeviceIo, deviceTensorRegistry, disposeDeviceTensors, keepsDataOnDevice } from './device-io';
 
 /** One layer's neuron patch: `deltas` is row-major [rows.length, d]; rows are down-projection inputs. */
@@ -28,6 +29,12 @@ export interface LayerPatch {
 export interface KvCache {
   /** Number of positions held. */
   readonly length: number;
+  /**
+   * Per layer: [KV, length, hd] (the plain decode graph, emptyCache, the prompt cache), or a
+   * buffer [1, KV, C, hd] whose first `length` positions are the cache (the fused decode graph on
+   * the CPU, runtime/kv-buffers.ts). readCache() gives either as [KV, length, hd]. On the CPU a
+   * cache can be decoded from again: its positions are copied when its buffers were extended.
+   */
   readonly keys: readonly ort.Tensor[];
   readonly values: readonly ort.Tensor[];
   /**
@@ -151,6 +158,8 @@ interface LoadedSession {
   weights: WeightMode;
   /** The weight tensors the graph takes as inputs (blocks of split weights), when weights are inputs. */
   weightFeeds: Record<string, ort.Tensor>;
+  /** A decode session of the fused layers: its caches are buffers written in place (runtime/kv-buffers.ts). */
+  cacheBuffers: boolean;
 }
 
 export class ModelRuntime {
@@ -173,6 +182,8 @@ export class ModelRuntime {
   private devicePatch: { version: number; feeds: Promise<Record<string, ort.Tensor>>; resolved?: Record<string, ort.Tensor> } | null = null;
   private deviceIo: DeviceIo | null = null;
   private readonly releasedCaches = new WeakSet<KvCache>();
+  /** The buffers the fused decode graph writes its caches into, and which caches were extended. */
+  private readonly cacheBuffers = new CacheBuffers();
 
   /** `weights`: canonical fp32 weights, or a quantised model (runtime/quantised-weights.ts). */
   constructor(config: ModelConfig, weights: CanonicalWeights | QuantisedModel, options: ModelRuntimeOptions = {}) {
@@ -259,11 +270,16 @@ export class ModelRuntime {
   private build(kind: SessionKind, weights: WeightMode, maxTensorBytes: number | null, provider: string): Uint8Array {
     const quant = this.quantFor(kind, weights);
     // The fused decode layers (decode-layer.ts) on the CPU only: CUDA's GroupQueryAttention is fp16/bf16, and WebGPU's speed is unmeasured.
-    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes, quant, fused: provider === 'cpu' });
+    if (kind === 'decode') return buildDecodeGraph(this.config, this.floatType, weights, { maxTensorBytes, quant, fused: this.fusedDecodeOn(provider) });
     if (kind === 'score') return buildProbeGraph(this.config, { backward: false, floatType: this.floatType, weights, maxTensorBytes, quant });
     const wrt = kind.startsWith('attribute@') ? 'z' : 'h';
     const fromLayer = kind === 'probe' ? 0 : Number(kind.slice(kind.indexOf('@') + 1));
     return buildProbeGraph(this.config, { backward: true, fromLayer, wrt, floatType: this.floatType, weights, maxTensorBytes, quant });
+  }
+
+  /** Whether the decode graph on `provider` is built from the fused layers (buildDecodeGraph decides, from this request). */
+  private fusedDecodeOn(provider: string): boolean {
+    return usesFusedDecode(this.config, this.floatType, { fused: provider === 'cpu' });
   }
 
   private weightModeFor(provider: string): WeightMode {
@@ -322,7 +338,10 @@ export class ModelRuntime {
     this.provider = choice.provider;
     const { mode, limit } = modes.get(choice.provider) ?? { mode: 'inputs' as const, limit: null };
     const quantFeeds = this.quantFor(kind, mode)?.mode === 'inputs' ? this.quantFeeds : {};
-    return { session: choice.session, provider: choice.provider, weights: mode, weightFeeds: { ...(mode === 'inputs' ? this.weightFeedsFor(limit) : {}), ...quantFeeds } };
+    return {
+      session: choice.session, provider: choice.provider, weights: mode, weightFeeds: { ...(mode === 'inputs' ? this.weightFeedsFor(limit) : {}), ...quantFeeds },
+      cacheBuffers: kind === 'decode' && this.fusedDecodeOn(choice.provider),
+    };
   }
 
   /** Weight feeds for a graph under `limit`: the whole weights' tensors, or views of their row blocks. */
@@ -404,9 +423,10 @@ export class ModelRuntime {
     disposeDeviceTensors([...cache.keys, ...cache.values]);
   }
 
-  /** A cache's keys and values [KV, length, hd] per layer, on the CPU wherever they live. */
+  /** A cache's keys and values [KV, length, hd] per layer, on the CPU wherever they live (a buffer cache's: copies). */
   async readCache(cache: KvCache): Promise<{ keys: FloatArray[]; values: FloatArray[] }> {
     if (this.releasedCaches.has(cache)) throw new Error('readCache: this cache was spent by decode() or released');
+    if (!cache.onDevice) return { keys: cache.keys.map((t) => compactCache(t, cache.length)), values: cache.values.map((t) => compactCache(t, cache.length)) };
     const feeds: Record<string, ort.Tensor> = {};
     cache.keys.forEach((t, l) => (feeds[`k${l}`] = t));
     cache.values.forEach((t, l) => (feeds[`v${l}`] = t));
@@ -421,9 +441,22 @@ export class ModelRuntime {
     const feeds = this.baseFeeds(loaded);
     feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
     feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
+    if (loaded.cacheBuffers) {
+      // The fused graph writes the new positions into the buffers it reads the past from.
+      const buffers = this.cacheBuffers.forStep(cache, ids.length);
+      const fetches: Record<string, ort.Tensor | null> = { logits: null };
+      for (let l = 0; l < this.config.layers; l++) {
+        feeds[pastName(l, 'key')] = fetches[presentName(l, 'key')] = buffers.keys[l];
+        feeds[pastName(l, 'value')] = fetches[presentName(l, 'value')] = buffers.values[l];
+      }
+      const out = await loaded.session.run(feeds, fetches);
+      return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys: buffers.keys, values: buffers.values } };
+    }
+    // The plain graph takes decode's compact layout (a buffer cache is copied into it).
+    const past = cache.onDevice ? cache : compactTensors(cache);
     for (let l = 0; l < this.config.layers; l++) {
-      feeds[pastName(l, 'key')] = cache.keys[l];
-      feeds[pastName(l, 'value')] = cache.values[l];
+      feeds[pastName(l, 'key')] = past.keys[l];
+      feeds[pastName(l, 'value')] = past.values[l];
     }
     const out = await loaded.session.run(feeds);
     const keys: ort.Tensor[] = [];

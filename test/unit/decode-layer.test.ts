@@ -21,6 +21,7 @@ import type { LayerPatch } from '../../src/runtime/runtime';
 import { buildDecodeGraph } from '../../src/graph/architectures/decoder';
 import { fusedDecodeReason } from '../../src/graph/architectures/decode-layer';
 import { openDecodeSession, type Cache, type DecodeSession } from '../../bench/lib/decode-session';
+import { CACHE_GROWTH, compactCache } from '../../src/runtime/kv-buffers';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'models');
 const CASES = ['llama', 'qwen2', 'mistral', 'gpt2', 'gpt-bigcode', 'llama-tied-hd'];
@@ -37,12 +38,15 @@ function somePatch(cfg: ModelConfig): Map<number, LayerPatch> {
   return new Map([[cfg.layers - 1, { rows, deltas }]]);
 }
 
+/** `a` the fused graph's caches (buffers [1, KV, C, hd], C ≥ length), `b` the plain graph's ([KV, length, hd]): the same positions. */
 function assertCachesAgree(cfg: ModelConfig, a: Cache, b: Cache, tol: number, what: string): void {
   assert.equal(a.length, b.length);
   for (let l = 0; l < cfg.layers; l++) {
     for (const [x, y] of [[a.keys[l], b.keys[l]], [a.values[l], b.values[l]]]) {
-      assert.deepEqual(x.dims, [cfg.kvHeads, a.length, cfg.headDim], `${what}: cache layout`);
-      assert.ok(relErr(x.data as Float32Array, y.data as Float32Array) < tol, `${what}: layer ${l} cache differs`);
+      assert.deepEqual([x.dims[0], x.dims[1], x.dims[3]], [1, cfg.kvHeads, cfg.headDim], `${what}: fused cache layout`);
+      assert.ok(x.dims[2] >= a.length, `${what}: the buffer holds the cache`);
+      assert.deepEqual(y.dims, [cfg.kvHeads, b.length, cfg.headDim], `${what}: plain cache layout`);
+      assert.ok(relErr(compactCache(x, a.length), y.data as Float32Array) < tol, `${what}: layer ${l} cache differs`);
     }
   }
 }
@@ -97,6 +101,36 @@ test('fused decode layers: RoPE inside GroupQueryAttention (head size 32) and a 
   await compareModels(window, randomCanonicalWeights(window, 4, 0.2), 'mistral window 3');
   const windowRope = variant('mistral', { slidingWindow: 4, heads: 2, kvHeads: 1, headDim: 16 });
   await compareModels(windowRope, randomCanonicalWeights(windowRope, 5, 0.2), 'mistral window 4, head size 16');
+});
+
+test('fused decode layers: caches written in place grow past their buffers, and a cache decoded from twice stays right', async () => {
+  const { config, weights } = fixture('qwen2');
+  const fused = await openDecodeSession(config, weights, { fused: true, threads: 1 });
+  const plain = await openDecodeSession(config, weights, { fused: false, threads: 1 });
+  // A prompt that nearly fills the first buffer, then single tokens across its end and a
+  // multi-token step across the next one's.
+  const prompt = Array.from({ length: CACHE_GROWTH - 2 }, (_, i) => (i * 37 + 5) % config.vocab);
+  let a = await fused.decode(prompt);
+  let b = await plain.decode(prompt);
+  const firstBuffer = a.cache.keys[0];
+  for (const step of [[3], [9], [14], [27], Array.from({ length: CACHE_GROWTH - 3 }, (_, i) => (i * 11 + 1) % config.vocab)]) {
+    const branch = a.cache;
+    const plainBranch = b.cache;
+    a = await fused.decode(step, branch);
+    b = await plain.decode(step, plainBranch);
+    assert.ok(relErr(a.logits, b.logits) < 2e-5, `after ${a.cache.length} positions: logits`);
+    assertCachesAgree(config, a.cache, b.cache, 2e-5, `after ${a.cache.length} positions`);
+    // The cache this step extended, decoded from again (another continuation of the same text):
+    // its positions are copied out of the extended buffers, which stay as they are.
+    const again = await fused.decode([50], branch);
+    const reference = await plain.decode([50], plainBranch);
+    assert.ok(relErr(again.logits, reference.logits) < 2e-5, `a second continuation from ${branch.length} positions`);
+    assert.notEqual(again.cache.keys[0], a.cache.keys[0], 'the second continuation has buffers of its own');
+    assertCachesAgree(config, a.cache, b.cache, 2e-5, `the first continuation after the second`);
+  }
+  assert.notEqual(a.cache.keys[0], firstBuffer, 'the buffers grew');
+  await fused.session.release();
+  await plain.session.release();
 });
 
 test('fused decode layers: int8 at the default accuracy_level 4 stay close to the plain graph', async () => {

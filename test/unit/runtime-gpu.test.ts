@@ -184,7 +184,9 @@ for (const provider of ['webgpu', 'cuda'] as const) {
             }
             const [ra, rb] = [await gpu.readCache(caches[0]), await cpu.readCache(caches[1])];
             for (let l = 0; l < folder.config.layers; l++) {
-              assert.deepEqual(caches[0].keys[l].dims, caches[1].keys[l].dims);
+              // (The CPU's fused graph keeps its caches in buffers with room to grow: compare what readCache gives.)
+              assert.equal(ra.keys[l].length, folder.config.kvHeads * caches[0].length * folder.config.headDim);
+              assert.equal(rb.keys[l].length, ra.keys[l].length);
               c.check('keys', `${label}, step ${step}, layer ${l}`, ra.keys[l], rb.keys[l], { rel: CACHE_REL });
               c.check('values', `${label}, step ${step}, layer ${l}`, ra.values[l], rb.values[l], { rel: CACHE_REL });
             }

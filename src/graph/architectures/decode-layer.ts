@@ -15,11 +15,14 @@
 // With MatMulNBits weights, q, k and v are one MatMulNBits on codes stacked along N (feeding
 // GroupQueryAttention's packed input), and so are gate and up (split after): the activations are
 // quantised once, not per matrix (stackedProduct).
-// The caches keep decode's layout, [KV, P, hd] per layer; GroupQueryAttention's [1, KV, L, hd] is
-// reached by Unsqueeze/Squeeze. GroupQueryAttention derives positions from the cache length, so
-// this graph assumes positions = P, P+1, … (what ModelRuntime.decode feeds); decoder.ts's graph
-// reads them. float32 only (the contrib kernels are). Written for the CPU provider; a 3-token
-// prompt on WebGPU (lavapipe) gave the CPU's logits too, but nothing else was checked there.
+// The caches are GroupQueryAttention's own [1, KV, C, hd] buffers (runtime/kv-buffers.ts): the
+// past's first P positions are filled, and the present output is the same buffer with the new
+// positions written at P.. (onnxruntime's shared past/present mode when the runtime passes the
+// buffer as the output too). P is read from the positions input, which must be P, P+1, … (what
+// ModelRuntime.decode feeds; GroupQueryAttention rotates by them); decoder.ts's graph reads
+// positions and takes P from its caches' shape. float32 only (the contrib kernels are). Written
+// for the CPU provider; on WebGPU (lavapipe) test/unit/decode-layer.test.ts finds the CPU's logits
+// and caches on the fp32 fixtures, but its speed there is unmeasured.
 
 import { Graph, type Dim, type ElemType, type Value } from '../builder';
 import { MS_DOMAIN, type AttributeValue } from '../onnx-proto';
@@ -145,14 +148,18 @@ interface AttentionShared {
   tables: { cos: Value; sin: Value } | null;
 }
 
-function attentionShared(t: DecodeTools, ids: Value, positions: Value, pastKey: Value): AttentionShared {
+/** Lengths from the positions P..P+T−1: seqlens_k = P + T − 1 (the last position), total = P + T. */
+function attentionShared(t: DecodeTools, positions: Value): AttentionShared {
   const { g, cfg } = t;
-  const pastLength = g.gather(g.shapeOf(pastKey), g.ints([1]), 0);
-  const total = g.add(pastLength, g.shapeOf(ids));
-  const seqlensK = toInt32(g, g.sub(total, g.ints([1])));
+  const last = g.slice(positions, 0, -1, Number.MAX_SAFE_INTEGER, [1]);
   const rope = cfg.family === 'llama';
   const own = rope && cfg.headDim % 16 === 0;
-  return { seqlensK, total: toInt32(g, total), caches: own ? ropeCaches(g, cfg) : null, tables: rope && !own ? ropeTables(g, cfg, positions) : null };
+  return {
+    seqlensK: toInt32(g, last),
+    total: toInt32(g, g.add(last, g.ints([1]))),
+    caches: own ? ropeCaches(g, cfg) : null,
+    tables: rope && !own ? ropeTables(g, cfg, positions) : null,
+  };
 }
 
 /**
@@ -197,14 +204,13 @@ function attention(t: DecodeTools, xn: Value, l: number, past: { key: Value; val
     qkv = [g.unsqueeze(q, 0), g.unsqueeze(k, 0), g.unsqueeze(v, 0)];
   }
   const dtype = qkv[0].dtype;
-  const inputs = [...qkv, g.unsqueeze(past.key, 0), g.unsqueeze(past.value, 0), s.seqlensK, s.total, ...(s.caches ? [s.caches.cos, s.caches.sin] : [])];
+  const inputs = [...qkv, past.key, past.value, s.seqlensK, s.total, ...(s.caches ? [s.caches.cos, s.caches.sin] : [])];
   const attributes: Record<string, AttributeValue> = { num_heads: int(H), kv_num_heads: int(KV), do_rotary: int(s.caches ? 1 : 0), rotary_interleaved: int(0) };
   // onnxruntime's window counts the query's own key: decoder.ts's mask shows keys p − w < k ≤ p.
   if (cfg.slidingWindow !== null) attributes.local_window_size = int(cfg.slidingWindow);
-  const cache = { dtype, shape: [1, KV, 'P+T', hd] };
-  const [context, key, value] = node(g, 'GroupQueryAttention', MS_DOMAIN, inputs, [{ dtype, shape: [1, T, H * hd] }, cache, cache], attributes);
-  const squeeze = (x: Value, name: string) => node(g, 'Squeeze', undefined, [x, g.ints([0])], [{ dtype: x.dtype, shape: x.shape.slice(1), name }])[0];
-  return { context: g.squeeze(context, 0), key: squeeze(key, names.key), value: squeeze(value, names.value) };
+  const cache = (name: string) => ({ dtype, shape: past.key.shape, name });
+  const [context, key, value] = node(g, 'GroupQueryAttention', MS_DOMAIN, inputs, [{ dtype, shape: [1, T, H * hd] }, cache(names.key), cache(names.value)], attributes);
+  return { context: g.squeeze(context, 0), key, value };
 }
 
 /** The MLP's activation: x·sigmoid(x) (onnxruntime fuses it into QuickGelu), FastGelu or Gelu. */
@@ -228,8 +234,9 @@ function mlp(t: DecodeTools, mn: Value, l: number): Value {
 }
 
 /**
- * The whole stack for token ids [T] at positions P.. (past keys/values [KV, P, hd] per layer):
- * the final norm's output and the extended caches, output under `presentNames`.
+ * The whole stack for token ids [T] at positions P.. (past key/value buffers [1, KV, C, hd] per
+ * layer, the first P positions filled): the final norm's output and the present buffers, output
+ * under `presentNames`.
  */
 export function fusedDecodeBody(t: DecodeTools, ids: Value, positions: Value, past: { key: Value; value: Value }[], presentNames: (l: number) => { key: string; value: string }): DecodeBody {
   const { g, cfg } = t;
@@ -237,7 +244,7 @@ export function fusedDecodeBody(t: DecodeTools, ids: Value, positions: Value, pa
   if (reason) throw new Error(`internal: fused decode layers: ${reason}`);
   let x = t.rows('embed', ids);
   if (cfg.family === 'gpt2') x = g.add(x, t.rows('position_embed', positions));
-  const shared = attentionShared(t, ids, positions, past[0].key);
+  const shared = attentionShared(t, positions);
   const present: { key: Value; value: Value }[] = [];
   let h: Value | null = null;
   for (let l = 0; l < cfg.layers; l++) {

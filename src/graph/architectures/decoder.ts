@@ -422,20 +422,31 @@ export interface DecodeGraphOptions extends LayoutOptions {
   fused?: boolean;
 }
 
+/** Whether buildDecodeGraph builds the fused layers for these options (and so the cache buffers below). */
+export function usesFusedDecode(cfg: ModelConfig, floatType: FloatType, layout: DecodeGraphOptions): boolean {
+  return layout.fused === true && fusedDecodeReason(cfg, floatType) === null;
+}
+
 /**
- * Decode graph: ids [T] at positions [T] with past keys/values [KV, P, hd] per layer →
- * `logits` [1, V] of the last position and `present.*` caches [KV, P+T, hd].
+ * Decode graph: ids [T] at positions [T] with past keys/values per layer → `logits` [1, V] of the
+ * last position and the `present.*` caches.
+ *  - plain layers: past [KV, P, hd] → present [KV, P+T, hd];
+ *  - fused layers: past buffers [1, KV, C, hd] whose first P positions are the cache (P =
+ *    positions[0], C ≥ P + T) → present [1, KV, C, hd], the same buffers with the T new positions
+ *    written at P.. (runtime/kv-buffers.ts passes them as pre-allocated outputs, so nothing else
+ *    is copied).
  */
 export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32', weights: WeightMode = 'inputs', layout: DecodeGraphOptions = {}): Uint8Array {
   const b = new DecoderBuilder(cfg, floatType, weights, layout);
   const g = b.g;
   const ids = g.input('ids', 'int64', ['T']);
   const positions = g.input('positions', 'int64', ['T']);
+  const fused = usesFusedDecode(cfg, floatType, layout);
+  const cacheShape = fused ? [1, cfg.kvHeads, 'C', cfg.headDim] : [cfg.kvHeads, 'P', cfg.headDim];
   const past = Array.from({ length: cfg.layers }, (_, l) => ({
-    key: g.input(pastName(l, 'key'), floatType, [cfg.kvHeads, 'P', cfg.headDim]),
-    value: g.input(pastName(l, 'value'), floatType, [cfg.kvHeads, 'P', cfg.headDim]),
+    key: g.input(pastName(l, 'key'), floatType, cacheShape),
+    value: g.input(pastName(l, 'value'), floatType, cacheShape),
   }));
-  const fused = layout.fused === true && fusedDecodeReason(cfg, floatType) === null;
   const body = fused ? fusedDecodeBody(b.decodeTools(), ids, positions, past, (l) => ({ key: presentName(l, 'key'), value: presentName(l, 'value') })) : b.body(ids, positions, past);
   const last = g.slice(body.final, 0, -1, Number.MAX_SAFE_INTEGER, [1, cfg.hidden]);
   g.output(b.logits(last), 'logits');
