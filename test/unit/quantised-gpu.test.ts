@@ -325,7 +325,9 @@ for (const name of [...CASES, DP4A_CASE]) {
             const [ra, rb] = [await gpuExact.readCache(ge.cache), await cpuExact.readCache(ce.cache)];
             assert.equal(ge.cache.length, ce.cache.length);
             for (let l = 0; l < cfg.layers; l++) {
-              assert.deepEqual(ge.cache.keys[l].dims, ce.cache.keys[l].dims);
+              // (The CPU's fused graph keeps its caches in buffers with room to grow: compare what readCache gives.)
+              assert.equal(ra.keys[l].length, cfg.kvHeads * ge.cache.length * cfg.headDim);
+              assert.equal(rb.keys[l].length, ra.keys[l].length);
               c.check('keys, level 0', `${at}, layer ${l}`, ra.keys[l], rb.keys[l], { rel: CACHE_REL });
               c.check('values, level 0', `${at}, layer ${l}`, ra.values[l], rb.values[l], { rel: CACHE_REL });
             }
