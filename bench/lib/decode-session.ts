@@ -12,7 +12,7 @@ import type { CanonicalWeights } from '../../src/model/weights';
 import type { QuantisedModel } from '../../src/runtime/quantised-weights';
 import { weightArrays, type LayerPatch } from '../../src/runtime/runtime';
 import { DECODE_ACCURACY_LEVEL } from '../../src/runtime/weight-formats';
-import { CacheBuffers, compactTensors } from '../../src/runtime/kv-buffers';
+import { CacheBuffers, compactTensors, feedInPlace } from '../../src/runtime/kv-buffers';
 
 export interface DecodeSessionOptions {
   fused: boolean;
@@ -129,12 +129,7 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
       if (buffers) {
         // As ModelRuntime.decode: the fused graph writes into the buffers it reads the past from.
         const b = buffers.forStep(cache, ids.length);
-        const fetches: Record<string, ort.Tensor | null> = { logits: null };
-        for (let l = 0; l < cfg.layers; l++) {
-          feeds[pastName(l, 'key')] = fetches[presentName(l, 'key')] = b.keys[l];
-          feeds[pastName(l, 'value')] = fetches[presentName(l, 'value')] = b.values[l];
-        }
-        const out = await session.run(feeds, fetches);
+        const out = await session.run(feeds, feedInPlace(feeds, b));
         return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys: b.keys, values: b.values } };
       }
       const past = compactTensors(cache);

@@ -3,14 +3,16 @@
 // cache's first `length` are filled. The graph's GroupQueryAttention reads the past from a buffer
 // and is given the same buffer as its present output (a pre-allocated fetch), so it writes only
 // the step's new positions — onnxruntime's shared past/present mode — instead of clearing a new
-// cache and copying the past into it on every token. Owns the capacity rule, when a cache's
-// buffers may be written again, and the copies between this layout and decode's compact
-// [KV, length, hd] (the plain graph's, the prompt cache's and ModelRuntime.readCache's).
+// cache and copying the past into it on every token. Owns how a step feeds the buffers
+// (feedInPlace), the capacity rule, when a cache's buffers may be written again, and the copies
+// between this layout and decode's compact [KV, length, hd] (the plain graph's, the prompt
+// cache's and ModelRuntime.readCache's).
 //
 // A buffer is extended by one cache only: decode() from a cache whose buffers a later step has
 // already extended (a second continuation of the same prompt) copies its positions into new
 // buffers first, so every cache stays valid however it is reused.
 import * as ort from 'onnxruntime-node';
+import { pastName, presentName } from '../graph/architectures/decoder';
 
 /** Buffers grow in steps of this many positions: a cache is copied once per that many tokens. */
 export const CACHE_GROWTH = 64;
@@ -89,4 +91,15 @@ export class CacheBuffers {
     };
     return { keys: cache.keys.map(buffer), values: cache.values.map(buffer) };
   }
+}
+
+/**
+ * Feeds each buffer to the fused decode graph as layer l's past and names it as the pre-allocated
+ * present output too (the shared past/present mode); returns the fetches for session.run.
+ */
+export function feedInPlace(feeds: Record<string, ort.Tensor>, buffers: { keys: readonly ort.Tensor[]; values: readonly ort.Tensor[] }): Record<string, ort.Tensor | null> {
+  const fetches: Record<string, ort.Tensor | null> = { logits: null };
+  buffers.keys.forEach((t, l) => (feeds[pastName(l, 'key')] = fetches[presentName(l, 'key')] = t));
+  buffers.values.forEach((t, l) => (feeds[pastName(l, 'value')] = fetches[presentName(l, 'value')] = t));
+  return fetches;
 }

@@ -17,7 +17,7 @@ import type { CanonicalWeights } from '../model/weights';
 import type { QuantisedModel } from './quantised-weights';
 import { DECODE_ACCURACY_LEVEL, type WeightFormat } from './weight-formats';
 import { createSession, tensorByteLimit, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
-import { CacheBuffers, compactCache, compactTensors } from './kv-buffers';
+import { CacheBuffers, compactCache, compactTensors, feedInPlace } from './kv-buffers';
 import { decodeOutputLocations, DeviceIo, deviceTensorRegistry, disposeDeviceTensors, keepsDataOnDevice } from './device-io';
 
 /** One layer's neuron patch: `deltas` is row-major [rows.length, d]; rows are down-projection inputs. */
@@ -444,12 +444,7 @@ export class ModelRuntime {
     if (loaded.cacheBuffers) {
       // The fused graph writes the new positions into the buffers it reads the past from.
       const buffers = this.cacheBuffers.forStep(cache, ids.length);
-      const fetches: Record<string, ort.Tensor | null> = { logits: null };
-      for (let l = 0; l < this.config.layers; l++) {
-        feeds[pastName(l, 'key')] = fetches[presentName(l, 'key')] = buffers.keys[l];
-        feeds[pastName(l, 'value')] = fetches[presentName(l, 'value')] = buffers.values[l];
-      }
-      const out = await loaded.session.run(feeds, fetches);
+      const out = await loaded.session.run(feeds, feedInPlace(feeds, buffers));
       return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys: buffers.keys, values: buffers.values } };
     }
     // The plain graph takes decode's compact layout (a buffer cache is copied into it).

@@ -130,7 +130,7 @@ export async function lineText(page: Page, lineNumber: number): Promise<string> 
 /**
  * The line's rendered text once it matches `expected`, or as it is after `timeoutMs`: Monaco
  * renders edits on a later frame, so a read right after a burst of key presses can see an earlier
- * state of the line (a run read `print(na)` after four Backspaces that did delete `name`).
+ * state of the line.
  */
 export async function settledLineText(page: Page, lineNumber: number, expected: RegExp | string, timeoutMs = 5_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
