@@ -1,5 +1,7 @@
-// The decode step's per-node overhead: ms per token of the plain decode graph (decoder.ts) and the
-// fused one (decode-layer.ts), interleaved round by round in one process, on
+// The decode step's per-node overhead: ms per token of the plain decode graph (decoder.ts), the
+// fused one (decode-layer.ts) and the fused one with its float weights fed as inputs every step
+// (fused-inputs: how ModelRuntime fed them before decodeOwnsWeights), interleaved round by round
+// in one process, on
 //   tiny  Qwen2.5-Coder-0.5B's 24 layers with tiny matrices (hidden 128, intermediate 128, vocab
 //         1024, 2 heads, 1 KV head): almost nothing but per-node cost;
 //   int8  Qwen2.5-Coder-0.5B shapes, random weights quantised to int8 (block 128, accuracy_level 4);
@@ -7,7 +9,7 @@
 //   fp32  the same random weights in fp32.
 // Each measurement: a 16-token prompt, then the median of --steps single-token steps (greedy).
 //   node --expose-gc --import tsx bench/decode-overhead.ts [--models tiny,int8,fp32] [--rounds 3]
-//        [--steps 24] [--threads 2] [--profile]
+//        [--steps 24] [--threads 2] [--variants plain,fused,fused-inputs] [--profile]
 // --profile writes one onnxruntime trace per session (/tmp/decode-*.json) and prints each
 // variant's time per op type over the steps (node overhead shows as many small ops).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -21,8 +23,9 @@ import { openDecodeSession, type DecodeSession } from './lib/decode-session';
 import { cpuSnapshot, othersCpuShare } from './lib/machine';
 
 const CONFIG = 'bench/configs/qwen2.5-coder-0.5b.json';
-const VARIANTS = ['plain', 'fused'] as const;
-type Variant = (typeof VARIANTS)[number];
+const ALL_VARIANTS = ['plain', 'fused', 'fused-inputs'] as const;
+type Variant = (typeof ALL_VARIANTS)[number];
+let VARIANTS: readonly Variant[] = ['plain', 'fused'];
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -70,7 +73,7 @@ async function perToken(s: DecodeSession, steps: number): Promise<number> {
 
 /** The newest trace a session of `variant` wrote (onnxruntime-node's endProfiling() does not return its name). */
 function latestProfile(variant: Variant): string {
-  const files = readdirSync('/tmp').filter((f) => f.startsWith(`decode-${variant}`) && f.endsWith('.json')).map((f) => `/tmp/${f}`);
+  const files = readdirSync('/tmp').filter((f) => f.startsWith(`decode-${variant}_`) && f.endsWith('.json')).map((f) => `/tmp/${f}`);
   return files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
 
@@ -87,7 +90,7 @@ function opTimes(file: string): Map<string, number> {
 
 async function benchModel(name: string, cfg: ModelConfig, weights: CanonicalWeights | QuantisedModel, rounds: number, steps: number, threads: number, profile: boolean): Promise<void> {
   const sessions = new Map<Variant, DecodeSession>();
-  for (const v of VARIANTS) sessions.set(v, await openDecodeSession(cfg, weights, { fused: v === 'fused', threads, profile }));
+  for (const v of VARIANTS) sessions.set(v, await openDecodeSession(cfg, weights, { fused: v !== 'plain', ...(v === 'fused-inputs' ? { floatWeights: 'inputs' as const } : {}), threads, ...(profile ? { profile: v } : {}) }));
   const times = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
   const before = cpuSnapshot();
   for (let r = 0; r < rounds; r++) {
@@ -114,6 +117,10 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', '24'));
   const threads = Number(arg('threads', '2'));
   const profile = process.argv.includes('--profile');
+  VARIANTS = arg('variants', 'plain,fused').split(',').map((v) => {
+    if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v} (${ALL_VARIANTS.join(', ')})`);
+    return v as Variant;
+  });
   console.log(`decode ms/token, median of ${steps} steps after a 16-token prompt, ${threads} threads, ${rounds} interleaved rounds`);
   console.log('| model | graph | nodes built | ms/token (median of rounds) | rounds | others\' CPU |');
   console.log('|---|---|---|---|---|---|');

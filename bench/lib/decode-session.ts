@@ -1,6 +1,6 @@
 // One decode session (CPU unless asked) on a chosen decode graph (the plain layers of decoder.ts or the fused ones of
 // decode-layer.ts), fed as ModelRuntime feeds its decode session on the CPU: float weights as
-// inputs, quantised codes as external initializers (MatMulNBits prepacks them), the neuron patch
+// initializers when they are small (decodeOwnsWeights), else as inputs; quantised codes as external initializers (MatMulNBits prepacks them), the neuron patch
 // as inputs, the KV cache per layer as the graph takes it ([KV, P, hd], or the fused graph's
 // buffers written in place: runtime/kv-buffers.ts). For bench/decode-overhead.ts and the tests that
 // compare the two graphs (test/unit/decode-layer.test.ts); ModelRuntime itself picks no variant.
@@ -10,7 +10,7 @@ import { codesName, quantisedWeightSpecs, scalesName, zeroPointsName } from '../
 import type { ModelConfig } from '../../src/model/config';
 import type { CanonicalWeights } from '../../src/model/weights';
 import type { QuantisedModel } from '../../src/runtime/quantised-weights';
-import { weightArrays, type LayerPatch } from '../../src/runtime/runtime';
+import { decodeOwnsWeights, weightArrays, type LayerPatch } from '../../src/runtime/runtime';
 import { DECODE_ACCURACY_LEVEL } from '../../src/runtime/weight-formats';
 import { CacheBuffers, compactTensors, feedInPlace } from '../../src/runtime/kv-buffers';
 
@@ -21,8 +21,10 @@ export interface DecodeSessionOptions {
   threads?: number;
   /** MatMulNBits accuracy_level (default DECODE_ACCURACY_LEVEL, as ModelRuntime's decode). */
   accuracyLevel?: number;
-  /** onnxruntime's profiler (a JSON trace per session; endProfiling() names its file). */
-  profile?: boolean;
+  /** onnxruntime's profiler: a JSON trace per session, /tmp/decode-<this label>_<time>.json. */
+  profile?: string;
+  /** How the float weights (norms, biases, …) reach the graph: fed as inputs each step or as initializers (default: as ModelRuntime decides, decodeOwnsWeights). */
+  floatWeights?: 'inputs' | 'initializers';
 }
 
 export interface Cache {
@@ -95,8 +97,15 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
   const quantised = 'matrices' in weights ? weights : null;
   const arrays = quantised ? quantised.floats : weightArrays(cfg, weights as CanonicalWeights);
   const weightFeeds: Record<string, ort.Tensor> = {};
-  for (const wi of floatWeightInputs(cfg, quantised?.spec)) weightFeeds[wi.name] = new ort.Tensor('float32', arrays.get(wi.name)!, wi.shape);
   const externalData: { path: string; data: Uint8Array }[] = [];
+  const floats = floatWeightInputs(cfg, quantised?.spec);
+  const floatBytes = floats.reduce((n, wi) => n + arrays.get(wi.name)!.byteLength, 0);
+  const floatMode = options.floatWeights ?? (decodeOwnsWeights(floatBytes) ? 'initializers' : 'inputs');
+  for (const wi of floats) {
+    const data = arrays.get(wi.name)!;
+    if (floatMode === 'inputs') weightFeeds[wi.name] = new ort.Tensor('float32', data, wi.shape);
+    else externalData.push({ path: weightFile(wi.name), data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+  }
   if (quantised) {
     for (const w of quantisedWeightSpecs(cfg, quantised.spec)) {
       const m = quantised.matrices.get(w.name)!;
@@ -106,13 +115,13 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
     }
   }
   const quant = quantised ? { ...quantised.spec, accuracyLevel: options.accuracyLevel ?? DECODE_ACCURACY_LEVEL, mode: 'initializers' as const, product: 'nbits' as const } : null;
-  const model = buildDecodeGraph(cfg, 'float32', 'inputs', { quant, fused: options.fused });
+  const model = buildDecodeGraph(cfg, 'float32', floatMode, { quant, fused: options.fused });
   const buffers = usesFusedDecode(cfg, 'float32', { fused: options.fused }) ? new CacheBuffers() : null;
   const session = await ort.InferenceSession.create(model, {
     executionProviders: [options.provider ?? 'cpu'],
     graphOptimizationLevel: 'all',
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    ...(options.profile ? { enableProfiling: true, profileFilePrefix: `/tmp/decode-${options.fused ? 'fused' : 'plain'}` } : {}),
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: `/tmp/decode-${options.profile}` } : {}),
     ...(externalData.length > 0 ? { externalData } : {}),
   });
   let patch = patchFeeds(cfg, new Map());

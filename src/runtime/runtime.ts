@@ -134,6 +134,16 @@ export interface ProbeMemory {
  */
 export const QUANTISED_PROBE_MEMORY: ProbeMemory = { arena: true, pattern: false };
 
+/**
+ * Float weights up to this many bytes are the CPU decode session's own initializers rather than
+ * inputs shared with the other sessions (weightModeFor): a quantised model's norms and biases
+ * (~0.3 MB at 0.5B) and the embedded model (13.6 MB) are under it, an fp32 0.5B (2 GB) is not.
+ */
+export const DECODE_OWN_WEIGHT_BYTES = 64 * 1024 * 1024;
+
+/** Whether a CPU decode session holds float weights of `bytes` as its own initializers (DECODE_OWN_WEIGHT_BYTES). */
+export const decodeOwnsWeights = (bytes: number): boolean => bytes <= DECODE_OWN_WEIGHT_BYTES;
+
 /** Session options for `memory`. */
 export function quantisedSessionMemory(memory: ProbeMemory): ort.InferenceSession.SessionOptions {
   return { enableCpuMemArena: memory.arena, enableMemPattern: memory.pattern };
@@ -282,8 +292,25 @@ export class ModelRuntime {
     return usesFusedDecode(this.config, this.floatType, { fused: provider === 'cpu' });
   }
 
-  private weightModeFor(provider: string): WeightMode {
-    return this.options.weights ?? (provider === 'cpu' ? 'inputs' : 'initializers');
+  /**
+   * How a session of `kind` on `provider` takes the float weights: as the caller asked; else
+   * initializers off the CPU; on the CPU, inputs (one JS copy shared by every session) — except the
+   * decode session when the float weights are small (DECODE_OWN_WEIGHT_BYTES: a quantised model's
+   * norms and biases, a small fp32 model like the embedded one). Its own copy then costs little, a
+   * step feeds several tensors per layer fewer, and onnxruntime folds what depends on them alone
+   * (the stacked q/k/v biases) and prepacks fp32 matrices once instead of per step.
+   */
+  private weightModeFor(provider: string, kind: SessionKind = 'probe'): WeightMode {
+    if (this.options.weights) return this.options.weights;
+    if (provider !== 'cpu') return 'initializers';
+    return kind === 'decode' && decodeOwnsWeights(this.floatWeightBytes) ? 'initializers' : 'inputs';
+  }
+
+  /** Bytes of the float weights (all of an fp32 model; the vectors and tables a quantised one keeps in float). */
+  private get floatWeightBytes(): number {
+    let n = 0;
+    for (const data of this.weightData.values()) n += data.byteLength;
+    return n;
   }
 
   private tensorLimitFor(provider: string, mode: WeightMode): number | null {
@@ -318,7 +345,7 @@ export class ModelRuntime {
     const modes = new Map<string, { mode: WeightMode; limit: number | null }>();
     const choice = await createSession(
       (p) => {
-        const mode = this.weightModeFor(p);
+        const mode = this.weightModeFor(p, kind);
         const limit = this.tensorLimitFor(p, mode);
         modes.set(p, { mode, limit });
         const quant = this.quantFor(kind, mode);

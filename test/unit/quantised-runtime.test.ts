@@ -14,7 +14,7 @@ import { fixtureWeights, relErr } from '../helpers/fixture-weights';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ModelRuntime, type LayerPatch } from '../../src/runtime/runtime';
+import { DECODE_OWN_WEIGHT_BYTES, ModelRuntime, decodeOwnsWeights, type LayerPatch } from '../../src/runtime/runtime';
 import { dequantiseModel, quantiseModel, quantisedModelBytes } from '../../src/runtime/quantised-weights';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'models');
@@ -118,4 +118,30 @@ for (const name of CASES) {
       for (const rt of [exact, base, chunked, f64, fast]) await rt.release();
     });
   }
+}
+
+// The CPU decode session holds small float weights (a quantised model's norms and biases, a small
+// fp32 model) as its own initializers (decodeOwnsWeights): onnxruntime folds the stacked q/k/v
+// biases once and prepacks fp32 matrices. It computes what the weights fed as inputs compute.
+for (const format of ['fp32', 'int8', 'int4'] as const) {
+  test(`decode with its own float weights equals decode with them fed as inputs (qwen2, ${format})`, async () => {
+    const model = fixtureWeights(join(FIXTURES, 'qwen2'));
+    const cfg = model.config;
+    assert.ok(decodeOwnsWeights(0) && !decodeOwnsWeights(DECODE_OWN_WEIGHT_BYTES + 1));
+    const weights = format === 'fp32' ? model.weights : quantiseModel(cfg, model.weights, format);
+    const own = new ModelRuntime(cfg, weights);
+    const fed = new ModelRuntime(cfg, weights, { weights: 'inputs' });
+    const patch = somePatch(cfg.hidden, cfg.intermediate, 0);
+    own.setPatch(patch);
+    fed.setPatch(patch);
+    const r = reference('qwen2');
+    const a = await own.decode(r.ids.slice(0, 6));
+    const b = await fed.decode(r.ids.slice(0, 6));
+    assert.ok(relErr(a.logits, b.logits) <= 1e-6, `prompt logits ${relErr(a.logits, b.logits)}`);
+    const a2 = await own.decode([r.ids[6]], a.cache);
+    const b2 = await fed.decode([r.ids[6]], b.cache);
+    assert.ok(relErr(a2.logits, b2.logits) <= 1e-6, `step logits ${relErr(a2.logits, b2.logits)}`);
+    await own.release();
+    await fed.release();
+  });
 }
