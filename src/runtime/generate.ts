@@ -118,9 +118,18 @@ function healingToken(logits: ArrayLike<number>, texts: readonly string[], rest:
 
 /** Index of the largest logit; throws ModelError 'logits-not-finite' for NaN or +Infinity, never returns a token for them. */
 export function argmax(logits: ArrayLike<number>): number {
-  checkFiniteLogits(logits);
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  // One pass that also sees what checkFiniteLogits refuses (NaN, +Infinity, nothing but −Infinity),
+  // which then says why: at a 150k-token vocabulary a second pass cost as much as the search.
+  let best = -1;
+  let bestValue = -Infinity;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (v > bestValue) {
+      best = i;
+      bestValue = v;
+    } else if (v !== v) checkFiniteLogits(logits);
+  }
+  if (best < 0 || bestValue === Infinity) checkFiniteLogits(logits);
   return best;
 }
 

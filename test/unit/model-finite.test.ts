@@ -73,6 +73,23 @@ describe('non-finite logits never yield a token', () => {
     assert.doesNotThrow(() => checkFiniteLogits([0, -Infinity]));
   });
 
+  test('argmax (one pass) is the first index of the largest logit; a NaN after +Infinity or the maximum still throws', () => {
+    assert.equal(argmax([2, 5, 5, -Infinity, 1]), 1);
+    assert.equal(argmax(Float64Array.from([-Infinity, -Infinity, 0])), 2);
+    expectError(() => argmax([]), 'logits-not-finite', /no logits at all/);
+    expectError(() => argmax(Float32Array.from([9, 1, NaN])), 'logits-not-finite', /NaN for token 2/);
+    expectError(() => argmax(Float32Array.from([Infinity, NaN])), 'logits-not-finite', /\+Infinity for token 0/);
+    // Against the two-pass definition on random logits.
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 20 - 10;
+    for (let n = 1; n < 200; n += 13) {
+      const xs = Float32Array.from({ length: n }, () => Math.round(rand()));
+      let best = 0;
+      for (let i = 1; i < n; i++) if (xs[i] > xs[best]) best = i;
+      assert.equal(argmax(xs), best);
+    }
+  });
+
   test('generate() rejects, greedy or sampling, instead of printing token 0', async () => {
     const folder = loadModelFolder(join(__dirname, '..', 'fixtures', 'models', 'llama'));
     const runtime = {
