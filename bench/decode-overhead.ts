@@ -10,6 +10,8 @@
 // Each measurement: a 16-token prompt, then the median of --steps single-token steps (greedy).
 //   node --expose-gc --import tsx bench/decode-overhead.ts [--models tiny,int8,fp32] [--rounds 3]
 //        [--steps 24] [--threads 2] [--variants plain,fused,fused-inputs] [--profile]
+// A variant may name onnxruntime's spinning after @: fused@backoff8 (session.intra_op.
+// spin_backoff_max), fused@spin2000 (spin_duration_us, µs), fused@nospin.
 // --profile writes one onnxruntime trace per session (/tmp/decode-*.json) and prints each
 // variant's time per op type over the steps (node overhead shows as many small ops).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -24,8 +26,18 @@ import { cpuSnapshot, othersCpuShare } from './lib/machine';
 
 const CONFIG = 'bench/configs/qwen2.5-coder-0.5b.json';
 const ALL_VARIANTS = ['plain', 'fused', 'fused-inputs'] as const;
-type Variant = (typeof ALL_VARIANTS)[number];
+/** A graph variant, optionally with onnxruntime's spinning set: fused@backoff<N> (intra_op.spin_backoff_max), fused@spin<N> (intra_op.spin_duration_us), fused@nospin. */
+type Variant = string;
 let VARIANTS: readonly Variant[] = ['plain', 'fused'];
+
+function spinConfig(setting: string | undefined): Record<string, unknown> | undefined {
+  if (setting === undefined) return undefined;
+  const intra = (entries: Record<string, string>) => ({ session: { intra_op: entries } });
+  if (setting === 'nospin') return intra({ allow_spinning: '0' });
+  const m = /^(backoff|spin)(\d+)$/.exec(setting);
+  if (!m) throw new Error(`unknown setting @${setting} (backoff<N>, spin<N>, nospin)`);
+  return intra(m[1] === 'backoff' ? { spin_backoff_max: m[2] } : { spin_duration_us: m[2] });
+}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -90,7 +102,11 @@ function opTimes(file: string): Map<string, number> {
 
 async function benchModel(name: string, cfg: ModelConfig, weights: CanonicalWeights | QuantisedModel, rounds: number, steps: number, threads: number, profile: boolean): Promise<void> {
   const sessions = new Map<Variant, DecodeSession>();
-  for (const v of VARIANTS) sessions.set(v, await openDecodeSession(cfg, weights, { fused: v !== 'plain', ...(v === 'fused-inputs' ? { floatWeights: 'inputs' as const } : {}), threads, ...(profile ? { profile: v } : {}) }));
+  for (const v of VARIANTS) {
+    const [graph, setting] = v.split('@');
+    const config = spinConfig(setting);
+    sessions.set(v, await openDecodeSession(cfg, weights, { fused: graph !== 'plain', ...(graph === 'fused-inputs' ? { floatWeights: 'inputs' as const } : {}), threads, ...(profile ? { profile: v } : {}), ...(config ? { config } : {}) }));
+  }
   const times = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
   const before = cpuSnapshot();
   for (let r = 0; r < rounds; r++) {
@@ -118,8 +134,10 @@ async function main(): Promise<void> {
   const threads = Number(arg('threads', '2'));
   const profile = process.argv.includes('--profile');
   VARIANTS = arg('variants', 'plain,fused').split(',').map((v) => {
-    if (!(ALL_VARIANTS as readonly string[]).includes(v)) throw new Error(`unknown variant ${v} (${ALL_VARIANTS.join(', ')})`);
-    return v as Variant;
+    const [graph, setting] = v.split('@');
+    if (!(ALL_VARIANTS as readonly string[]).includes(graph)) throw new Error(`unknown variant ${v} (${ALL_VARIANTS.join(', ')}, each optionally @backoff<N>, @spin<N>, @nospin)`);
+    spinConfig(setting);
+    return v;
   });
   console.log(`decode ms/token, median of ${steps} steps after a 16-token prompt, ${threads} threads, ${rounds} interleaved rounds`);
   console.log('| model | graph | nodes built | ms/token (median of rounds) | rounds | others\' CPU |');

@@ -25,6 +25,8 @@ export interface DecodeSessionOptions {
   profile?: string;
   /** How the float weights (norms, biases, …) reach the graph: fed as inputs each step or as initializers (default: as ModelRuntime decides, decodeOwnsWeights). */
   floatWeights?: 'inputs' | 'initializers';
+  /** onnxruntime session config entries (`session.intra_op.spin_backoff_max` → { session: { intra_op: { spin_backoff_max } } }). */
+  config?: Record<string, unknown>;
 }
 
 export interface Cache {
@@ -123,6 +125,7 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     ...(options.profile ? { enableProfiling: true, profileFilePrefix: `/tmp/decode-${options.profile}` } : {}),
     ...(externalData.length > 0 ? { externalData } : {}),
+    ...(options.config ? { extra: options.config } : {}),
   });
   let patch = patchFeeds(cfg, new Map());
   return {
