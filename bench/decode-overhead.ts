@@ -1,6 +1,6 @@
 // The decode step's per-node overhead: ms per token of the plain decode graph (decoder.ts), the
 // fused one (decode-layer.ts) and the fused one with its float weights fed as inputs every step
-// (fused-inputs: how ModelRuntime fed them before decodeOwnsWeights), interleaved round by round
+// (fused-inputs: how ModelRuntime fed them before sessionWeightMode kept them in the session), interleaved round by round
 // in one process, on
 //   tiny  Qwen2.5-Coder-0.5B's 24 layers with tiny matrices (hidden 128, intermediate 128, vocab
 //         1024, 2 heads, 1 KV head): almost nothing but per-node cost;
@@ -25,18 +25,24 @@ import { openDecodeSession, type DecodeSession } from './lib/decode-session';
 import { cpuSnapshot, othersCpuShare } from './lib/machine';
 
 const CONFIG = 'bench/configs/qwen2.5-coder-0.5b.json';
-const ALL_VARIANTS = ['plain', 'fused', 'fused-inputs'] as const;
-/** A graph variant, optionally with onnxruntime's spinning set: fused@backoff<N> (intra_op.spin_backoff_max), fused@spin<N> (intra_op.spin_duration_us), fused@nospin. */
-type Variant = string;
-let VARIANTS: readonly Variant[] = ['plain', 'fused'];
+const GRAPHS = ['plain', 'fused', 'fused-inputs'] as const;
+/** A graph, optionally with onnxruntime's spinning set: fused@backoff<N> (intra_op.spin_backoff_max), fused@spin<N> (intra_op.spin_duration_us), fused@nospin. */
+interface Variant {
+  label: string;
+  graph: (typeof GRAPHS)[number];
+  config?: Record<string, unknown>;
+}
 
-function spinConfig(setting: string | undefined): Record<string, unknown> | undefined {
-  if (setting === undefined) return undefined;
+function parseVariant(label: string): Variant {
+  const [graph, setting] = label.split('@');
+  if (!(GRAPHS as readonly string[]).includes(graph)) throw new Error(`unknown variant ${label} (${GRAPHS.join(', ')}, each optionally @backoff<N>, @spin<N>, @nospin)`);
+  const variant: Variant = { label, graph: graph as Variant['graph'] };
+  if (setting === undefined) return variant;
   const intra = (entries: Record<string, string>) => ({ session: { intra_op: entries } });
-  if (setting === 'nospin') return intra({ allow_spinning: '0' });
+  if (setting === 'nospin') return { ...variant, config: intra({ allow_spinning: '0' }) };
   const m = /^(backoff|spin)(\d+)$/.exec(setting);
   if (!m) throw new Error(`unknown setting @${setting} (backoff<N>, spin<N>, nospin)`);
-  return intra(m[1] === 'backoff' ? { spin_backoff_max: m[2] } : { spin_duration_us: m[2] });
+  return { ...variant, config: intra(m[1] === 'backoff' ? { spin_backoff_max: m[2] } : { spin_duration_us: m[2] }) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -83,9 +89,9 @@ async function perToken(s: DecodeSession, steps: number): Promise<number> {
   return median(times);
 }
 
-/** The newest trace a session of `variant` wrote (onnxruntime-node's endProfiling() does not return its name). */
-function latestProfile(variant: Variant): string {
-  const files = readdirSync('/tmp').filter((f) => f.startsWith(`decode-${variant}_`) && f.endsWith('.json')).map((f) => `/tmp/${f}`);
+/** The newest trace a session labelled `label` wrote (onnxruntime-node's endProfiling() does not return its name). */
+function latestProfile(label: string): string {
+  const files = readdirSync('/tmp').filter((f) => f.startsWith(`decode-${label}_`) && f.endsWith('.json')).map((f) => `/tmp/${f}`);
   return files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
 
@@ -100,28 +106,26 @@ function opTimes(file: string): Map<string, number> {
   return out;
 }
 
-async function benchModel(name: string, cfg: ModelConfig, weights: CanonicalWeights | QuantisedModel, rounds: number, steps: number, threads: number, profile: boolean): Promise<void> {
+async function benchModel(name: string, cfg: ModelConfig, weights: CanonicalWeights | QuantisedModel, variants: readonly Variant[], rounds: number, steps: number, threads: number, profile: boolean): Promise<void> {
   const sessions = new Map<Variant, DecodeSession>();
-  for (const v of VARIANTS) {
-    const [graph, setting] = v.split('@');
-    const config = spinConfig(setting);
-    sessions.set(v, await openDecodeSession(cfg, weights, { fused: graph !== 'plain', ...(graph === 'fused-inputs' ? { floatWeights: 'inputs' as const } : {}), threads, ...(profile ? { profile: v } : {}), ...(config ? { config } : {}) }));
+  for (const v of variants) {
+    sessions.set(v, await openDecodeSession(cfg, weights, { fused: v.graph !== 'plain', ...(v.graph === 'fused-inputs' ? { floatWeights: 'inputs' as const } : {}), threads, ...(profile ? { profile: v.label } : {}), ...(v.config ? { config: v.config } : {}) }));
   }
-  const times = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
+  const times = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   const before = cpuSnapshot();
   for (let r = 0; r < rounds; r++) {
-    for (const v of VARIANTS) times.get(v)!.push(await perToken(sessions.get(v)!, steps));
+    for (const v of variants) times.get(v)!.push(await perToken(sessions.get(v)!, steps));
   }
   const others = othersCpuShare(before, cpuSnapshot(), threads);
-  for (const v of VARIANTS) {
+  for (const v of variants) {
     const s = sessions.get(v)!;
     const ts = times.get(v)!;
-    console.log(`| ${name} | ${v} | ${s.nodes} | ${median(ts).toFixed(1)} | ${ts.map((t) => t.toFixed(1)).join(' ')} | ${others === null ? '?' : `${(100 * others).toFixed(0)} %`} |`);
+    console.log(`| ${name} | ${v.label} | ${s.nodes} | ${median(ts).toFixed(1)} | ${ts.map((t) => t.toFixed(1)).join(' ')} | ${others === null ? '?' : `${(100 * others).toFixed(0)} %`} |`);
     if (profile) {
       s.session.endProfiling();
-      const ops = [...opTimes(latestProfile(v)).entries()].sort((a, b) => b[1] - a[1]);
+      const ops = [...opTimes(latestProfile(v.label)).entries()].sort((a, b) => b[1] - a[1]);
       const perStep = rounds * (steps + 1);
-      console.log(`    ${v} ms per step by op: ${ops.map(([op, us]) => `${op} ${(us / 1000 / perStep).toFixed(2)}`).join(', ')}`);
+      console.log(`    ${v.label} ms per step by op: ${ops.map(([op, us]) => `${op} ${(us / 1000 / perStep).toFixed(2)}`).join(', ')}`);
     }
     await s.session.release();
   }
@@ -133,25 +137,20 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', '24'));
   const threads = Number(arg('threads', '2'));
   const profile = process.argv.includes('--profile');
-  VARIANTS = arg('variants', 'plain,fused').split(',').map((v) => {
-    const [graph, setting] = v.split('@');
-    if (!(ALL_VARIANTS as readonly string[]).includes(graph)) throw new Error(`unknown variant ${v} (${ALL_VARIANTS.join(', ')}, each optionally @backoff<N>, @spin<N>, @nospin)`);
-    spinConfig(setting);
-    return v;
-  });
+  const variants = arg('variants', 'plain,fused').split(',').map(parseVariant);
   console.log(`decode ms/token, median of ${steps} steps after a 16-token prompt, ${threads} threads, ${rounds} interleaved rounds`);
   console.log('| model | graph | nodes built | ms/token (median of rounds) | rounds | others\' CPU |');
   console.log('|---|---|---|---|---|---|');
   for (const m of models) {
     if (m === 'tiny') {
       const cfg = tinyConfig();
-      await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), rounds, steps, threads, profile);
+      await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), variants, rounds, steps, threads, profile);
     } else if (m === 'int8' || m === 'int4') {
       const cfg = baseConfig();
-      await benchModel(m, cfg, quantisedWeights(cfg, m), rounds, steps, threads, profile);
+      await benchModel(m, cfg, quantisedWeights(cfg, m), variants, rounds, steps, threads, profile);
     } else if (m === 'fp32') {
       const cfg = baseConfig();
-      await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), rounds, steps, threads, profile);
+      await benchModel(m, cfg, randomCanonicalWeights(cfg, 1), variants, rounds, steps, threads, profile);
     } else throw new Error(`unknown model ${m} (tiny, int8, int4, fp32)`);
     await collect();
   }

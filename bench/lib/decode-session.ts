@@ -1,6 +1,6 @@
 // One decode session (CPU unless asked) on a chosen decode graph (the plain layers of decoder.ts or the fused ones of
 // decode-layer.ts), fed as ModelRuntime feeds its decode session on the CPU: float weights as
-// initializers when they are small (decodeOwnsWeights), else as inputs; quantised codes as external initializers (MatMulNBits prepacks them), the neuron patch
+// initializers when they are small (sessionWeightMode), else as inputs; quantised codes as external initializers (MatMulNBits prepacks them), the neuron patch
 // as inputs, the KV cache per layer as the graph takes it ([KV, P, hd], or the fused graph's
 // buffers written in place: runtime/kv-buffers.ts). For bench/decode-overhead.ts and the tests that
 // compare the two graphs (test/unit/decode-layer.test.ts); ModelRuntime itself picks no variant.
@@ -10,7 +10,7 @@ import { codesName, quantisedWeightSpecs, scalesName, zeroPointsName } from '../
 import type { ModelConfig } from '../../src/model/config';
 import type { CanonicalWeights } from '../../src/model/weights';
 import type { QuantisedModel } from '../../src/runtime/quantised-weights';
-import { decodeOwnsWeights, weightArrays, type LayerPatch } from '../../src/runtime/runtime';
+import { sessionWeightMode, weightArrays, type LayerPatch } from '../../src/runtime/runtime';
 import { DECODE_ACCURACY_LEVEL } from '../../src/runtime/weight-formats';
 import { CacheBuffers, compactTensors, feedInPlace } from '../../src/runtime/kv-buffers';
 
@@ -23,7 +23,7 @@ export interface DecodeSessionOptions {
   accuracyLevel?: number;
   /** onnxruntime's profiler: a JSON trace per session, /tmp/decode-<this label>_<time>.json. */
   profile?: string;
-  /** How the float weights (norms, biases, …) reach the graph: fed as inputs each step or as initializers (default: as ModelRuntime decides, decodeOwnsWeights). */
+  /** How the float weights (norms, biases, …) reach the graph: fed as inputs each step or as initializers (default: as ModelRuntime decides, sessionWeightMode). */
   floatWeights?: 'inputs' | 'initializers';
   /** onnxruntime session config entries (`session.intra_op.spin_backoff_max` → { session: { intra_op: { spin_backoff_max } } }). */
   config?: Record<string, unknown>;
@@ -102,7 +102,7 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
   const externalData: { path: string; data: Uint8Array }[] = [];
   const floats = floatWeightInputs(cfg, quantised?.spec);
   const floatBytes = floats.reduce((n, wi) => n + arrays.get(wi.name)!.byteLength, 0);
-  const floatMode = options.floatWeights ?? (decodeOwnsWeights(floatBytes) ? 'initializers' : 'inputs');
+  const floatMode = sessionWeightMode(options.provider ?? 'cpu', true, floatBytes, options.floatWeights);
   for (const wi of floats) {
     const data = arrays.get(wi.name)!;
     if (floatMode === 'inputs') weightFeeds[wi.name] = new ort.Tensor('float32', data, wi.shape);

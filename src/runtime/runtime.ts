@@ -101,7 +101,7 @@ function argsFloat(floatType: FloatType, data: Float32Array): FloatArray {
 
 export interface ModelRuntimeOptions extends RuntimeOptions {
   floatType?: FloatType;
-  /** Weights as inputs (shared by all sessions) or as initializers (uploaded once per session); default: inputs on CPU, initializers elsewhere. */
+  /** Weights as inputs (shared by all sessions) or as initializers (uploaded once per session); default: sessionWeightMode (inputs on the CPU but a small model's decode session, initializers elsewhere). */
   weights?: WeightMode;
   /**
    * Largest weight tensor, in bytes, a graph may hold; larger matrices are split into row blocks
@@ -136,13 +136,23 @@ export const QUANTISED_PROBE_MEMORY: ProbeMemory = { arena: true, pattern: false
 
 /**
  * Float weights up to this many bytes are the CPU decode session's own initializers rather than
- * inputs shared with the other sessions (weightModeFor): a quantised model's norms and biases
+ * inputs shared with the other sessions (sessionWeightMode): a quantised model's norms and biases
  * (~0.3 MB at 0.5B) and the embedded model (13.6 MB) are under it, an fp32 0.5B (2 GB) is not.
  */
 export const DECODE_OWN_WEIGHT_BYTES = 64 * 1024 * 1024;
 
-/** Whether a CPU decode session holds float weights of `bytes` as its own initializers (DECODE_OWN_WEIGHT_BYTES). */
-export const decodeOwnsWeights = (bytes: number): boolean => bytes <= DECODE_OWN_WEIGHT_BYTES;
+/**
+ * How a session takes the float weights (`floatBytes` of them): as the caller `asked`; else
+ * initializers off the CPU; on the CPU, inputs (one JS copy shared by every session) — except a
+ * decode session whose float weights are small (DECODE_OWN_WEIGHT_BYTES). Its own copy then costs
+ * little, a step feeds several tensors per layer fewer, and onnxruntime folds what depends on them
+ * alone (the stacked q/k/v biases) and prepacks fp32 matrices once instead of per step.
+ */
+export function sessionWeightMode(provider: string, decode: boolean, floatBytes: number, asked?: WeightMode): WeightMode {
+  if (asked) return asked;
+  if (provider !== 'cpu') return 'initializers';
+  return decode && floatBytes <= DECODE_OWN_WEIGHT_BYTES ? 'initializers' : 'inputs';
+}
 
 /** Session options for `memory`. */
 export function quantisedSessionMemory(memory: ProbeMemory): ort.InferenceSession.SessionOptions {
@@ -292,18 +302,9 @@ export class ModelRuntime {
     return usesFusedDecode(this.config, this.floatType, { fused: provider === 'cpu' });
   }
 
-  /**
-   * How a session of `kind` on `provider` takes the float weights: as the caller asked; else
-   * initializers off the CPU; on the CPU, inputs (one JS copy shared by every session) — except the
-   * decode session when the float weights are small (DECODE_OWN_WEIGHT_BYTES: a quantised model's
-   * norms and biases, a small fp32 model like the embedded one). Its own copy then costs little, a
-   * step feeds several tensors per layer fewer, and onnxruntime folds what depends on them alone
-   * (the stacked q/k/v biases) and prepacks fp32 matrices once instead of per step.
-   */
-  private weightModeFor(provider: string, kind: SessionKind = 'probe'): WeightMode {
-    if (this.options.weights) return this.options.weights;
-    if (provider !== 'cpu') return 'initializers';
-    return kind === 'decode' && decodeOwnsWeights(this.floatWeightBytes) ? 'initializers' : 'inputs';
+  /** How a session of `kind` on `provider` takes the float weights (sessionWeightMode). */
+  private weightModeFor(provider: string, kind: SessionKind): WeightMode {
+    return sessionWeightMode(provider, kind === 'decode', this.floatWeightBytes, this.options.weights);
   }
 
   /** Bytes of the float weights (all of an fp32 model; the vectors and tables a quantised one keeps in float). */
@@ -320,7 +321,7 @@ export class ModelRuntime {
   /** The largest weight tensor the graphs on the chosen provider hold (null: none split); settled by the first session. */
   get maxTensorBytes(): number | null {
     const provider = this.chosenProvider ?? this.options.provider ?? 'cpu';
-    return this.tensorLimitFor(provider, this.weightModeFor(provider));
+    return this.tensorLimitFor(provider, this.weightModeFor(provider, 'probe'));
   }
 
   /** Each weight tensor of a graph under `limit`, as a view of the weight's rows (no copy). */

@@ -14,7 +14,7 @@ import { fixtureWeights, relErr } from '../helpers/fixture-weights';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { DECODE_OWN_WEIGHT_BYTES, ModelRuntime, decodeOwnsWeights, type LayerPatch } from '../../src/runtime/runtime';
+import { DECODE_OWN_WEIGHT_BYTES, ModelRuntime, sessionWeightMode, type LayerPatch } from '../../src/runtime/runtime';
 import { dequantiseModel, quantiseModel, quantisedModelBytes } from '../../src/runtime/quantised-weights';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'models');
@@ -121,15 +121,26 @@ for (const name of CASES) {
 }
 
 // The CPU decode session holds small float weights (a quantised model's norms and biases, a small
-// fp32 model) as its own initializers (decodeOwnsWeights): onnxruntime folds the stacked q/k/v
-// biases once and prepacks fp32 matrices. It computes what the weights fed as inputs compute.
+// fp32 model) as its own initializers (sessionWeightMode): onnxruntime folds the stacked q/k/v
+// biases once and prepacks fp32 matrices.
+test("sessionWeightMode: a small model's CPU decode session holds its float weights; other sessions and large models share them", () => {
+  const small = DECODE_OWN_WEIGHT_BYTES;
+  const large = DECODE_OWN_WEIGHT_BYTES + 1;
+  assert.equal(sessionWeightMode('cpu', true, small), 'initializers');
+  assert.equal(sessionWeightMode('cpu', true, large), 'inputs');
+  assert.equal(sessionWeightMode('cpu', false, small), 'inputs');
+  assert.equal(sessionWeightMode('webgpu', false, large), 'initializers');
+  assert.equal(sessionWeightMode('cpu', true, small, 'inputs'), 'inputs');
+  assert.equal(sessionWeightMode('webgpu', true, small, 'inputs'), 'inputs');
+});
+
+// Both feedings compute the same function.
 for (const format of ['fp32', 'int8', 'int4'] as const) {
-  test(`decode with its own float weights equals decode with them fed as inputs (qwen2, ${format})`, async () => {
+  test(`decode with the float weights as initializers equals decode with them fed as inputs (qwen2, ${format})`, async () => {
     const model = fixtureWeights(join(FIXTURES, 'qwen2'));
     const cfg = model.config;
-    assert.ok(decodeOwnsWeights(0) && !decodeOwnsWeights(DECODE_OWN_WEIGHT_BYTES + 1));
     const weights = format === 'fp32' ? model.weights : quantiseModel(cfg, model.weights, format);
-    const own = new ModelRuntime(cfg, weights);
+    const own = new ModelRuntime(cfg, weights, { weights: 'initializers' });
     const fed = new ModelRuntime(cfg, weights, { weights: 'inputs' });
     const patch = somePatch(cfg.hidden, cfg.intermediate, 0);
     own.setPatch(patch);
