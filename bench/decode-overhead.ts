@@ -1,7 +1,9 @@
 // The decode step's per-node overhead: ms per token of the plain decode graph (decoder.ts), the
-// fused one (decode-layer.ts) and the fused one with its float weights fed as inputs every step
-// (fused-inputs: how ModelRuntime fed them before sessionWeightMode kept them in the session), interleaved round by round
-// in one process, on
+// fused one (decode-layer.ts; its greedy token chosen in the graph, as ModelRuntime's greedy steps),
+// the fused one with its float weights fed as inputs every step (fused-inputs: how ModelRuntime fed
+// them before sessionWeightMode kept them in the session) and the fused one with the logits fetched
+// and argmax run in JavaScript (fused-logits: greedy steps before the graph chose the token; the
+// plain graph's steps still do), interleaved round by round in one process, on
 //   tiny  Qwen2.5-Coder-0.5B's 24 layers with tiny matrices (hidden 128, intermediate 128, vocab
 //         1024, 2 heads, 1 KV head): almost nothing but per-node cost;
 //   int8  Qwen2.5-Coder-0.5B shapes, random weights quantised to int8 (block 128, accuracy_level 4);
@@ -20,12 +22,12 @@ import type { CanonicalWeights } from '../src/model/weights';
 import { randomCanonicalWeights } from '../src/model/synthetic';
 import { quantiseModel, type QuantisedModel } from '../src/runtime/quantised-weights';
 import { quantBlockSize } from '../src/runtime/weight-formats';
-import { argmax } from '../src/runtime/generate';
+import { argmax } from '../src/model/finite';
 import { openDecodeSession, type DecodeSession } from './lib/decode-session';
 import { cpuSnapshot, othersCpuShare } from './lib/machine';
 
 const CONFIG = 'bench/configs/qwen2.5-coder-0.5b.json';
-const GRAPHS = ['plain', 'fused', 'fused-inputs'] as const;
+const GRAPHS = ['plain', 'fused', 'fused-inputs', 'fused-logits'] as const;
 /** A graph, optionally with onnxruntime's spinning set: fused@backoff<N> (intra_op.spin_backoff_max), fused@spin<N> (intra_op.spin_duration_us), fused@nospin. */
 interface Variant {
   label: string;
@@ -76,14 +78,14 @@ async function collect(): Promise<void> {
   }
 }
 
-/** ms per token: a 16-token prompt, then the median of `steps` greedy single-token steps. */
-async function perToken(s: DecodeSession, steps: number): Promise<number> {
+/** ms per token: a 16-token prompt, then the median of `steps` greedy single-token steps (each choosing its token). */
+async function perToken(s: DecodeSession, steps: number, want: 'logits' | 'greedy'): Promise<number> {
   const prompt = Array.from({ length: 16 }, (_, i) => ((i * 7919) % 900) + 50);
-  let cur = await s.decode(prompt);
+  let cur = await s.decode(prompt, undefined, want);
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
-    cur = await s.decode([argmax(cur.logits)], cur.cache);
+    cur = await s.decode(['next' in cur ? cur.next : argmax(cur.logits)], cur.cache, want);
     times.push(performance.now() - t0);
   }
   return median(times);
@@ -114,7 +116,7 @@ async function benchModel(name: string, cfg: ModelConfig, weights: CanonicalWeig
   const times = new Map<Variant, number[]>(variants.map((v) => [v, []]));
   const before = cpuSnapshot();
   for (let r = 0; r < rounds; r++) {
-    for (const v of variants) times.get(v)!.push(await perToken(sessions.get(v)!, steps));
+    for (const v of variants) times.get(v)!.push(await perToken(sessions.get(v)!, steps, v.graph === 'fused' || v.graph === 'fused-inputs' ? 'greedy' : 'logits'));
   }
   const others = othersCpuShare(before, cpuSnapshot(), threads);
   for (const v of variants) {

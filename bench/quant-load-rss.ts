@@ -34,7 +34,7 @@ import { loadQuantisedModelFolder, quantiseModel, quantisedModelBytes, type Quan
 import { loadModelFolder } from '../src/model';
 import { collectGarbage, peakRssBytes } from './lib/machine';
 import { ModelRuntime } from '../src/runtime/runtime';
-import { argmax } from '../src/runtime/generate';
+import { argmax } from '../src/model/finite';
 import { RepairModel, wholeTargetRight } from '../src/repair/engine';
 import { quantisedRepairWeights } from '../src/repair/repair-weights';
 import { repairStar } from '../src/repair/star';

@@ -22,7 +22,7 @@ import type { CanonicalWeights } from '../src/model/weights';
 import { randomCanonicalWeights } from '../src/model/synthetic';
 import { ModelRuntime, type ProbeMemory } from '../src/runtime/runtime';
 import { quantiseModel, type QuantisedModel } from '../src/runtime/quantised-weights';
-import { argmax } from '../src/runtime/generate';
+import { argmax } from '../src/model/finite';
 import { othersCpuShare, cpuSnapshot, ownPeakRss, procStatusBytes, resetPeakRss } from './lib/machine';
 
 interface Child {

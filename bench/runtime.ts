@@ -9,8 +9,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseConfig, type ModelConfig } from '../src/model/config';
-import { argmax } from '../src/runtime/generate';
-import { ModelRuntime, weightArrays } from '../src/runtime/runtime';
+import { greedyToken, ModelRuntime, weightArrays } from '../src/runtime/runtime';
 import { BenchArgsError, parseRuntimeArgs, RUNTIME_USAGE, type RuntimeBenchArgs } from './lib/args';
 import { COMPARE_USAGE, compareMarkdown, parseCompareArgs, runChild, runComparison, type ChildSpec, type CompareReport } from './lib/llama-compare';
 import { backwardFlops, forwardFlops } from './lib/flops';
@@ -179,14 +178,14 @@ async function run(args: RuntimeBenchArgs): Promise<Report> {
   // of every block is therefore untimed.
   const decodeSteps = await phase('decode', `decode: ${args.prompt}-token prompt, ${args.tokens} tokens in blocks of ${DECODE_BLOCK}, alternating with matrix-vector chain runs`, async () => {
     const prompt = randomIds(args.prompt, cfg.vocab, 2);
-    let r = await rt.decode(prompt);
+    // A step is the greedy decode, choosing its token included (generate.ts's greedy steps).
+    let r = await rt.decode(prompt, undefined, 'greedy');
     const steps: number[] = [];
     while (steps.length < args.tokens) {
-      r = await rt.decode([argmax(r.logits)], r.cache);
+      r = await rt.decode([greedyToken(r)], r.cache, 'greedy');
       for (let i = 0; i < DECODE_BLOCK && steps.length < args.tokens; i++) {
-        const next = argmax(r.logits);
         const start = performance.now();
-        r = await rt.decode([next], r.cache);
+        r = await rt.decode([greedyToken(r)], r.cache, 'greedy');
         steps.push(performance.now() - start);
       }
       for (const chain of [modelMatvec, squareMatvec]) {

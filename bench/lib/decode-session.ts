@@ -5,7 +5,7 @@
 // buffers written in place: runtime/kv-buffers.ts). For bench/decode-overhead.ts and the tests that
 // compare the two graphs (test/unit/decode-layer.test.ts); ModelRuntime itself picks no variant.
 import * as ort from 'onnxruntime-node';
-import { buildDecodeGraph, floatWeightInputs, pastName, usesFusedDecode, patchDeltasName, patchRowsName, presentName, weightFile } from '../../src/graph/architectures/decoder';
+import { buildDecodeGraph, floatWeightInputs, GREEDY_OUTPUTS, pastName, usesFusedDecode, patchDeltasName, patchRowsName, presentName, weightFile } from '../../src/graph/architectures/decoder';
 import { codesName, quantisedWeightSpecs, scalesName, zeroPointsName } from '../../src/graph/quantised';
 import type { ModelConfig } from '../../src/model/config';
 import type { CanonicalWeights } from '../../src/model/weights';
@@ -40,8 +40,12 @@ export interface DecodeSession {
   /** Nodes of the graph as built (before onnxruntime's own fusions). */
   nodes: number;
   setPatch(patch: ReadonlyMap<number, LayerPatch>): void;
+  /** As ModelRuntime.decode: with 'greedy' the fused graph answers with its chosen token, the logits staying in onnxruntime. */
   decode(ids: readonly number[], cache?: Cache): Promise<{ logits: Float32Array; cache: Cache }>;
+  decode(ids: readonly number[], cache: Cache | undefined, want: 'logits' | 'greedy'): Promise<SessionStep>;
 }
+
+export type SessionStep = { cache: Cache } & ({ logits: Float32Array } | { next: number });
 
 function emptyCache(cfg: ModelConfig): Cache {
   const empty = () => new ort.Tensor('float32', new Float32Array(0), [cfg.kvHeads, 0, cfg.headDim]);
@@ -134,15 +138,18 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
     setPatch: (p) => {
       patch = patchFeeds(cfg, p);
     },
-    decode: async (ids, cache = emptyCache(cfg)) => {
+    decode: (async (ids: readonly number[], cache: Cache = emptyCache(cfg), want: 'logits' | 'greedy' = 'logits'): Promise<SessionStep> => {
       const feeds: Record<string, ort.Tensor> = { ...weightFeeds, ...patch };
       feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
       feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
       if (buffers) {
         // As ModelRuntime.decode: the fused graph writes into the buffers it reads the past from.
         const b = buffers.forStep(cache, ids.length);
-        const out = await session.run(feeds, feedInPlace(feeds, b));
-        return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys: b.keys, values: b.values } };
+        const greedy = want === 'greedy';
+        const out = await session.run(feeds, feedInPlace(feeds, b, greedy ? GREEDY_OUTPUTS : ['logits']));
+        const longer = { length: cache.length + ids.length, keys: b.keys, values: b.values };
+        if (greedy && !Number.isFinite(Number(out.logit_sum.data[0]))) throw new Error('non-finite logits');
+        return greedy ? { next: Number(out.next.data[0]), cache: longer } : { logits: out.logits.data as Float32Array, cache: longer };
       }
       const past = compactTensors(cache);
       for (let l = 0; l < cfg.layers; l++) {
@@ -153,6 +160,6 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
       const keys = Array.from({ length: cfg.layers }, (_, l) => out[presentName(l, 'key')] as ort.Tensor);
       const values = Array.from({ length: cfg.layers }, (_, l) => out[presentName(l, 'value')] as ort.Tensor);
       return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys, values } };
-    },
+    }) as DecodeSession['decode'],
   };
 }

@@ -11,9 +11,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type ModelConfig } from '../../src/model/config';
 import { randomCanonicalWeights } from '../../src/model/synthetic';
-import { argmax } from '../../src/runtime/generate';
 import { quantiseModel } from '../../src/runtime/quantised-weights';
-import { ModelRuntime } from '../../src/runtime/runtime';
+import { greedyToken, ModelRuntime } from '../../src/runtime/runtime';
 import { DECODE_ACCURACY_LEVEL, QUANT_BLOCK_SIZES, WEIGHT_SETTINGS } from '../../src/runtime/weight-formats';
 import { uniformFiller } from '../../src/util/random';
 import { BenchArgsError } from './args';
@@ -188,13 +187,15 @@ export async function runChild(spec: ChildSpec): Promise<ChildResult> {
       await rt.decode(seqIds);
       prefillMs.push(performance.now() - t);
     }
-    let r = await rt.decode(prompt);
-    tokens.push(argmax(r.logits));
+    // Each timed step includes choosing its token, as llama.cpp's does (the greedy decode: the
+    // token is chosen in the graph, the logits stay in onnxruntime).
+    let r = await rt.decode(prompt, undefined, 'greedy');
+    tokens.push(greedyToken(r));
     while (tokens.length <= spec.tokens) {
       const t = performance.now();
-      r = await rt.decode([tokens[tokens.length - 1]], r.cache);
+      r = await rt.decode([tokens[tokens.length - 1]], r.cache, 'greedy');
+      tokens.push(greedyToken(r));
       decodeMs.push(performance.now() - t);
-      tokens.push(argmax(r.logits));
     }
     const othersShare = othersCpuShare(before, cpuSnapshot(), availableParallelism());
     const peakRss = ownPeakRss();

@@ -1,6 +1,6 @@
 // Finite-value checks: weights are checked as they are read (a NaN or infinity in a checkpoint is
 // refused at load, naming the tensor and file), and logits before a token is chosen from them (a
-// model that computes NaN never yields a token).
+// model that computes NaN never yields a token: argmax, the greedy choice, applies that rule).
 import { ModelError } from './errors';
 
 /** Index of the first NaN or ±Infinity in `a[from..to)`, or -1. One tight pass, no allocation. */
@@ -50,4 +50,24 @@ function nonFiniteLogits(what: string): ModelError {
     'logits-not-finite',
     `the model produced non-finite logits (${what}), so no token can be chosen; its weights or an applied patch are broken — undo the last patch, or check the model with \`star-repair info\``,
   );
+}
+
+/**
+ * The greedy token: the index of the largest logit, the first of equals; throws ModelError
+ * 'logits-not-finite' for NaN or +Infinity (or nothing but −Infinity), never returns a token for them.
+ */
+export function argmax(logits: ArrayLike<number>): number {
+  // One pass that also sees what checkFiniteLogits refuses (NaN, +Infinity, nothing but −Infinity),
+  // which then says why: at a 150k-token vocabulary a second pass cost as much as the search.
+  let best = -1;
+  let bestValue = -Infinity;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (v > bestValue) {
+      best = i;
+      bestValue = v;
+    } else if (v !== v) checkFiniteLogits(logits);
+  }
+  if (best < 0 || bestValue === Infinity) checkFiniteLogits(logits);
+  return best;
 }

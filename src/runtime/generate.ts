@@ -3,11 +3,13 @@
 // ending at the format's stop tokens; the prompt cache (runtime/prompt-cache.ts: only the tokens
 // after the longest cached prefix are prefilled); time caps for the prompt and the generation. The
 // prompt is prefilled in one run (in chunks when a prompt time cap is set, so the cap is checked
-// between them); each new token is then one run that extends the cache.
+// between them); each new token is then one run that extends the cache — for a greedy token that
+// needs no logits (no healing left, no alternatives asked), a run that answers with the token alone
+// (ModelRuntime.decode's 'greedy').
 
 import type { TextTokenizer } from '../model/tokenizer';
 import { checkFiniteLogits } from '../model/finite';
-import type { KvCache, ModelRuntime } from './runtime';
+import { greedyToken, type DecodeStep, type KvCache, type ModelRuntime } from './runtime';
 import { seededRandom as prng } from '../util/random';
 import type { FimChoice } from './fim';
 import { healLength, preparePrompt } from './prompt';
@@ -116,23 +118,6 @@ function healingToken(logits: ArrayLike<number>, texts: readonly string[], rest:
   return best;
 }
 
-/** Index of the largest logit; throws ModelError 'logits-not-finite' for NaN or +Infinity, never returns a token for them. */
-export function argmax(logits: ArrayLike<number>): number {
-  // One pass that also sees what checkFiniteLogits refuses (NaN, +Infinity, nothing but −Infinity),
-  // which then says why: at a 150k-token vocabulary a second pass cost as much as the search.
-  let best = -1;
-  let bestValue = -Infinity;
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i];
-    if (v > bestValue) {
-      best = i;
-      bestValue = v;
-    } else if (v !== v) checkFiniteLogits(logits);
-  }
-  if (best < 0 || bestValue === Infinity) checkFiniteLogits(logits);
-  return best;
-}
-
 function sample(logits: ArrayLike<number>, temperature: number, topP: number, random: () => number): number {
   checkFiniteLogits(logits);
   const n = logits.length;
@@ -162,6 +147,12 @@ function stopIndex(text: string, stop: readonly string[]): number {
     if (i >= 0 && (at < 0 || i < at)) at = i;
   }
   return at;
+}
+
+/** A step's logits, where want() asked for them. */
+function logitsOf(step: DecodeStep): ArrayLike<number> {
+  if (!('logits' in step)) throw new Error('internal: generate() needs the logits of a step it decoded for the greedy token only');
+  return step.logits;
 }
 
 function topIds(logits: ArrayLike<number>, k: number): number[] {
@@ -205,7 +196,10 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
 
   if (maxTokens > 0 && !options.signal?.aborted) {
     const cache = options.promptCache;
-    let step: { logits: ArrayLike<number>; cache: KvCache };
+    let step: DecodeStep;
+    // Whether the next token needs the logits (healing, the first token's alternatives, sampling)
+    // or only the greedy choice, which the runtime can make without handing the logits over.
+    const want = (): 'logits' | 'greedy' => (full.length < owed.length || temperature > 0 || (tokens.length === healing && (options.firstChoices ?? 0) > 0) ? 'logits' : 'greedy');
     {
       const found = cache ? cache.lookup(runtime, promptIds) : { cache: undefined, reused: 0 };
       reused = found.reused;
@@ -214,7 +208,7 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
       const chunk = options.promptMs ? PREFILL_CHUNK : promptIds.length;
       for (;;) {
         const end = Math.min(promptIds.length, at + chunk);
-        const s = await runtime.decode(promptIds.slice(at, end), past);
+        const s = end === promptIds.length && want() === 'greedy' ? await runtime.decode(promptIds.slice(at, end), past, 'greedy') : await runtime.decode(promptIds.slice(at, end), past);
         at = end;
         past = s.cache;
         if (at >= promptIds.length) {
@@ -241,16 +235,17 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
       for (;;) {
         let next: number;
         if (full.length < owed.length) {
-          next = healingToken(step.logits, tokenTexts(tokenizer, step.logits.length), owed.slice(full.length));
+          const logits = logitsOf(step);
+          next = healingToken(logits, tokenTexts(tokenizer, logits.length), owed.slice(full.length));
           // No token spells the rest (a character the vocabulary only has in pieces): start over unhealed.
           if (next < 0) return generate(runtime, tokenizer, prompt, { ...options, heal: false });
           healing++;
         } else {
           if (tokens.length === healing) {
-            if (options.firstChoices) firstChoices = topIds(step.logits, options.firstChoices);
+            if (options.firstChoices) firstChoices = topIds(logitsOf(step), options.firstChoices);
           }
           if (tokens.length === healing && options.forceFirst !== undefined) next = options.forceFirst;
-          else next = temperature > 0 ? sample(step.logits, temperature, options.topP ?? 1, random) : argmax(step.logits);
+          else next = temperature > 0 ? sample(logitsOf(step), temperature, options.topP ?? 1, random) : greedyToken(step);
           if (stopIds.has(next)) {
             stoppedBy = 'eos';
             break;
@@ -283,7 +278,7 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
           stoppedBy = 'context';
           break;
         }
-        step = await runtime.decode([next], step.cache);
+        step = want() === 'greedy' ? await runtime.decode([next], step.cache, 'greedy') : await runtime.decode([next], step.cache);
       }
     } finally {
       // The generation has ended, however it ended: free its last cache now (device memory on GPU

@@ -95,10 +95,11 @@ export class CacheBuffers {
 
 /**
  * Feeds each buffer to the fused decode graph as layer l's past and names it as the pre-allocated
- * present output too (the shared past/present mode); returns the fetches for session.run.
+ * present output too (the shared past/present mode); returns the fetches for session.run: those
+ * and `outputs` (the logits, or the greedy token's outputs).
  */
-export function feedInPlace(feeds: Record<string, ort.Tensor>, buffers: { keys: readonly ort.Tensor[]; values: readonly ort.Tensor[] }): Record<string, ort.Tensor | null> {
-  const fetches: Record<string, ort.Tensor | null> = { logits: null };
+export function feedInPlace(feeds: Record<string, ort.Tensor>, buffers: { keys: readonly ort.Tensor[]; values: readonly ort.Tensor[] }, outputs: readonly string[] = ['logits']): Record<string, ort.Tensor | null> {
+  const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(outputs.map((name) => [name, null]));
   buffers.keys.forEach((t, l) => (feeds[pastName(l, 'key')] = fetches[presentName(l, 'key')] = t));
   buffers.values.forEach((t, l) => (feeds[pastName(l, 'value')] = fetches[presentName(l, 'value')] = t));
   return fetches;

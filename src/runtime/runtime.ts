@@ -10,9 +10,10 @@
 
 import * as ort from 'onnxruntime-node';
 import type { FloatType } from '../graph/builder';
-import { buildDecodeGraph, buildProbeGraph, floatWeightInputs, pastName, usesFusedDecode, patchDeltasName, patchRowsName, presentName, weightBlocks, weightFile, type QuantGraphOptions, type WeightMode } from '../graph/architectures/decoder';
+import { buildDecodeGraph, buildProbeGraph, floatWeightInputs, GREEDY_OUTPUTS, pastName, usesFusedDecode, patchDeltasName, patchRowsName, presentName, weightBlocks, weightFile, type QuantGraphOptions, type WeightMode } from '../graph/architectures/decoder';
 import { codesName, quantisedTensorShapes, quantisedWeightSpecs, scalesName, zeroPointsName } from '../graph/quantised';
 import type { ModelConfig } from '../model/config';
+import { argmax } from '../model/finite';
 import type { CanonicalWeights } from '../model/weights';
 import type { QuantisedModel } from './quantised-weights';
 import { DECODE_ACCURACY_LEVEL, type WeightFormat } from './weight-formats';
@@ -43,6 +44,23 @@ export interface KvCache {
    * not passed on.
    */
   readonly onDevice?: boolean;
+}
+
+/** A decode step's last-position logits [V] and the longer cache. */
+export interface LogitsStep {
+  logits: Float32Array | Float64Array;
+  cache: KvCache;
+}
+
+/**
+ * What decode() answers when asked for the greedy token only: the token itself where the graph
+ * computes it (the fused CPU graph: the logits never leave onnxruntime), else the logits.
+ */
+export type DecodeStep = LogitsStep | { next: number; cache: KvCache };
+
+/** The greedy token of a step: the one the graph chose, or argmax of the logits (the same rules). */
+export function greedyToken(step: DecodeStep): number {
+  return 'next' in step ? step.next : argmax(step.logits);
 }
 
 export interface ProbeResult {
@@ -462,8 +480,15 @@ export class ModelRuntime {
     return { keys: cache.keys.map((_, l) => out[`k${l}`].data as FloatArray), values: cache.values.map((_, l) => out[`v${l}`].data as FloatArray) };
   }
 
-  /** Runs `ids` after the cached positions; returns the last position's logits [V] and the longer cache. */
-  async decode(ids: readonly number[], cache: KvCache = this.emptyCache()): Promise<{ logits: Float32Array | Float64Array; cache: KvCache }> {
+  /**
+   * Runs `ids` after the cached positions; returns the last position's logits [V] and the longer
+   * cache. With `want` 'greedy' the caller needs only the greedy token (greedyToken): the fused CPU
+   * graph then answers with the token it chose and the logits stay in onnxruntime (no copy into
+   * JavaScript, no pass over them here); other graphs answer with the logits.
+   */
+  decode(ids: readonly number[], cache?: KvCache): Promise<LogitsStep>;
+  decode(ids: readonly number[], cache: KvCache | undefined, want: 'greedy'): Promise<DecodeStep>;
+  async decode(ids: readonly number[], cache: KvCache = this.emptyCache(), want: 'logits' | 'greedy' = 'logits'): Promise<DecodeStep> {
     if (ids.length === 0) throw new Error('decode needs at least one token');
     const loaded = await this.session('decode');
     const feeds = this.baseFeeds(loaded);
@@ -472,8 +497,14 @@ export class ModelRuntime {
     if (loaded.cacheBuffers) {
       // The fused graph writes the new positions into the buffers it reads the past from.
       const buffers = this.cacheBuffers.forStep(cache, ids.length);
-      const out = await loaded.session.run(feeds, feedInPlace(feeds, buffers));
-      return { logits: out.logits.data as Float32Array, cache: { length: cache.length + ids.length, keys: buffers.keys, values: buffers.values } };
+      const greedy = want === 'greedy';
+      const out = await loaded.session.run(feeds, feedInPlace(feeds, buffers, greedy ? GREEDY_OUTPUTS : ['logits']));
+      const longer: KvCache = { length: cache.length + ids.length, keys: buffers.keys, values: buffers.values };
+      if (!greedy) return { logits: out.logits.data as Float32Array, cache: longer };
+      if (Number.isFinite(Number(out.logit_sum.data[0]))) return { next: Number(out.next.data[0]), cache: longer };
+      // A NaN or infinite logit: the step again, for the logits argmax judges (its rules say
+      // whether a token can be chosen at all). It writes the same positions: `cache` is intact.
+      return this.decode(ids, cache);
     }
     // The plain graph takes decode's compact layout (a buffer cache is copied into it).
     const past = cache.onDevice ? cache : compactTensors(cache);

@@ -15,7 +15,7 @@ import { parseCompareArgs } from '../../bench/lib/llama-compare';
 import { loadConfig, parseConfig } from '../../src/model/config';
 import { readWeightFolder } from '../../src/model/safetensors';
 import { canonicalWeights, isIgnoredTensor } from '../../src/model/weights';
-import { argmax } from '../../src/runtime/generate';
+import { argmax } from '../../src/model/finite';
 import { ModelRuntime } from '../../src/runtime/runtime';
 import { randomCanonicalWeights } from '../../src/model/synthetic';
 import { uniformFiller } from '../../src/util/random';

@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { checkFiniteLogits, firstNonFinite, loadModelFolder, parseConfig, readSafetensors, type Dtype } from '../../src/model/index';
+import { argmax, checkFiniteLogits, firstNonFinite, loadModelFolder, parseConfig, readSafetensors, type Dtype } from '../../src/model/index';
 import { byteLevelTokenizerJson, randomCheckpointTensors, writeModelFolder } from '../../src/model/synthetic';
-import { argmax, generate } from '../../src/runtime/generate';
+import { generate } from '../../src/runtime/generate';
 import type { KvCache, ModelRuntime } from '../../src/runtime/runtime';
 import { expectError } from '../helpers/expect-model-error';
 

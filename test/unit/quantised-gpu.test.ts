@@ -36,7 +36,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { errors, fixtureWeights } from '../helpers/fixture-weights';
-import { argmax } from '../../src/runtime/generate';
+import { argmax } from '../../src/model/finite';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -10,7 +10,7 @@ import { combinePatches } from '../../src/repair/patch';
 import { repairStar } from '../../src/repair/star';
 import { repairMint, repairSgd } from '../../src/repair/baselines';
 import { makeExample, RepairError } from '../../src/repair/teacher';
-import { argmax } from '../../src/runtime/generate';
+import { argmax } from '../../src/model/finite';
 import { PAPER_DEFAULTS, prepareFailures, runRepair, type MethodDefaults } from '../../src/repair/run';
 
 const folder = loadModelFolder(join(__dirname, '..', 'fixtures', 'models', 'llama'));

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { protoFields, protoText } from '../helpers/onnx-fields';
 import assert from 'node:assert/strict';
 import { errors } from '../helpers/fixture-weights';
-import { argmax } from '../../src/runtime/generate';
+import { argmax } from '../../src/model/finite';
 import { join } from 'node:path';
 import { buildDecodeGraph, buildProbeGraph, patchDeltasName, weightBlocks } from '../../src/graph/architectures/decoder';
 import { loadModelFolder, type ModelFolder } from '../../src/model';

@@ -12,7 +12,8 @@ import { join, resolve, sep } from 'node:path';
 import type { TextTokenizer } from '../../src/model/tokenizer';
 import { showCompletion, shownForm } from '../../src/runtime/completion';
 import type { FimChoice } from '../../src/runtime/fim';
-import { argmax, generate } from '../../src/runtime/generate';
+import { generate } from '../../src/runtime/generate';
+import { argmax } from '../../src/model/finite';
 import type { ModelRuntime } from '../../src/runtime/runtime';
 import { seededRandom as prng } from '../../src/util/random';
 

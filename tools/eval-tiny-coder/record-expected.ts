@@ -11,7 +11,8 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModelFolder } from '../../src/model';
 import { embeddedModelDir } from '../../src/runtime/open';
-import { argmax, generate } from '../../src/runtime/generate';
+import { generate } from '../../src/runtime/generate';
+import { argmax } from '../../src/model/finite';
 import { ModelRuntime } from '../../src/runtime/runtime';
 import { REPO_ROOT } from './measure';
 

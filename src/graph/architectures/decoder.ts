@@ -427,6 +427,23 @@ export function usesFusedDecode(cfg: ModelConfig, floatType: FloatType, layout: 
   return layout.fused === true && fusedDecodeReason(cfg, floatType) === null;
 }
 
+/** The fused decode graph's outputs for the greedy token, fetched instead of `logits` (greedyOutputs). */
+export const GREEDY_OUTPUTS = ['next', 'logit_sum'] as const;
+
+/**
+ * The greedy token without the logits leaving onnxruntime: `next` [1] = the first index of the
+ * largest logit (ArgMax, as model/finite.ts argmax), and `logit_sum` [] = Σ logits, finite when
+ * every logit is finite (and not only then: a sum past ±3.4e38 is infinite too). ModelRuntime.decode
+ * fetches these two instead of `logits` when asked for the greedy token: no copy of the logits
+ * into JavaScript and no pass over them there; where the sum is not finite it decodes the step
+ * again for the logits, whose argmax then applies its rules (a NaN or +Infinity is an error).
+ */
+export function greedyOutputs(g: Graph, logits: Value): void {
+  const next = g.node('ArgMax', [logits], [{ dtype: 'int64', shape: [1] }], { axis: { kind: 'int', value: 1 }, keepdims: { kind: 'int', value: 0 } })[0];
+  g.output(next, 'next');
+  g.output(g.reduceSum(logits, [0, 1], false), 'logit_sum');
+}
+
 /**
  * Decode graph: ids [T] at positions [T] with past keys/values per layer → `logits` [1, V] of the
  * last position and the `present.*` caches.
@@ -449,7 +466,8 @@ export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float
   }));
   const body = fused ? fusedDecodeBody(b.decodeTools(), ids, positions, past, (l) => ({ key: presentName(l, 'key'), value: presentName(l, 'value') })) : b.body(ids, positions, past);
   const last = g.slice(body.final, 0, -1, Number.MAX_SAFE_INTEGER, [1, cfg.hidden]);
-  g.output(b.logits(last), 'logits');
+  const logits = g.output(b.logits(last), 'logits');
+  if (fused) greedyOutputs(g, logits);
   body.present.forEach((p, l) => {
     g.output(p.key, presentName(l, 'key'));
     g.output(p.value, presentName(l, 'value'));

@@ -4,7 +4,7 @@
 // forward pass must give finite logits for every vocabulary entry — a model that loads but would
 // complete with garbage is 'silent'. The parent kills this process when a case takes too long.
 import { isModelError, loadModelFolder, type ModelFolder } from '../../../src/model';
-import { argmax } from '../../../src/runtime/generate';
+import { argmax } from '../../../src/model/finite';
 import { ModelRuntime } from '../../../src/runtime/runtime';
 
 interface Request { id: number; dir: string }
