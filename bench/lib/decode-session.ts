@@ -2,7 +2,7 @@
 // decode-layer.ts), fed as ModelRuntime feeds its decode session on the CPU: float weights as
 // initializers when they are small (sessionWeightMode), else as inputs; quantised codes as external initializers (MatMulNBits prepacks them), the neuron patch
 // as inputs, the KV cache per layer as the graph takes it ([KV, P, hd], or the fused graph's
-// buffers written in place: runtime/kv-buffers.ts). For bench/decode-overhead.ts and the tests that
+// buffers, the new positions written into them: runtime/kv-buffers.ts). For bench/decode-overhead.ts and the tests that
 // compare the two graphs (test/unit/decode-layer.test.ts); ModelRuntime itself picks no variant.
 import * as ort from 'onnxruntime-node';
 import { buildDecodeGraph, floatWeightInputs, GREEDY_OUTPUTS, pastName, usesFusedDecode, patchDeltasName, patchRowsName, presentName, weightFile } from '../../src/graph/architectures/decoder';
@@ -12,7 +12,7 @@ import type { CanonicalWeights } from '../../src/model/weights';
 import type { QuantisedModel } from '../../src/runtime/quantised-weights';
 import { sessionWeightMode, weightArrays, type LayerPatch } from '../../src/runtime/runtime';
 import { DECODE_ACCURACY_LEVEL } from '../../src/runtime/weight-formats';
-import { CacheBuffers, compactTensors, feedInPlace } from '../../src/runtime/kv-buffers';
+import { CacheBuffers, compactTensors, feedBuffers, writeStep } from '../../src/runtime/kv-buffers';
 
 export interface DecodeSessionOptions {
   fused: boolean;
@@ -143,10 +143,11 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
       feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
       feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
       if (buffers) {
-        // As ModelRuntime.decode: the fused graph writes into the buffers it reads the past from.
+        // As ModelRuntime.decode: the fused graph reads the past from the buffers and hands back the new positions.
         const b = buffers.forStep(cache, ids.length);
         const greedy = want === 'greedy';
-        const out = await session.run(feeds, feedInPlace(feeds, b, greedy ? GREEDY_OUTPUTS : ['logits']));
+        const out = await session.run(feeds, feedBuffers(feeds, b, greedy ? GREEDY_OUTPUTS : ['logits']));
+        writeStep(b, out as Record<string, ort.Tensor>, cache.length);
         const longer = { length: cache.length + ids.length, keys: b.keys, values: b.values };
         if (greedy && !Number.isFinite(Number(out.logit_sum.data[0]))) throw new Error('non-finite logits');
         return greedy ? { next: Number(out.next.data[0]), cache: longer } : { logits: out.logits.data as Float32Array, cache: longer };

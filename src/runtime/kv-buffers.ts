@@ -1,12 +1,13 @@
 // The KV caches of the fused decode graph (graph/architectures/decode-layer.ts), kept in place: per
 // layer one keys and one values buffer [1, KV, C, hd] with room for C positions, of which the
-// cache's first `length` are filled. The graph's GroupQueryAttention reads the past from a buffer
-// and is given the same buffer as its present output (a pre-allocated fetch), so it writes only
-// the step's new positions — onnxruntime's shared past/present mode — instead of clearing a new
-// cache and copying the past into it on every token. Owns how a step feeds the buffers
-// (feedInPlace), the capacity rule, when a cache's buffers may be written again, and the copies
-// between this layout and decode's compact [KV, length, hd] (the plain graph's, the prompt
-// cache's and ModelRuntime.readCache's).
+// cache's first `length` are filled. A step feeds the buffers as the past; the graph outputs only
+// the step's T new positions [1, KV, T, hd], which are written into the buffers at `length`
+// (onnxruntime-node copies every fetched output into a new JavaScript buffer, so the step hands
+// over T positions a layer instead of the whole cache, and no cache is rebuilt per token). Owns how
+// a step feeds the buffers and takes its positions back (feedBuffers, writeStep), the capacity
+// rule, when a cache's buffers may be written again, and the copies between this layout and
+// decode's compact [KV, length, hd] (the plain graph's, the prompt cache's and
+// ModelRuntime.readCache's).
 //
 // A buffer is extended by one cache only: decode() from a cache whose buffers a later step has
 // already extended (a second continuation of the same prompt) copies its positions into new
@@ -94,13 +95,32 @@ export class CacheBuffers {
 }
 
 /**
- * Feeds each buffer to the fused decode graph as layer l's past and names it as the pre-allocated
- * present output too (the shared past/present mode); returns the fetches for session.run: those
- * and `outputs` (the logits, or the greedy token's outputs).
+ * Feeds each buffer to the fused decode graph as layer l's past; returns the fetches for
+ * session.run: every layer's new positions and `outputs` (the logits, or the greedy token's).
  */
-export function feedInPlace(feeds: Record<string, ort.Tensor>, buffers: { keys: readonly ort.Tensor[]; values: readonly ort.Tensor[] }, outputs: readonly string[] = ['logits']): Record<string, ort.Tensor | null> {
-  const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(outputs.map((name) => [name, null]));
-  buffers.keys.forEach((t, l) => (feeds[pastName(l, 'key')] = fetches[presentName(l, 'key')] = t));
-  buffers.values.forEach((t, l) => (feeds[pastName(l, 'value')] = fetches[presentName(l, 'value')] = t));
+export function feedBuffers(feeds: Record<string, ort.Tensor>, buffers: { keys: readonly ort.Tensor[]; values: readonly ort.Tensor[] }, outputs: readonly string[] = ['logits']): Record<string, null> {
+  const fetches: Record<string, null> = Object.fromEntries(outputs.map((name) => [name, null]));
+  buffers.keys.forEach((t, l) => {
+    feeds[pastName(l, 'key')] = t;
+    fetches[presentName(l, 'key')] = null;
+  });
+  buffers.values.forEach((t, l) => {
+    feeds[pastName(l, 'value')] = t;
+    fetches[presentName(l, 'value')] = null;
+  });
   return fetches;
+}
+
+/** Writes a step's new positions [1, KV, T, hd] (`out`'s present outputs) into the buffers at `at` (the cache's length before the step). */
+export function writeStep(buffers: { keys: readonly ort.Tensor[]; values: readonly ort.Tensor[] }, out: Readonly<Record<string, ort.Tensor>>, at: number): void {
+  const put = (buffer: ort.Tensor, added: ort.Tensor) => {
+    const [, kv, room, hd] = buffer.dims;
+    const T = added.dims[2];
+    if (added.dims.length !== 4 || added.dims[1] !== kv || added.dims[3] !== hd || at + T > room) throw new Error(`internal: ${T} new positions [${added.dims}] at ${at} do not fit a cache buffer [${buffer.dims}]`);
+    const dst = buffer.data as FloatArray;
+    const src = added.data as FloatArray;
+    for (let h = 0; h < kv; h++) dst.set(src.subarray(h * T * hd, (h + 1) * T * hd), (h * room + at) * hd);
+  };
+  buffers.keys.forEach((t, l) => put(t, out[presentName(l, 'key')]));
+  buffers.values.forEach((t, l) => put(t, out[presentName(l, 'value')]));
 }

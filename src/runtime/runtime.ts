@@ -18,7 +18,7 @@ import type { CanonicalWeights } from '../model/weights';
 import type { QuantisedModel } from './quantised-weights';
 import { DECODE_ACCURACY_LEVEL, type WeightFormat } from './weight-formats';
 import { createSession, tensorByteLimit, type Fallback, type ProviderName, type RuntimeOptions } from './providers';
-import { CacheBuffers, compactCache, compactTensors, feedInPlace } from './kv-buffers';
+import { CacheBuffers, compactCache, compactTensors, feedBuffers, writeStep } from './kv-buffers';
 import { decodeOutputLocations, DeviceIo, deviceTensorRegistry, disposeDeviceTensors, keepsDataOnDevice } from './device-io';
 
 /** One layer's neuron patch: `deltas` is row-major [rows.length, d]; rows are down-projection inputs. */
@@ -196,7 +196,7 @@ interface LoadedSession {
   weights: WeightMode;
   /** The weight tensors the graph takes as inputs (blocks of split weights), when weights are inputs. */
   weightFeeds: Record<string, ort.Tensor>;
-  /** A decode session of the fused layers: its caches are buffers written in place (runtime/kv-buffers.ts). */
+  /** A decode session of the fused layers: its caches are buffers with room, extended step by step (runtime/kv-buffers.ts). */
   cacheBuffers: boolean;
 }
 
@@ -495,15 +495,16 @@ export class ModelRuntime {
     feeds.ids = new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [ids.length]);
     feeds.positions = new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(cache.length + i))), [ids.length]);
     if (loaded.cacheBuffers) {
-      // The fused graph writes the new positions into the buffers it reads the past from.
+      // The fused graph reads the past from the buffers and hands back the new positions, written into them here.
       const buffers = this.cacheBuffers.forStep(cache, ids.length);
       const greedy = want === 'greedy';
-      const out = await loaded.session.run(feeds, feedInPlace(feeds, buffers, greedy ? GREEDY_OUTPUTS : ['logits']));
+      const out = await loaded.session.run(feeds, feedBuffers(feeds, buffers, greedy ? GREEDY_OUTPUTS : ['logits']));
+      writeStep(buffers, out as Record<string, ort.Tensor>, cache.length);
       const longer: KvCache = { length: cache.length + ids.length, keys: buffers.keys, values: buffers.values };
       if (!greedy) return { logits: out.logits.data as Float32Array, cache: longer };
       if (Number.isFinite(Number(out.logit_sum.data[0]))) return { next: Number(out.next.data[0]), cache: longer };
       // A NaN or infinite logit: the step again, for the logits argmax judges (its rules say
-      // whether a token can be chosen at all). It writes the same positions: `cache` is intact.
+      // whether a token can be chosen at all). `cache` is intact: its positions are below the step's.
       return this.decode(ids, cache);
     }
     // The plain graph takes decode's compact layout (a buffer cache is copied into it).

@@ -103,7 +103,7 @@ test('fused decode layers: RoPE inside GroupQueryAttention (head size 32) and a 
   await compareModels(windowRope, randomCanonicalWeights(windowRope, 5, 0.2), 'mistral window 4, head size 16');
 });
 
-test('fused decode layers: caches written in place grow past their buffers, and a cache decoded from twice stays right', async () => {
+test('fused decode layers: caches kept in buffers grow past their room, and a cache decoded from twice stays right', async () => {
   const { config, weights } = fixture('qwen2');
   const fused = await openDecodeSession(config, weights, { fused: true, threads: 1 });
   const plain = await openDecodeSession(config, weights, { fused: false, threads: 1 });

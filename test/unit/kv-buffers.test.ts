@@ -1,6 +1,6 @@
-// The decode caches written in place (src/runtime/kv-buffers.ts): the capacity rule, the copies
+// The decode caches kept in buffers (src/runtime/kv-buffers.ts): the capacity rule, the copies
 // between the buffer layout [1, KV, C, hd] and decode's compact [KV, length, hd], when a cache's
-// buffers are handed out again; and through ModelRuntime on a fixture, where the CPU decode graph
+// buffers are handed out again, how a step's new positions [1, KV, T, hd] are written into them; and through ModelRuntime on a fixture, where the CPU decode graph
 // is the fused one: a cache decoded from twice (two continuations of one prompt) gives each the
 // logits a fresh decode of its whole text gives, and readCache of a cache whose buffers a later
 // step extended is still that cache.
@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModelFolder } from '../../src/model';
 import { ModelRuntime } from '../../src/runtime/runtime';
-import { CACHE_GROWTH, CacheBuffers, cacheCapacity, compactCache, compactTensors, isBuffer } from '../../src/runtime/kv-buffers';
+import { CACHE_GROWTH, CacheBuffers, cacheCapacity, compactCache, compactTensors, feedBuffers, isBuffer, writeStep } from '../../src/runtime/kv-buffers';
+import { pastName, presentName } from '../../src/graph/architectures/decoder';
 
 const KV = 2;
 const HD = 3;
@@ -44,6 +45,26 @@ test('a compact cache is copied into buffers with room, and back out of them unc
   // A compact tensor of exactly the cache's length is its own compact form (no copy).
   const t = compact(4);
   assert.equal(compactCache(t, 4), t.data);
+});
+
+test("a step's new positions are written into the buffers after the cache, per head, and must fit", () => {
+  const cache = { length: 5, keys: [compact(5)], values: [compact(5)] };
+  const buffers = new CacheBuffers().forStep(cache, 2);
+  const feeds: Record<string, ort.Tensor> = {};
+  const fetches = feedBuffers(feeds, buffers, ['next']);
+  assert.equal(feeds[pastName(0, 'key')], buffers.keys[0]);
+  assert.deepEqual(Object.keys(fetches).sort(), ['next', presentName(0, 'key'), presentName(0, 'value')].sort());
+  // Two new positions whose value at (h, t, i) is 100h + 10(5 + t) + i: what compact(7) holds there.
+  const added = new ort.Tensor('float32', Float32Array.from({ length: KV * 2 * HD }, (_, j) => {
+    const h = Math.floor(j / (2 * HD));
+    const t = Math.floor(j / HD) % 2;
+    return 100 * h + 10 * (5 + t) + (j % HD);
+  }), [1, KV, 2, HD]);
+  writeStep(buffers, { [presentName(0, 'key')]: added, [presentName(0, 'value')]: added }, 5);
+  assert.deepEqual(compactCache(buffers.keys[0], 7), compact(7).data);
+  assert.deepEqual(compactCache(buffers.values[0], 7), compact(7).data);
+  assert.equal((buffers.keys[0].data as Float32Array)[7 * HD], 0, 'nothing is written past the step');
+  assert.throws(() => writeStep(buffers, { [presentName(0, 'key')]: added, [presentName(0, 'value')]: added }, CACHE_GROWTH - 1), /do not fit/);
 });
 
 test('buffers are handed out again only to the cache they end, once, and while they have room', () => {

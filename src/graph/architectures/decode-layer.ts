@@ -15,10 +15,12 @@
 // With MatMulNBits weights, q, k and v are one MatMulNBits on codes stacked along N (feeding
 // GroupQueryAttention's packed input), and so are gate and up (split after): the activations are
 // quantised once, not per matrix (stackedProduct).
-// The caches are GroupQueryAttention's own [1, KV, C, hd] buffers (runtime/kv-buffers.ts): the
-// past's first P positions are filled, and the present output is the same buffer with the new
-// positions written at P.. (onnxruntime's shared past/present mode when the runtime passes the
-// buffer as the output too). P is read from the positions input, which must be P, P+1, … (what
+// The past caches are [1, KV, C, hd] buffers (runtime/kv-buffers.ts) whose first P positions are
+// filled; GroupQueryAttention reads those P and makes its present cache inside onnxruntime, and
+// the graph outputs only the T new positions [1, KV, T, hd] (a Slice of the present), which the
+// runtime writes into the buffers at P — onnxruntime-node copies every fetched output into a new
+// JavaScript buffer, so a present output as long as the cache cost a copy of the whole cache per
+// token. P is read from the positions input, which must be P, P+1, … (what
 // ModelRuntime.decode feeds; GroupQueryAttention rotates by them); decoder.ts's graph reads
 // positions and takes P from its caches' shape. float32 only (the contrib kernels are). Written
 // for the CPU provider; on WebGPU (lavapipe) test/unit/decode-layer.test.ts finds the CPU's logits
@@ -142,6 +144,8 @@ function rotate(g: Graph, x: Value, n: number, hd: number, table: { cos: Value; 
 interface AttentionShared {
   seqlensK: Value;
   total: Value;
+  /** The step's positions P..P+T−1 as Slice bounds [P], [P+T] (int64) over a cache's position axis. */
+  step: { start: Value; end: Value };
   /** Caches for GroupQueryAttention's own rotary (head size a multiple of 16). */
   caches: { cos: Value; sin: Value } | null;
   /** Tables for heads rotated in the graph (llama family, other head sizes). */
@@ -154,9 +158,11 @@ function attentionShared(t: DecodeTools, positions: Value): AttentionShared {
   const last = g.slice(positions, 0, -1, Number.MAX_SAFE_INTEGER, [1]);
   const rope = cfg.family === 'llama';
   const own = rope && cfg.headDim % 16 === 0;
+  const end = g.add(last, g.ints([1]));
   return {
     seqlensK: toInt32(g, last),
-    total: toInt32(g, g.add(last, g.ints([1]))),
+    total: toInt32(g, end),
+    step: { start: g.slice(positions, 0, 0, 1, [1]), end },
     caches: own ? ropeCaches(g, cfg) : null,
     tables: rope && !own ? ropeTables(g, cfg, positions) : null,
   };
@@ -185,7 +191,10 @@ function stackedProduct(t: DecodeTools, x: Value, prefixes: readonly string[], n
   return biased.length === 0 ? y : g.add(y, g.concat(biased, 0));
 }
 
-/** Self-attention of layer `l` on the normed input `xn` [T, d]: the o-projection's input [T, H·hd] and the caches. */
+/**
+ * Self-attention of layer `l` on the normed input `xn` [T, d]: the o-projection's input [T, H·hd]
+ * and the step's new keys and values [1, KV, T, hd] (named `names`), cut from the present caches.
+ */
 function attention(t: DecodeTools, xn: Value, l: number, past: { key: Value; value: Value }, s: AttentionShared, names: { key: string; value: string }): { context: Value; key: Value; value: Value } {
   const { g, cfg } = t;
   const { heads: H, kvHeads: KV, headDim: hd } = cfg;
@@ -208,9 +217,11 @@ function attention(t: DecodeTools, xn: Value, l: number, past: { key: Value; val
   const attributes: Record<string, AttributeValue> = { num_heads: int(H), kv_num_heads: int(KV), do_rotary: int(s.caches ? 1 : 0), rotary_interleaved: int(0) };
   // onnxruntime's window counts the query's own key: decoder.ts's mask shows keys p − w < k ≤ p.
   if (cfg.slidingWindow !== null) attributes.local_window_size = int(cfg.slidingWindow);
-  const cache = (name: string) => ({ dtype, shape: past.key.shape, name });
-  const [context, key, value] = node(g, 'GroupQueryAttention', MS_DOMAIN, inputs, [{ dtype, shape: [1, T, H * hd] }, cache(names.key), cache(names.value)], attributes);
-  return { context: g.squeeze(context, 0), key, value };
+  const present = { dtype, shape: past.key.shape };
+  const [context, key, value] = node(g, 'GroupQueryAttention', MS_DOMAIN, inputs, [{ dtype, shape: [1, T, H * hd] }, present, present], attributes);
+  const axis = g.ints([2]);
+  const added = (cache: Value, name: string) => node(g, 'Slice', undefined, [cache, s.step.start, s.step.end, axis], [{ dtype, shape: [1, KV, T, hd], name }])[0];
+  return { context: g.squeeze(context, 0), key: added(key, names.key), value: added(value, names.value) };
 }
 
 /** The MLP's activation: x·sigmoid(x) (onnxruntime fuses it into QuickGelu), FastGelu or Gelu. */
@@ -235,8 +246,8 @@ function mlp(t: DecodeTools, mn: Value, l: number): Value {
 
 /**
  * The whole stack for token ids [T] at positions P.. (past key/value buffers [1, KV, C, hd] per
- * layer, the first P positions filled): the final norm's output and the present buffers, output
- * under `presentNames`.
+ * layer, the first P positions filled): the final norm's output and each layer's new keys and
+ * values [1, KV, T, hd], output under `presentNames`.
  */
 export function fusedDecodeBody(t: DecodeTools, ids: Value, positions: Value, past: { key: Value; value: Value }[], presentNames: (l: number) => { key: string; value: string }): DecodeBody {
   const { g, cfg } = t;

@@ -449,9 +449,8 @@ export function greedyOutputs(g: Graph, logits: Value): void {
  * last position and the `present.*` caches.
  *  - plain layers: past [KV, P, hd] → present [KV, P+T, hd];
  *  - fused layers: past buffers [1, KV, C, hd] whose first P positions are the cache (P =
- *    positions[0], C ≥ P + T) → present [1, KV, C, hd], the same buffers with the T new positions
- *    written at P.. (runtime/kv-buffers.ts passes them as pre-allocated outputs, so nothing else
- *    is copied).
+ *    positions[0], C ≥ P + T) → present [1, KV, T, hd], the T new positions only, which
+ *    runtime/kv-buffers.ts writes into the buffers at P (so no output is as long as the cache).
  */
 export function buildDecodeGraph(cfg: ModelConfig, floatType: FloatType = 'float32', weights: WeightMode = 'inputs', layout: DecodeGraphOptions = {}): Uint8Array {
   const b = new DecoderBuilder(cfg, floatType, weights, layout);
