@@ -22,7 +22,7 @@ import type { CanonicalWeights } from '../src/model/weights';
 import { randomCanonicalWeights } from '../src/model/synthetic';
 import { quantiseModel, type QuantisedModel } from '../src/runtime/quantised-weights';
 import { quantBlockSize } from '../src/runtime/weight-formats';
-import { argmax } from '../src/model/finite';
+import { greedyToken } from '../src/runtime/runtime';
 import { openDecodeSession, type DecodeSession } from './lib/decode-session';
 import { cpuSnapshot, othersCpuShare } from './lib/machine';
 
@@ -85,7 +85,7 @@ async function perToken(s: DecodeSession, steps: number, want: 'logits' | 'greed
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
-    cur = await s.decode(['next' in cur ? cur.next : argmax(cur.logits)], cur.cache, want);
+    cur = await s.decode([greedyToken(cur)], cur.cache, want);
     times.push(performance.now() - t0);
   }
   return median(times);

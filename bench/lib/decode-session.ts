@@ -10,7 +10,7 @@ import { codesName, quantisedWeightSpecs, scalesName, zeroPointsName } from '../
 import type { ModelConfig } from '../../src/model/config';
 import type { CanonicalWeights } from '../../src/model/weights';
 import type { QuantisedModel } from '../../src/runtime/quantised-weights';
-import { sessionWeightMode, weightArrays, type LayerPatch } from '../../src/runtime/runtime';
+import { chosenToken, sessionWeightMode, weightArrays, type LayerPatch } from '../../src/runtime/runtime';
 import { DECODE_ACCURACY_LEVEL } from '../../src/runtime/weight-formats';
 import { CacheBuffers, compactTensors, feedBuffers, writeStep } from '../../src/runtime/kv-buffers';
 
@@ -149,8 +149,9 @@ export async function openDecodeSession(cfg: ModelConfig, weights: CanonicalWeig
         const out = await session.run(feeds, feedBuffers(feeds, b, greedy ? GREEDY_OUTPUTS : ['logits']));
         writeStep(b, out as Record<string, ort.Tensor>, cache.length);
         const longer = { length: cache.length + ids.length, keys: b.keys, values: b.values };
-        if (greedy && !Number.isFinite(Number(out.logit_sum.data[0]))) throw new Error('non-finite logits');
-        return greedy ? { next: Number(out.next.data[0]), cache: longer } : { logits: out.logits.data as Float32Array, cache: longer };
+        const next = greedy ? chosenToken(out as Record<string, ort.Tensor>) : null;
+        if (greedy && next === null) throw new Error('non-finite logits (ModelRuntime.decode would decode the step again for them)');
+        return next !== null ? { next, cache: longer } : { logits: out.logits.data as Float32Array, cache: longer };
       }
       const past = compactTensors(cache);
       for (let l = 0; l < cfg.layers; l++) {

@@ -208,7 +208,7 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
       const chunk = options.promptMs ? PREFILL_CHUNK : promptIds.length;
       for (;;) {
         const end = Math.min(promptIds.length, at + chunk);
-        const s = end === promptIds.length && want() === 'greedy' ? await runtime.decode(promptIds.slice(at, end), past, 'greedy') : await runtime.decode(promptIds.slice(at, end), past);
+        const s = await runtime.decode(promptIds.slice(at, end), past, end === promptIds.length ? want() : 'logits');
         at = end;
         past = s.cache;
         if (at >= promptIds.length) {
@@ -278,7 +278,7 @@ export async function generate(runtime: ModelRuntime, tokenizer: TextTokenizer, 
           stoppedBy = 'context';
           break;
         }
-        step = want() === 'greedy' ? await runtime.decode([next], step.cache, 'greedy') : await runtime.decode([next], step.cache);
+        step = await runtime.decode([next], step.cache, want());
       }
     } finally {
       // The generation has ended, however it ended: free its last cache now (device memory on GPU

@@ -59,8 +59,16 @@ export interface LogitsStep {
 export type DecodeStep = LogitsStep | { next: number; cache: KvCache };
 
 /** The greedy token of a step: the one the graph chose, or argmax of the logits (the same rules). */
-export function greedyToken(step: DecodeStep): number {
+export function greedyToken(step: { next: number } | { logits: ArrayLike<number> }): number {
   return 'next' in step ? step.next : argmax(step.logits);
+}
+
+/**
+ * The token a fused decode run chose (its GREEDY_OUTPUTS), or null where the logits' sum is not
+ * finite: the caller then needs the logits themselves, which argmax judges (NaN, ±Infinity).
+ */
+export function chosenToken(out: Readonly<Record<string, ort.Tensor>>): number | null {
+  return Number.isFinite(Number(out.logit_sum.data[0])) ? Number(out.next.data[0]) : null;
 }
 
 export interface ProbeResult {
@@ -487,7 +495,7 @@ export class ModelRuntime {
    * JavaScript, no pass over them here); other graphs answer with the logits.
    */
   decode(ids: readonly number[], cache?: KvCache): Promise<LogitsStep>;
-  decode(ids: readonly number[], cache: KvCache | undefined, want: 'greedy'): Promise<DecodeStep>;
+  decode(ids: readonly number[], cache: KvCache | undefined, want: 'logits' | 'greedy'): Promise<DecodeStep>;
   async decode(ids: readonly number[], cache: KvCache = this.emptyCache(), want: 'logits' | 'greedy' = 'logits'): Promise<DecodeStep> {
     if (ids.length === 0) throw new Error('decode needs at least one token');
     const loaded = await this.session('decode');
@@ -502,7 +510,8 @@ export class ModelRuntime {
       writeStep(buffers, out as Record<string, ort.Tensor>, cache.length);
       const longer: KvCache = { length: cache.length + ids.length, keys: buffers.keys, values: buffers.values };
       if (!greedy) return { logits: out.logits.data as Float32Array, cache: longer };
-      if (Number.isFinite(Number(out.logit_sum.data[0]))) return { next: Number(out.next.data[0]), cache: longer };
+      const next = chosenToken(out as Record<string, ort.Tensor>);
+      if (next !== null) return { next, cache: longer };
       // A NaN or infinite logit: the step again, for the logits argmax judges (its rules say
       // whether a token can be chosen at all). `cache` is intact: its positions are below the step's.
       return this.decode(ids, cache);

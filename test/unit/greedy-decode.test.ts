@@ -63,7 +63,7 @@ function overflowingPatch(d: number, m: number, layer: number): Map<number, Laye
 
 function tokenOf(step: DecodeStep, inGraph: boolean): number {
   assert.equal('next' in step, inGraph, inGraph ? 'the fused graph answers with its token' : 'other graphs answer with the logits');
-  return 'next' in step ? step.next : argmax(step.logits);
+  return greedyToken(step);
 }
 
 for (const name of ['llama', 'qwen2', 'mistral', 'gpt2', 'llama-tied-hd']) {
@@ -137,7 +137,7 @@ test('generate(): greedy steps are decoded for their token only, with the same c
   const watched = (logitsOnly: boolean) => {
     const asked: string[] = [];
     const view = Object.create(rt) as ModelRuntime;
-    view.decode = ((ids: readonly number[], cache?: KvCache, want?: 'greedy') => {
+    view.decode = ((ids: readonly number[], cache?: KvCache, want?: 'logits' | 'greedy') => {
       asked.push(want ?? 'logits');
       return logitsOnly || want !== 'greedy' ? rt.decode(ids, cache) : rt.decode(ids, cache, 'greedy');
     }) as ModelRuntime['decode'];
