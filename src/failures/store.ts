@@ -97,6 +97,7 @@ export class FailureStore {
       parse: parseDocument(file, modelFingerprint, options.limits ?? {}),
       empty: () => [],
       records: (failures) => failures,
+      bound: { what: 'the failure list of this model' },
     }, options.now);
     return new FailureStore(file, modelFingerprint, doc, options);
   }

@@ -1,15 +1,21 @@
 // PatchStore: the ordered patch history of one model, each patch with an `enabled`
 // flag, in one JSON file per model fingerprint (one entry per line) written atomically on
-// every change. The enabled patches, in order, are what the runtime stacks (combinePatches).
+// every change; the file is read and written whole, so it is bounded (MAX_DOCUMENT_CHARS): a
+// change that would outgrow it is refused with what to do, and a repair's new patch is then kept
+// in a file of its own (addNew). The enabled patches, in order, are what the runtime stacks (combinePatches).
 // Several processes may share it: every change runs under the store's lock on the latest file
 // content (SharedDocument, docs/architecture-stores.md), so no patch, toggle or delete made by
 // another window or the CLI is lost or undone. A damaged file keeps its readable entries (one
 // backup of the original) and is reported in `problems`.
+import * as path from 'node:path';
 import {
-  InvalidPatchError, PatchMismatchError, patchFromJson, patchToJson, validatePatch,
+  InvalidPatchError, PatchMismatchError, patchFromJson, patchToJson, stringifyPatch, validatePatch,
   type Patch, type PatchScores,
 } from './patch';
-import { InvalidDocumentError, SharedDocument, UnsupportedStoreVersionError, type ParsedDocument } from '../store/document';
+import { writeFileAtomic } from '../store/atomic';
+import {
+  DocumentTooLargeError, InvalidDocumentError, SharedDocument, UnsupportedStoreVersionError, type ParsedDocument,
+} from '../store/document';
 import { storeFileFor } from '../store/fingerprint-file';
 
 const FORMAT_VERSION = 1;
@@ -37,11 +43,27 @@ export class DuplicatePatchError extends Error {
   }
 }
 
+/** A new patch did not fit in the history (DocumentTooLargeError); it was kept in `keptIn` instead. */
+export class HistoryFullError extends Error {
+  constructor(readonly patchId: string, readonly keptIn: string, cause: DocumentTooLargeError) {
+    super(`${cause.message}. The new patch is kept in ${keptIn}: once there is room, add it with STAR Repair: Manage Patches → Import a patch file…`);
+    this.name = 'HistoryFullError';
+  }
+}
+
 export interface PatchStoreOptions {
   /** The model's hidden size; when given every patch's deltas are checked against it. */
   hiddenSize?: number;
   now?: () => Date;
+  /** The longest the history file may be (MAX_DOCUMENT_CHARS; smaller in tests). */
+  maxFileChars?: number;
 }
+
+/** What the user is told when a change would make the history longer than its file may be. */
+const HISTORY_BOUND = {
+  what: 'the patch history of this model',
+  advice: 'remove patches you no longer need (STAR Repair: Manage Patches → Remove from the history; undo only disables a patch)',
+};
 
 function copyEntry(e: PatchEntry): PatchEntry {
   // Patches are treated as immutable values, so a shallow copy of the entry suffices.
@@ -116,6 +138,7 @@ export class PatchStore {
       parse: parseDocument(file, modelFingerprint, options.hiddenSize),
       empty: () => [],
       records: (entries) => entries.map((e) => ({ enabled: e.enabled, addedAt: e.addedAt, patch: patchToJson(e.patch) })),
+      bound: { ...HISTORY_BOUND, ...(options.maxFileChars === undefined ? {} : { maxChars: options.maxFileChars }) },
     }, options.now);
     return new PatchStore(file, modelFingerprint, doc, options);
   }
@@ -158,6 +181,22 @@ export class PatchStore {
       if (latest.some((e) => e.patch.id === patch.id)) throw new DuplicatePatchError(patch.id);
       return { next: [...latest, entry], result: copyEntry(entry) };
     });
+  }
+
+  /**
+   * add() for a patch that exists nowhere else (a repair's result): when the history has no room
+   * for it, the patch is written to a file beside the history and HistoryFullError says where, so
+   * a repair's work is never lost to a full history.
+   */
+  addNew(patch: Patch, options: { enabled?: boolean } = {}): PatchEntry {
+    try {
+      return this.add(patch, options);
+    } catch (err) {
+      if (!(err instanceof DocumentTooLargeError)) throw err;
+      const keptIn = path.join(path.dirname(this.file), `unsaved-patch-${patch.id.replace(/[^A-Za-z0-9_-]/g, '_')}.json`);
+      writeFileAtomic(keptIn, stringifyPatch(patch));
+      throw new HistoryFullError(patch.id, keptIn, err);
+    }
   }
 
   /** Enables or disables a patch (flips it when `enabled` is omitted). */

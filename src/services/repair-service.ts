@@ -185,7 +185,7 @@ export class RepairService implements vscode.Disposable {
     const keptDisabled = result.fixed.length === 0;
     const belowThreshold = guard.guard !== 'off' && spec !== null && spec < guard.threshold;
     const undoneByGuard = !keptDisabled && belowThreshold && guard.guard === 'undo';
-    stores.patches.add(patch, { enabled: !keptDisabled && !undoneByGuard });
+    stores.patches.addNew(patch, { enabled: !keptDisabled && !undoneByGuard });
     stores.reports.put({
       patchId: patch.id,
       scoresBefore: result.scoresBefore,

@@ -9,6 +9,7 @@
 //   process overwrites records it has not seen.
 // Problems are reported as text, never thrown, except a newer format version (refused untouched).
 import * as fs from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import {
   CorruptJsonError, backupOnce, moveAside, readJsonFile, removeStaleTempFiles, writeFileAtomic,
@@ -29,6 +30,29 @@ export class InvalidDocumentError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'InvalidDocumentError';
+  }
+}
+
+/** The longest text one store file may hold: it is read and written as one string, and this is the longest string the runtime can make (V8: 2^29 − 24 characters on 64-bit Node). */
+export const MAX_DOCUMENT_CHARS = bufferConstants.MAX_STRING_LENGTH;
+
+/** How long a document may be and what to tell the user when a save would make it longer. */
+export interface DocumentBound {
+  maxChars: number;
+  /** What the document is, starting a sentence ("the patch history of this model"). */
+  what: string;
+  /** What the user can do about it. */
+  advice?: string;
+}
+
+const megabytes = (chars: number) => (chars / 1e6).toFixed(1);
+
+/** A save would make the file longer than it may be (DocumentBound); nothing was saved. */
+export class DocumentTooLargeError extends Error {
+  constructor(readonly chars: number, readonly limit: number, bound: Pick<DocumentBound, 'what' | 'advice'>) {
+    super(`${bound.what} would take ${megabytes(chars)} MB, more than the ${megabytes(limit)} MB one store file can hold ` +
+      `(it is read and written whole); nothing was saved${bound.advice ? `: ${bound.advice}` : ''}`);
+    this.name = 'DocumentTooLargeError';
   }
 }
 
@@ -58,17 +82,28 @@ export interface DocumentFormat<T> {
   empty: () => T;
   /** The records of a value, as JSON values, in order. */
   records: (value: T) => unknown[];
+  /** The bound a save is held to (default: MAX_DOCUMENT_CHARS, "the store file"). */
+  bound?: Partial<DocumentBound>;
+}
+
+const DEFAULT_BOUND: DocumentBound = { maxChars: MAX_DOCUMENT_CHARS, what: 'the store file' };
+
+function boundOf(format: { bound?: Partial<DocumentBound> }): DocumentBound {
+  return { ...DEFAULT_BOUND, ...format.bound };
 }
 
 // ---------------------------------------------------------------------------------------
 // The file format: `{<header>,"<key>":[` on the first line, then one record per line.
 // ---------------------------------------------------------------------------------------
 
-/** The document as text: still one JSON value, with every record on a line of its own. */
-export function serializeDocument(header: Record<string, unknown>, key: string, records: readonly unknown[]): string {
-  const head = JSON.stringify({ ...header, [key]: [] }); // ends with `[]}`
-  const body = records.map((r) => JSON.stringify(r)).join(',\n');
-  return `${head.slice(0, -2)}\n${body}${records.length ? '\n' : ''}]}\n`;
+/** The document as text: still one JSON value, with every record on a line of its own. Measured before it is joined: longer than `bound` throws DocumentTooLargeError. */
+export function serializeDocument(header: Record<string, unknown>, key: string, records: readonly unknown[], bound: DocumentBound = DEFAULT_BOUND): string {
+  const head = `${JSON.stringify({ ...header, [key]: [] }).slice(0, -2)}\n`; // drops the `]}` of `[]}`
+  const lines = records.map((r) => JSON.stringify(r));
+  const tail = `${records.length ? '\n' : ''}]}\n`;
+  const chars = head.length + lines.reduce((n, l) => n + l.length, 0) + 2 * Math.max(0, lines.length - 1) + tail.length;
+  if (chars > bound.maxChars) throw new DocumentTooLargeError(chars, bound.maxChars, bound);
+  return `${head}${lines.join(',\n')}${tail}`;
 }
 
 export interface RecoveredRecords {
@@ -233,7 +268,7 @@ function carryOut<T>(file: string, plan: Plan<T>, now: Date, format?: DocumentFo
       if (format) {
         // The damaged original is safe in the backup; the live file gets what was recovered, so
         // reopening is clean and makes no further copy.
-        writeFileAtomic(file, serializeDocument(format.header, format.key, format.records(plan.value)));
+        writeFileAtomic(file, serializeDocument(format.header, format.key, format.records(plan.value), boundOf(format)));
       }
       return { value: plan.value, problems: plan.problems(aside), asidePath: aside, existed: true };
     }
@@ -357,7 +392,7 @@ export class SharedDocument<T> {
       const { next, result } = change(this.current);
       if (next !== undefined) {
         const header = { ...this.format.header, rev: randomBytes(8).toString('hex') };
-        writeFileAtomic(this.file, serializeDocument(header, this.format.key, this.format.records(next)));
+        writeFileAtomic(this.file, serializeDocument(header, this.format.key, this.format.records(next), boundOf(this.format)));
         this.current = next;
         this.signature = signatureOf(this.file);
         this.changes++;

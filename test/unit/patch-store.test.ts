@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PatchStore, UnknownPatchError, DuplicatePatchError } from '../../src/repair/patch-store';
+import { PatchStore, UnknownPatchError, DuplicatePatchError, HistoryFullError } from '../../src/repair/patch-store';
+import { readPatchFile } from '../../src/store/patch-file';
+import { DocumentTooLargeError, MAX_DOCUMENT_CHARS, serializeDocument } from '../../src/store/document';
 import { InvalidPatchError, PatchMismatchError, combinePatches, type Patch } from '../../src/repair/patch';
 
 const FP = 'c'.repeat(64);
@@ -54,6 +56,78 @@ test('add, toggle, remove, undoLast, active — and the history survives reopeni
   assert.throws(() => r.toggle('zz'), UnknownPatchError);
   assert.deepEqual(PatchStore.open(dir, FP).list().map((e) => e.patch.id), ['a', 'c']);
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a history that would outgrow its file is refused before writing, with what to do, and loses nothing', () => {
+  // The file is read and written as one string (V8's longest is 2^29 − 24 characters): ~11
+  // patches of the largest size one patch may have. A smaller bound stands in for it here.
+  const dir = tmp();
+  const s = PatchStore.open(dir, FP, { hiddenSize: D, maxFileChars: 4000 });
+  let refused: unknown;
+  let added = 0;
+  for (let i = 0; i < 200 && refused === undefined; i++) {
+    try {
+      s.add(patch(`p${i}`, 0, [1, 2, 3, 4]));
+      added++;
+    } catch (err) {
+      refused = err;
+    }
+  }
+  assert.ok(refused instanceof DocumentTooLargeError, `expected DocumentTooLargeError, got ${String(refused)}`);
+  assert.ok(added > 1);
+  assert.match(refused.message, /^the patch history of this model would take [\d.]+ MB, more than the [\d.]+ MB one store file can hold/);
+  assert.match(refused.message, /nothing was saved/);
+  assert.match(refused.message, /Manage Patches/);
+  assert.ok(refused.chars > 4000 && refused.limit === 4000);
+  const onDisk = fs.readFileSync(s.file, 'utf8');
+  assert.ok(onDisk.length <= 4000, `the file stays within the bound (${onDisk.length})`);
+  assert.equal(s.list().length, added, 'memory keeps what the file has');
+  assert.deepEqual(PatchStore.open(dir, FP, { hiddenSize: D }).list().map((e) => e.patch.id), s.list().map((e) => e.patch.id));
+  // Removing a patch makes room again.
+  s.remove('p0');
+  s.add(patch('after', 1, [5]));
+  assert.deepEqual(s.list().map((e) => e.patch.id).slice(-1), ['after']);
+});
+
+test('a repair\'s patch the full history cannot take is kept in a file beside it, and the error says where', () => {
+  const dir = tmp();
+  const s = PatchStore.open(dir, FP, { hiddenSize: D, maxFileChars: 1500 });
+  let full: unknown;
+  for (let i = 0; i < 100 && full === undefined; i++) {
+    try {
+      s.addNew(patch(`n${i}`, 0, [1, 2, 3, 4]));
+    } catch (err) {
+      full = err;
+    }
+  }
+  assert.ok(full instanceof HistoryFullError, `expected HistoryFullError, got ${String(full)}`);
+  assert.equal(path.dirname(full.keptIn), dir);
+  assert.ok(full.message.includes(full.keptIn) && /Import a patch file/.test(full.message), full.message);
+  const kept = readPatchFile(full.keptIn, D);
+  assert.equal(kept.id, full.patchId);
+  assert.ok(!s.list().some((e) => e.patch.id === full.patchId), 'not in the history');
+  assert.deepEqual(kept.layers[0]!.deltas, patch(full.patchId, 0, [1, 2, 3, 4]).layers[0]!.deltas);
+  // Once there is room it imports as it was.
+  for (const e of s.list()) s.remove(e.patch.id);
+  assert.equal(s.add(kept).patch.id, full.patchId);
+});
+
+test('serializeDocument measures the text it would write exactly', () => {
+  const records = [{ a: 1, s: 'é"\\' }, [], { b: [1, 2, 3] }];
+  for (const rs of [[], records.slice(0, 1), records]) {
+    const text = serializeDocument({ version: 1 }, 'entries', rs);
+    assert.deepEqual(JSON.parse(text), { version: 1, entries: rs });
+    assert.equal(serializeDocument({ version: 1 }, 'entries', rs, { maxChars: text.length, what: 'it' }), text);
+    assert.throws(() => serializeDocument({ version: 1 }, 'entries', rs, { maxChars: text.length - 1, what: 'it' }),
+      (err: unknown) => err instanceof DocumentTooLargeError && err.chars === text.length);
+  }
+});
+
+test('at the runtime\'s own bound a document too long for one string is refused as DocumentTooLargeError, not V8\'s RangeError', () => {
+  assert.ok(Number.isInteger(MAX_DOCUMENT_CHARS) && MAX_DOCUMENT_CHARS >= 2 ** 28, `MAX_DOCUMENT_CHARS is ${MAX_DOCUMENT_CHARS}`);
+  const record = { deltas: 'A'.repeat(Math.ceil(MAX_DOCUMENT_CHARS / 8)) }; // 9 of them: 1.125× the longest string
+  assert.throws(() => serializeDocument({ version: 1 }, 'entries', Array(9).fill(record)),
+    (err: unknown) => err instanceof DocumentTooLargeError && err.limit === MAX_DOCUMENT_CHARS && err.chars > MAX_DOCUMENT_CHARS);
 });
 
 test('the active patches stack into the runtime inputs', () => {
