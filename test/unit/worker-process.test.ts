@@ -1,5 +1,6 @@
 // A real forked worker (the esbuild bundle of src/worker/main.ts) on the llama fixture: load (and
-// the weights it says it runs on), complete, predict, repair with progress, completions served
+// the weights it says it runs on), complete, predict, repair with progress, the loop closing on
+// int8 and int4 weights as on fp32, completions served
 // from the committed patches while a repair runs, cancellation, a refused request, and crashes: a
 // worker SIGKILLed mid-repair is restarted with the model and patches re-sent from the stores,
 // the pending request fails with a clear error, nothing in the stores is lost and the next
@@ -17,6 +18,7 @@ import { patchFromJson, patchToJson } from '../../src/repair/patch';
 import { buildWorker, ROOT } from './worker-build';
 import { loadModelFolder, type CanonicalWeights } from '../../src/model';
 import { quantiseModel, quantisedModelBytes } from '../../src/runtime/quantised-weights';
+import { shownForm } from '../../src/runtime/completion';
 
 /** Values of every weight array (a tied head counted once). */
 function fp32Values(w: CanonicalWeights): number {
@@ -108,6 +110,25 @@ test('the load reply says which weights the model runs on: fp32 by default, int8
   assert.equal(fp32.weightBytes, 4 * fp32Values(folder.weights));
   await c.dispose();
 });
+
+for (const weights of ['int8', 'int4'] as const) {
+  test(`the loop closes on ${weights} weights: a repair made on them, once committed, changes what the editor shows to the desired text`, async () => {
+    // int8 is what `auto` runs a real model in on the CPU: the repair's probe works on the dequantised
+    // weights, the editor's decode on MatMulNBits with int8 activations; "fixed" is judged on the latter.
+    const c = await client({ onStart: async (call) => void (await call('load', { ...load, weights })) });
+    await c.start();
+    const before = await c.request('predict', { prompt: PROMPT, desired: DESIRED });
+    assert.notEqual(before.prediction, shownForm(DESIRED));
+    const r = await c.request('repair', repairParams(weights));
+    assert.deepEqual(r.fixed, [weights]);
+    assert.equal((await c.request('predict', { prompt: PROMPT, desired: DESIRED })).prediction, before.prediction, 'not shown before the patch is committed');
+    await c.request('setPatches', { patches: [r.patch] });
+    assert.equal((await c.request('predict', { prompt: PROMPT, desired: DESIRED })).prediction, shownForm(DESIRED));
+    await c.request('setPatches', { patches: [] });
+    assert.equal((await c.request('predict', { prompt: PROMPT, desired: DESIRED })).prediction, before.prediction);
+    await c.dispose();
+  });
+}
 
 test('completions keep being served while a repair runs, and the worker refuses bad input with typed errors', async () => {
   const c = await client({ onStart: async (call) => void (await call('load', load)) });
