@@ -1,10 +1,9 @@
 // A real forked worker (the esbuild bundle of src/worker/main.ts) on the llama fixture: load (and
 // the weights it says it runs on), complete, predict, repair with progress, the loop closing on
-// int8 and int4 weights as on fp32, completions served
-// from the committed patches while a repair runs, cancellation, a refused request, and crashes: a
-// worker SIGKILLed mid-repair is restarted with the model and patches re-sent from the stores,
-// the pending request fails with a clear error, nothing in the stores is lost and the next
-// request works.
+// int8 and int4 weights as on fp32, completions served from the committed patches while a repair
+// runs, cancellation, a refused request, and crashes: a worker SIGKILLed mid-repair is restarted
+// with the model and patches re-sent from the stores, the pending request fails with a clear
+// error, nothing in the stores is lost and the next request works.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
