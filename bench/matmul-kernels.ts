@@ -8,9 +8,11 @@
 // Not a model: random weights, no attention, no norms.
 //   node --import tsx bench/matmul-kernels.ts [--shapes 896x1152,896x896,896x9728,4864x896,896x151936]
 //        [--kernels nbits4-128,nbits8-128,...] [--threads 2] [--calls 40] [--rounds 5] [--layers 1] [--stack]
+//        [--rows M]
 // --layers L: each matrix L times with its own weights in one session (so a session reads as many
 // bytes as L layers); --stack: all --shapes in one session (with --layers 24 and the default shapes
 // minus the head, the layers' products of a decode step); without it, one session per shape.
+// --rows M: x is [M, K] (a prefill of M tokens) instead of one row.
 // Kernels: nbits<bits>-<block>[-acc<level>][-sym] (MatMulNBits; -sym: no zero points),
 // dqmm8 (DynamicQuantizeMatMul: 8-bit per-column weights, zero point 128; activations quantised
 // per tensor), fp32 (MatMul); a kernel@variant sets the session: @t<N> threads, @nospin (no
@@ -19,7 +21,7 @@ import * as ort from 'onnxruntime-node';
 import { Graph, type Value } from '../src/graph/builder';
 import { quantiseMatrix } from '../src/model/quantise';
 
-interface Args { shapes: [number, number][]; kernels: string[]; threads: number; calls: number; rounds: number; layers: number; stack: boolean }
+interface Args { shapes: [number, number][]; kernels: string[]; threads: number; calls: number; rounds: number; layers: number; stack: boolean; rows: number }
 
 function parseArgs(argv: string[]): Args {
   const get = (name: string, fallback: string) => {
@@ -34,6 +36,7 @@ function parseArgs(argv: string[]): Args {
     rounds: Number(get('rounds', '5')),
     layers: Number(get('layers', '1')),
     stack: argv.includes('--stack'),
+    rows: Number(get('rows', '1')),
   };
 }
 
@@ -49,6 +52,7 @@ function randomMatrix(n: number, k: number, seed: number): Float32Array {
 
 /** x · Wᵀ by `kernel` for W [n, k] (K = k inputs, N = n outputs), added to `g`. */
 function product(g: Graph, x: Value, kernel: string, k: number, n: number, w: Float32Array): Value {
+  const m = x.shape[0] as number;
   const nbits = /^nbits(4|8)-(\d+)(?:-acc(\d))?(-sym)?$/.exec(kernel);
   if (nbits) {
     const bits = Number(nbits[1]) as 4 | 8;
@@ -58,7 +62,7 @@ function product(g: Graph, x: Value, kernel: string, k: number, n: number, w: Fl
     const scales = g.constant(q.scales, [n * q.kBlocks], 'float32');
     const inputs = [x, codes, scales];
     if (!nbits[4]) inputs.push(g.constant(q.zeroPoints, [q.zeroPoints.length], 'uint8'));
-    return g.node('MatMulNBits', inputs, [{ dtype: 'float32', shape: [1, n] }], {
+    return g.node('MatMulNBits', inputs, [{ dtype: 'float32', shape: [m, n] }], {
       K: { kind: 'int', value: k }, N: { kind: 'int', value: n }, bits: { kind: 'int', value: bits },
       block_size: { kind: 'int', value: blockSize }, accuracy_level: { kind: 'int', value: Number(nbits[3] ?? 4) },
     }, true)[0]!;
@@ -74,7 +78,7 @@ function product(g: Graph, x: Value, kernel: string, k: number, n: number, w: Fl
       for (let i = 0; i < k; i++) b[i * n + j] = Math.round(w[j * k + i]! / scale[j]!) + 128;
     }
     const inputs = [x, g.constant(b, [k, n], 'uint8'), g.constant(scale, [n], 'float32'), g.constant(new Uint8Array(n).fill(128), [n], 'uint8')];
-    return g.node('DynamicQuantizeMatMul', inputs, [{ dtype: 'float32', shape: [1, n] }], {}, true)[0]!;
+    return g.node('DynamicQuantizeMatMul', inputs, [{ dtype: 'float32', shape: [m, n] }], {}, true)[0]!;
   }
   if (kernel === 'fp32') {
     const wt = new Float32Array(k * n);
@@ -88,13 +92,13 @@ function product(g: Graph, x: Value, kernel: string, k: number, n: number, w: Fl
  * The model of `kernel` for `shapes`, each matrix `layers` times with its own weights (so the
  * session reads as many bytes as that many layers do), every product summed to one number.
  */
-function model(kernel: string, shapes: readonly [number, number][], layers: number): Uint8Array {
+function model(kernel: string, shapes: readonly [number, number][], layers: number, rows: number): Uint8Array {
   const g = new Graph('float32');
   const inputs = new Map<number, Value>();
   const sums: Value[] = [];
   for (let l = 0; l < layers; l++) {
     for (const [k, n] of shapes) {
-      if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, 'float32', [1, k]));
+      if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, 'float32', [rows, k]));
       sums.push(g.reduceSum(product(g, inputs.get(k)!, kernel, k, n, randomMatrix(n, k, k * 7 + n + l * 131)), [0, 1], false));
     }
   }
@@ -119,16 +123,16 @@ function sessionVariant(kernel: string): ort.InferenceSession.SessionOptions {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`threads ${args.threads}, ${args.calls} calls × ${args.rounds} rounds, interleaved; ${args.layers} of each matrix per session`);
+  console.log(`threads ${args.threads}, ${args.calls} calls × ${args.rounds} rounds, interleaved; ${args.layers} of each matrix per session; x has ${args.rows} row(s)`);
   const groups = args.stack ? [args.shapes] : args.shapes.map((s) => [s]);
   const rows: string[] = ['| K × N | ' + args.kernels.join(' | ') + ' |', '|---|' + args.kernels.map(() => '---|').join('')];
   for (const shapes of groups) {
     const sessions = new Map<string, ort.InferenceSession>();
     for (const kernel of args.kernels) {
-      sessions.set(kernel, await ort.InferenceSession.create(model(kernelName(kernel), shapes, args.layers), { intraOpNumThreads: args.threads, graphOptimizationLevel: 'all', ...sessionVariant(kernel) }));
+      sessions.set(kernel, await ort.InferenceSession.create(model(kernelName(kernel), shapes, args.layers, args.rows), { intraOpNumThreads: args.threads, graphOptimizationLevel: 'all', ...sessionVariant(kernel) }));
     }
     const feeds: Record<string, ort.Tensor> = {};
-    for (const [k] of shapes) feeds[`x${k}`] = new ort.Tensor('float32', randomMatrix(1, k, 3), [1, k]);
+    for (const [k] of shapes) feeds[`x${k}`] = new ort.Tensor('float32', randomMatrix(args.rows, k, 3), [args.rows, k]);
     const times = new Map<string, number[]>(args.kernels.map((kk) => [kk, []]));
     for (let r = 0; r < args.rounds; r++) {
       for (const kernel of args.kernels) {

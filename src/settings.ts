@@ -137,7 +137,7 @@ export const SETTINGS: readonly SettingDefinition[] = [
     description: 'Most tokens of text after the cursor in a fill-in-the-middle prompt (whole lines).',
   },
   {
-    key: 'completions.promptTimeoutMs', type: 'integer', default: 3000, minimum: 0, maximum: 60000,
+    key: 'completions.promptTimeoutMs', type: 'integer', default: 5250, minimum: 0, maximum: 60000,
     description: 'Most milliseconds spent reading the prompt; past it no suggestion is shown (what was read is kept for the next one). 0: no cap.',
   },
   {

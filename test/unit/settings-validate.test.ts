@@ -15,7 +15,7 @@ test('defaults are the documented ones and produce no problems', () => {
     modelPath: '',
     executionProvider: 'auto',
     threads: 0,
-    completions: { enabled: true, languages: ['python'], maxTokens: 32, stop: 'line', debounceMs: 150, fim: 'auto', fimOrder: 'auto', prefixTokens: 1024, suffixTokens: 128, promptTimeoutMs: 3000, generationTimeoutMs: 4750 },
+    completions: { enabled: true, languages: ['python'], maxTokens: 32, stop: 'line', debounceMs: 150, fim: 'auto', fimOrder: 'auto', prefixTokens: 1024, suffixTokens: 128, promptTimeoutMs: 5250, generationTimeoutMs: 4750 },
     capture: { enabled: true },
     repair: { auto: false, method: 'star', mode: 'batch', select: 'model', epochs: 10, eta: null, preserveRows: null },
     specificity: { guard: 'undo', threshold: 0.95 },
@@ -37,7 +37,7 @@ test('valid values pass through, from a getter, a flat object, a prefixed one or
   };
   const expected = {
     modelPath: '/models/qwen', executionProvider: 'cuda', threads: 8,
-    completions: { enabled: false, languages: ['python', 'typescript'], maxTokens: 256, stop: 'block', debounceMs: 0, fim: 'auto', fimOrder: 'auto', prefixTokens: 1024, suffixTokens: 128, promptTimeoutMs: 3000, generationTimeoutMs: 4750 },
+    completions: { enabled: false, languages: ['python', 'typescript'], maxTokens: 256, stop: 'block', debounceMs: 0, fim: 'auto', fimOrder: 'auto', prefixTokens: 1024, suffixTokens: 128, promptTimeoutMs: 5250, generationTimeoutMs: 4750 },
     capture: { enabled: false },
     repair: { auto: true, method: 'mint', mode: 'iter', select: 'layer', epochs: 1, eta: 0.5, preserveRows: 32 },
     specificity: { guard: 'warn', threshold: 1 },
