@@ -1,8 +1,8 @@
-// PatchStore: the ordered patch history of one model, each patch with an `enabled`
-// flag, in one JSON file per model fingerprint (one entry per line) written atomically on
-// every change; the file is read and written whole, so it is bounded (MAX_DOCUMENT_CHARS): a
-// change that would outgrow it is refused with what to do, and a repair's new patch is then kept
-// in a file of its own (addNew). The enabled patches, in order, are what the runtime stacks (combinePatches).
+// PatchStore: the ordered patch history of one model, each patch with an `enabled` flag, in one
+// JSON file per model fingerprint (one entry per line) written atomically on every change. The
+// file is read and written whole, so it is bounded (MAX_DOCUMENT_CHARS): a change that would
+// outgrow it is refused with what to do, and a repair's new patch is then kept in a file of its own
+// (addNew). The enabled patches, in order, are what the runtime stacks (combinePatches).
 // Several processes may share it: every change runs under the store's lock on the latest file
 // content (SharedDocument, docs/architecture-stores.md), so no patch, toggle or delete made by
 // another window or the CLI is lost or undone. A damaged file keeps its readable entries (one
